@@ -1,0 +1,226 @@
+//! The contract between the lockvmm host (`vmm/`) and its guest kernel (`guest/`).
+//!
+//! Both sides compile this crate, so a number defined here can never drift between them.
+//! Everything is plain `#[repr(C)]` data and constants: the guest is `no_std` and the host
+//! reads these structures out of guest memory with bounds checks.
+//!
+//! # Hypercalls
+//! The guest issues `out %eax, %dx` with `DX = HYPERCALL_PORT` and `EAX = nr` (a [`Hypercall`]).
+//! Arguments travel in `RDI, RSI, RCX, R8` (the System V order without RDX, which holds the port);
+//! a result, where a call has one, comes back in `RAX`. Unknown numbers and invalid arguments are
+//! refused by the host with `RAX = HC_EINVAL` and are never fatal to the host.
+#![no_std]
+
+/// I/O port of the hypercall interface.
+pub const HYPERCALL_PORT: u16 = 0x0510;
+/// The 16550 UART of the console (COM1).
+pub const SERIAL_PORT: u16 = 0x3f8;
+
+/// Hypercall succeeded.
+pub const HC_OK: u64 = 0;
+/// The host rejected the arguments (bad CPU number, address outside guest memory, …).
+pub const HC_EINVAL: u64 = u64::MAX;
+
+/// Hypercall numbers (`EAX`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hypercall {
+    /// `a0 = cpu`: this CPU finished bring-up (`smpboot: CPU N online`).
+    CpuOnline = 1,
+    /// `a0 = cpu`: start a secondary CPU at the kernel entry (the paravirt stand-in for INIT/SIPI).
+    StartCpu = 2,
+    /// `a0 = exit status`: power off; the host exits with that status.
+    Shutdown = 3,
+    /// `a0 = message address, a1 = length`: `panic()`; the host freezes the machine and reports.
+    Panic = 4,
+    /// `a0 = address of the saved [`PtRegs`], a1 = vector, a2 = error code, a3 = CR2`: an
+    /// exception the kernel cannot handle (an oops). The host stops and reports.
+    Exception = 5,
+    /// `a0 = address of a u32, a1 = expected value`: block this vCPU until it is kicked, an event
+    /// it can take is delivered to it, or (checked first) the u32 no longer holds the value.
+    /// `a0 = 0` waits for an event only. This is how every guest wait loop yields the host CPU.
+    Wait = 6,
+    /// `a0 = address`: wake every vCPU waiting on that address.
+    Kick = 7,
+}
+
+impl Hypercall {
+    /// Decodes `EAX`; `None` for a number the host does not know.
+    pub fn from_raw(nr: u32) -> Option<Self> {
+        Some(match nr {
+            1 => Self::CpuOnline,
+            2 => Self::StartCpu,
+            3 => Self::Shutdown,
+            4 => Self::Panic,
+            5 => Self::Exception,
+            6 => Self::Wait,
+            7 => Self::Kick,
+            _ => return None,
+        })
+    }
+}
+
+/// The most CPUs the guest supports: xAPIC IDs are 8 bits and 0xff is broadcast.
+pub const NR_CPUS: usize = 255;
+
+/// Linux's `__START_KERNEL_map`: the kernel image is mapped here (physical 0 and up).
+pub const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
+/// Physical address the kernel image is loaded at (as Linux's `CONFIG_PHYSICAL_START`).
+pub const KERNEL_PHYS_START: u64 = 0x100_0000;
+/// Linux's `page_offset_base` with 4-level paging: all of guest RAM is mapped here.
+pub const PAGE_OFFSET: u64 = 0xffff_8880_0000_0000;
+/// Size of the kernel-image mapping at [`START_KERNEL_MAP`].
+pub const KERNEL_MAP_SIZE: u64 = 1 << 30;
+/// Size of the direct map at [`PAGE_OFFSET`] (covers the xAPIC page at 0xfee00000).
+pub const DIRECT_MAP_SIZE: u64 = 4 << 30;
+/// The local APIC's MMIO page (physical).
+pub const APIC_BASE_PHYS: u64 = 0xfee0_0000;
+
+/// Physical address of the [`BootInfo`] page the host fills before the first instruction.
+pub const BOOT_INFO_PADDR: u64 = 0x7000;
+/// Physical window the host writes the scenario program (tasks and ops) into.
+pub const PROGRAM_PADDR: u64 = 0x10_0000;
+/// Size of the program window (it ends where the kernel image starts).
+pub const PROGRAM_MAX: u64 = KERNEL_PHYS_START - PROGRAM_PADDR;
+
+/// `BootInfo::magic`: "LOCKVMM1".
+pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"LOCKVMM1");
+
+/// What the host tells the kernel at boot, at [`BOOT_INFO_PADDR`]. The host also keeps the
+/// virtual clock here (`vtime_ns`), updated only while every vCPU is stopped, so a running
+/// guest always sees a stable value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BootInfo {
+    pub magic: u64,
+    /// Number of CPUs the machine has (`nr_cpu_ids`).
+    pub nr_cpus: u32,
+    pub _pad: u32,
+    /// Bytes of guest RAM from physical 0.
+    pub mem_bytes: u64,
+    /// Physical address and byte length of the scenario program (see [`TaskDesc`]).
+    pub program_paddr: u64,
+    pub program_len: u64,
+    /// The lab's virtual clock in nanoseconds.
+    pub vtime_ns: u64,
+}
+
+/// Header of the scenario program: `nr_tasks` [`TaskDesc`] follow, then `nr_ops` [`OpDesc`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProgramHeader {
+    pub nr_tasks: u32,
+    pub nr_ops: u32,
+}
+
+/// One task of the scenario: a kernel thread pinned to `cpu` that runs `nr_ops` ops from
+/// `first_op`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TaskDesc {
+    pub pid: u32,
+    pub cpu: u32,
+    /// NUL-padded, like `task_struct::comm` (TASK_COMM_LEN = 16).
+    pub comm: [u8; 16],
+    pub first_op: u32,
+    pub nr_ops: u32,
+}
+
+/// One operation a task performs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpDesc {
+    pub kind: u32,
+    pub _pad: u32,
+    pub args: [u64; 4],
+}
+
+/// [`OpDesc::kind`] values.
+pub mod op {
+    /// Read a u64 from kernel virtual address `args[0]`.
+    pub const READ: u32 = 1;
+    /// Write `args[1]` to kernel virtual address `args[0]`.
+    pub const WRITE: u32 = 2;
+    /// Make the CPU triple-fault (load an empty IDT and raise an exception).
+    pub const TRIPLE_FAULT: u32 = 3;
+    /// Issue hypercall `args[0]` with arguments `args[1..4]` exactly as given (tests the host's
+    /// validation of garbage).
+    pub const RAW_HYPERCALL: u32 = 4;
+    /// Print `args[0]` lines of filler through printk (console throughput).
+    pub const PRINTK: u32 = 5;
+}
+
+/// The registers an interrupt or exception entry stub saves, in Linux's `struct pt_regs` order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PtRegs {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub rbp: u64,
+    pub rbx: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rax: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    /// Error code for exceptions that push one, the vector's complement for IRQs, -1 otherwise.
+    pub orig_rax: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+/// Size of one [`PtRegs`] in bytes (what the host reads).
+pub const PT_REGS_SIZE: usize = core::mem::size_of::<PtRegs>();
+
+/// Interrupt vectors, as in Linux's `arch/x86/include/asm/irq_vectors.h`.
+pub mod vector {
+    pub const LOCAL_TIMER_VECTOR: u8 = 0xec;
+    pub const SPURIOUS_APIC_VECTOR: u8 = 0xff;
+    pub const RESCHEDULE_VECTOR: u8 = 0xfd;
+}
+
+/// Exception names by vector, as the kernel and the host print them.
+pub fn exception_name(vector: u64) -> &'static str {
+    match vector {
+        0 => "divide error",
+        1 => "debug",
+        2 => "NMI",
+        3 => "int3",
+        4 => "overflow",
+        5 => "bounds",
+        6 => "invalid opcode",
+        7 => "device not available",
+        8 => "double fault",
+        10 => "invalid TSS",
+        11 => "segment not present",
+        12 => "stack segment",
+        13 => "general protection fault",
+        14 => "page fault",
+        16 => "x87 floating point",
+        17 => "alignment check",
+        18 => "machine check",
+        19 => "SIMD floating point",
+        _ => "unknown exception",
+    }
+}
+
+// SAFETY (for each impl): plain `#[repr(C)]` structs of integers and byte arrays, so every bit
+// pattern is a valid value and there are no pointers or padding-dependent invariants.
+#[cfg(feature = "host")]
+mod host_impls {
+    use super::*;
+    unsafe impl vm_memory::ByteValued for BootInfo {}
+    unsafe impl vm_memory::ByteValued for ProgramHeader {}
+    unsafe impl vm_memory::ByteValued for TaskDesc {}
+    unsafe impl vm_memory::ByteValued for OpDesc {}
+    unsafe impl vm_memory::ByteValued for PtRegs {}
+}

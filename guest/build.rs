@@ -1,0 +1,7 @@
+//! Links the kernel with its linker script (Linux's addresses: text at 0xffffffff81000000).
+fn main() {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    println!("cargo:rustc-link-arg-bins=-T{dir}/linker.ld");
+    println!("cargo:rustc-link-arg-bins=--no-dynamic-linker");
+    println!("cargo:rerun-if-changed=linker.ld");
+}

@@ -1,0 +1,2 @@
+//! Architecture code (only x86_64).
+pub mod x86;

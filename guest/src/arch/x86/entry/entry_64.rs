@@ -1,0 +1,176 @@
+//! Interrupt and exception entry stubs (Linux's `arch/x86/entry/entry_64.S`).
+//!
+//! Every stub builds a `struct pt_regs` (see `lockvmm_abi::PtRegs`) on the stack, calls its
+//! handler with `(regs, vector)` and restores every general-purpose register before `iretq`.
+//! The interrupted RBP is left in RBP, so the frame-pointer chain runs from the handler through
+//! the stub into the interrupted code; the host's unwinder recognises the stub's return address
+//! and continues from the saved `pt_regs`. Names follow Linux 3.10 (the seeds' kernels).
+use core::arch::global_asm;
+
+global_asm!(
+    r#"
+    .section .entry.text, "ax"
+
+    .macro PUSH_REGS
+        push rdi
+        push rsi
+        push rdx
+        push rcx
+        push rax
+        push r8
+        push r9
+        push r10
+        push r11
+        push rbx
+        push rbp
+        push r12
+        push r13
+        push r14
+        push r15
+    .endm
+
+    .macro POP_REGS
+        pop r15
+        pop r14
+        pop r13
+        pop r12
+        pop rbp
+        pop rbx
+        pop r11
+        pop r10
+        pop r9
+        pop r8
+        pop rax
+        pop rcx
+        pop rdx
+        pop rsi
+        pop rdi
+    .endm
+
+    /* The frame is 21 words (odd), so one more word keeps the call 16-byte aligned. */
+    .macro CALL_HANDLER handler, vector
+        mov rdi, rsp
+        mov esi, \vector
+        cld
+        sub rsp, 8
+        call \handler
+        add rsp, 8
+    .endm
+
+    .macro idtentry name, handler, vector, has_error_code
+    .global \name
+    .type \name, @function
+    .balign 16
+\name:
+    .if \has_error_code == 0
+        push -1                     /* orig_rax: no error code */
+    .endif
+        PUSH_REGS
+        CALL_HANDLER \handler, \vector
+        POP_REGS
+        add rsp, 8                  /* error code / orig_rax */
+        iretq
+    .size \name, . - \name
+    .endm
+
+    idtentry divide_error,                do_error_trap,          0, 0
+    idtentry debug,                       do_error_trap,          1, 0
+    idtentry int3,                        do_error_trap,          3, 0
+    idtentry overflow,                    do_error_trap,          4, 0
+    idtentry bounds,                      do_error_trap,          5, 0
+    idtentry invalid_op,                  do_invalid_op,          6, 0
+    idtentry device_not_available,        do_error_trap,          7, 0
+    idtentry double_fault,                do_double_fault,        8, 1
+    idtentry coprocessor_segment_overrun, do_error_trap,          9, 0
+    idtentry invalid_TSS,                 do_error_trap,         10, 1
+    idtentry segment_not_present,         do_error_trap,         11, 1
+    idtentry stack_segment,               do_error_trap,         12, 1
+    idtentry general_protection,          do_general_protection, 13, 1
+    idtentry page_fault,                  do_page_fault,         14, 1
+    idtentry spurious_interrupt_bug,      do_error_trap,         15, 0
+    idtentry coprocessor_error,           do_error_trap,         16, 0
+    idtentry alignment_check,             do_error_trap,         17, 1
+    idtentry machine_check,               do_error_trap,         18, 0
+    idtentry simd_coprocessor_error,      do_error_trap,         19, 0
+    idtentry reserved_exception,          do_error_trap,         31, 0
+
+    /* NMIs arrive on their own IST stack. `end_repeat_nmi` marks the call site, as in the
+       seeds' backtraces (Linux uses that label for the nested-NMI repeat logic). */
+    .global nmi
+    .type nmi, @function
+    .balign 16
+nmi:
+        push -1
+        PUSH_REGS
+        mov rdi, rsp
+        mov esi, 2
+        cld
+        sub rsp, 8
+    .global end_repeat_nmi
+end_repeat_nmi:
+        call do_nmi
+        add rsp, 8
+        POP_REGS
+        add rsp, 8
+        iretq
+    .size nmi, . - nmi
+
+    /* Device and IPI vectors 32..255: each 16-byte stub pushes ~vector (as orig_rax) and
+       joins common_interrupt, like Linux's irq_entries_start. */
+    .global irq_entries_start
+    .balign 16
+irq_entries_start:
+    .set vector, 32
+    .rept 224
+        .balign 16
+        push ~vector
+        jmp common_interrupt
+        .set vector, vector + 1
+    .endr
+
+    .global common_interrupt
+    .type common_interrupt, @function
+common_interrupt:
+        PUSH_REGS
+        mov rdi, rsp
+        mov rsi, [rsp + 15*8]
+        not rsi                     /* the vector */
+        cld
+        sub rsp, 8
+        call do_IRQ
+        add rsp, 8
+        POP_REGS
+        add rsp, 8
+        iretq
+    .size common_interrupt, . - common_interrupt
+    .text
+    "#
+);
+
+unsafe extern "C" {
+    pub fn divide_error();
+    pub fn debug();
+    pub fn nmi();
+    pub fn int3();
+    pub fn overflow();
+    pub fn bounds();
+    pub fn invalid_op();
+    pub fn device_not_available();
+    pub fn double_fault();
+    pub fn coprocessor_segment_overrun();
+    pub fn invalid_TSS();
+    pub fn segment_not_present();
+    pub fn stack_segment();
+    pub fn general_protection();
+    pub fn page_fault();
+    pub fn spurious_interrupt_bug();
+    pub fn coprocessor_error();
+    pub fn alignment_check();
+    pub fn machine_check();
+    pub fn simd_coprocessor_error();
+    pub fn reserved_exception();
+    pub fn irq_entries_start();
+}
+
+/// Size of one stub in `irq_entries_start`.
+pub const IRQ_STUB_SIZE: u64 = 16;

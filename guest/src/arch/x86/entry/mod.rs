@@ -1,0 +1,2 @@
+//! Low-level entry code.
+pub mod entry_64;

@@ -1,0 +1,2 @@
+//! The local APIC.
+pub mod apic;

@@ -1,0 +1,120 @@
+//! Per-CPU GDT and TSS, and the CPU initialisation every CPU runs (Linux's `cpu_init`).
+use core::arch::asm;
+use core::mem::size_of;
+
+use lockvmm_abi::NR_CPUS;
+
+use crate::arch::x86::kernel::idt;
+use crate::arch::x86::percpu;
+
+/// Linux's GDT layout, so that selectors read the same in reports (`CS: 0010  SS: 0018`).
+pub const __KERNEL_CS: u16 = 2 * 8;
+pub const __KERNEL_DS: u16 = 3 * 8;
+const GDT_ENTRY_TSS: usize = 8;
+const GDT_ENTRIES: usize = 10;
+
+/// Interrupt-stack-table slots, as Linux's `IST_INDEX_*` (+1: the TSS counts from 1).
+pub const IST_DF: u8 = 1;
+pub const IST_NMI: u8 = 2;
+pub const IST_DB: u8 = 3;
+pub const IST_MCE: u8 = 4;
+const N_IST: usize = 4;
+/// Size of each exception stack.
+pub const EXCEPTION_STKSZ: usize = 8192;
+
+#[repr(C, packed(4))]
+#[derive(Clone, Copy)]
+pub struct TssStruct {
+    _reserved0: u32,
+    pub sp: [u64; 3],
+    _reserved1: u64,
+    pub ist: [u64; 7],
+    _reserved2: u64,
+    _reserved3: u16,
+    pub io_bitmap_base: u16,
+}
+
+const TSS_INIT: TssStruct = TssStruct {
+    _reserved0: 0,
+    sp: [0; 3],
+    _reserved1: 0,
+    ist: [0; 7],
+    _reserved2: 0,
+    _reserved3: 0,
+    io_bitmap_base: size_of::<TssStruct>() as u16,
+};
+
+#[repr(C, align(16))]
+pub struct ExceptionStacks(pub [[u8; EXCEPTION_STKSZ]; N_IST]);
+
+/// Per-CPU descriptor tables; `static mut` because `lgdt`/`ltr` need them at fixed addresses.
+#[unsafe(no_mangle)]
+pub static mut gdt_page: [[u64; GDT_ENTRIES]; NR_CPUS] = [[0; GDT_ENTRIES]; NR_CPUS];
+#[unsafe(no_mangle)]
+pub static mut cpu_tss_rw: [TssStruct; NR_CPUS] = [TSS_INIT; NR_CPUS];
+#[unsafe(no_mangle)]
+pub static mut exception_stacks: [ExceptionStacks; NR_CPUS] =
+    [const { ExceptionStacks([[0; EXCEPTION_STKSZ]; N_IST]) }; NR_CPUS];
+
+#[repr(C, packed)]
+struct DescPtr {
+    limit: u16,
+    base: u64,
+}
+
+/// Loads this CPU's GDT, TSS and the shared IDT, and points GS at its per-CPU area.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn cpu_init(cpu: u32) {
+    let c = cpu as usize;
+    // SAFETY: each CPU only writes its own entries of these arrays, once, before loading them;
+    // the descriptors are the architectural encodings of flat 64-bit code/data and a 64-bit TSS.
+    unsafe {
+        let tss = &mut (*core::ptr::addr_of_mut!(cpu_tss_rw))[c];
+        let stacks = &(*core::ptr::addr_of!(exception_stacks))[c];
+        for (i, stack) in stacks.0.iter().enumerate() {
+            tss.ist[i] = stack.as_ptr() as u64 + EXCEPTION_STKSZ as u64;
+        }
+        let gdt = &mut (*core::ptr::addr_of_mut!(gdt_page))[c];
+        gdt[1] = 0x00cf_9b00_0000_ffff; // __KERNEL32_CS
+        gdt[2] = 0x00af_9b00_0000_ffff; // __KERNEL_CS
+        gdt[3] = 0x00cf_9300_0000_ffff; // __KERNEL_DS
+        gdt[4] = 0x00cf_fb00_0000_ffff; // __USER32_CS
+        gdt[5] = 0x00cf_f300_0000_ffff; // __USER_DS
+        gdt[6] = 0x00af_fb00_0000_ffff; // __USER_CS
+        let base = tss as *mut TssStruct as u64;
+        let limit = (size_of::<TssStruct>() - 1) as u64;
+        gdt[GDT_ENTRY_TSS] = limit
+            | ((base & 0xff_ffff) << 16)
+            | (0x89 << 40)
+            | (((base >> 24) & 0xff) << 56);
+        gdt[GDT_ENTRY_TSS + 1] = base >> 32;
+
+        let gdtr = DescPtr { limit: (GDT_ENTRIES * 8 - 1) as u16, base: gdt.as_ptr() as u64 };
+        asm!(
+            "lgdt [{gdtr}]",
+            "push {cs}",
+            "lea {tmp}, [rip + 2f]",
+            "push {tmp}",
+            "retfq",
+            "2:",
+            "mov {tmp:e}, {ds}",
+            "mov ss, {tmp:e}",
+            "xor {tmp:e}, {tmp:e}",
+            "mov ds, {tmp:e}",
+            "mov es, {tmp:e}",
+            "mov fs, {tmp:e}",
+            "mov gs, {tmp:e}",
+            "mov {tmp:e}, {tss}",
+            "ltr {tmp:x}",
+            gdtr = in(reg) &gdtr,
+            cs = const __KERNEL_CS as u64,
+            ds = const __KERNEL_DS as u32,
+            tss = const (GDT_ENTRY_TSS * 8) as u32,
+            tmp = out(reg) _,
+        );
+    }
+    idt::load_idt();
+    // Loading GS above cleared its base, so the per-CPU pointer goes in last.
+    percpu::setup_per_cpu(cpu);
+}

@@ -1,0 +1,2 @@
+//! Per-CPU descriptor tables.
+pub mod common;

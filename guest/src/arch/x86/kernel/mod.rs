@@ -1,0 +1,7 @@
+//! arch/x86/kernel.
+pub mod apic;
+pub mod cpu;
+pub mod head_64;
+pub mod idt;
+pub mod smpboot;
+pub mod traps;

@@ -1,0 +1,2 @@
+//! Page-fault handling.
+pub mod fault;

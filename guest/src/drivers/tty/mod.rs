@@ -1,0 +1,2 @@
+//! TTY layer (only the serial console).
+pub mod serial;

@@ -1,0 +1,2 @@
+//! Serial drivers.
+pub mod serial8250;

@@ -1,0 +1,2 @@
+//! init/: `start_kernel`.
+pub mod main;

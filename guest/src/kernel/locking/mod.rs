@@ -1,0 +1,2 @@
+//! Locking primitives.
+pub mod spinlock;

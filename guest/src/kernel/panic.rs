@@ -1,0 +1,35 @@
+//! `panic()` (Linux's `kernel/panic.c`): print, tell the host, stop this CPU.
+use core::fmt::{self, Write};
+
+use lockvmm_abi::Hypercall;
+
+use crate::arch::x86::irqflags::local_irq_disable;
+use crate::arch::x86::lockvmm;
+
+struct MsgBuf {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Write for MsgBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub fn panic_fmt(args: fmt::Arguments) -> ! {
+    local_irq_disable();
+    let mut msg = MsgBuf { buf: [0; 256], len: 0 };
+    let _ = msg.write_fmt(args);
+    let text = core::str::from_utf8(&msg.buf[..msg.len]).unwrap_or("(invalid UTF-8)");
+    printk!("Kernel panic - not syncing: {}", text);
+    lockvmm::hypercall(Hypercall::Panic as u32, msg.buf.as_ptr() as u64, msg.len as u64, 0, 0);
+    loop {
+        lockvmm::wait_for_event();
+    }
+}

@@ -1,0 +1,80 @@
+//! `lockvmm bench boot`: boot time and memory, measured over whole processes.
+//!
+//! Each sample spawns `lockvmm run <scenario> --vcpus N --json` and times it from spawn to exit;
+//! the child reports (in its JSON) when all CPUs came online and when it exited, counted from
+//! its own main(), and its peak resident memory. Time to all-online from process start is the
+//! parent's spawn→exit time minus the child's online→exit tail.
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+#[derive(clap::Args, Debug)]
+pub struct BootBenchArgs {
+    /// Runs per vCPU count.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// vCPU counts to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    pub vcpus: Vec<usize>,
+    /// The scenario to boot.
+    #[arg(long, default_value = "scenarios/boot.toml")]
+    pub scenario: PathBuf,
+}
+
+/// One measured boot.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    online_ms: f64,
+    exit_ms: f64,
+    rss_mib: f64,
+}
+
+pub fn boot(args: &BootBenchArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the lockvmm executable")?;
+    let out = std::env::temp_dir().join(format!("lockvmm-bench-{}", std::process::id()));
+    println!("lockvmm bench boot: {} runs each, scenario {}", args.runs, args.scenario.display());
+    println!("| vCPUs | all CPUs online (ms, median [min–max]) | clean exit (ms, median [min–max]) | VMM max RSS (MiB, median) |");
+    println!("|---:|---:|---:|---:|");
+    for &n in &args.vcpus {
+        let mut samples = Vec::with_capacity(args.runs);
+        for _ in 0..args.runs {
+            samples.push(sample(&exe, args, n, &out)?);
+        }
+        let col = |f: fn(&Sample) -> f64| {
+            let mut v: Vec<f64> = samples.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            (v[v.len() / 2], v[0], v[v.len() - 1])
+        };
+        let (on, on_lo, on_hi) = col(|s| s.online_ms);
+        let (ex, ex_lo, ex_hi) = col(|s| s.exit_ms);
+        let (rss, _, _) = col(|s| s.rss_mib);
+        println!("| {n} | {on:.1} [{on_lo:.1}–{on_hi:.1}] | {ex:.1} [{ex_lo:.1}–{ex_hi:.1}] | {rss:.1} |");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(())
+}
+
+fn sample(exe: &PathBuf, args: &BootBenchArgs, vcpus: usize, out: &std::path::Path) -> anyhow::Result<Sample> {
+    let t = Instant::now();
+    let child = Command::new(exe)
+        .arg("run")
+        .arg(&args.scenario)
+        .args(["--vcpus", &vcpus.to_string(), "--json", "--out"])
+        .arg(out)
+        .output()
+        .context("cannot start lockvmm")?;
+    let wall_ms = t.elapsed().as_secs_f64() * 1e3;
+    if !child.status.success() {
+        bail!("boot with {vcpus} vCPUs failed: {}", String::from_utf8_lossy(&child.stderr).trim());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&child.stdout).context("child printed no JSON")?;
+    let num = |p: &str| v.pointer(p).and_then(serde_json::Value::as_f64);
+    let (Some(online), Some(exit), Some(rss)) =
+        (num("/timings/all_online_ms"), num("/timings/exit_ms"), num("/max_rss_kib"))
+    else {
+        bail!("child JSON lacks timings");
+    };
+    Ok(Sample { online_ms: wall_ms - (exit - online), exit_ms: wall_ms, rss_mib: rss / 1024.0 })
+}

@@ -1,0 +1,2 @@
+//! Emulated devices: the serial console.
+pub mod serial;

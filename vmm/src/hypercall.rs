@@ -1,0 +1,135 @@
+//! The guest→host hypercall interface (see `lockvmm_abi` for the convention). Every argument
+//! comes from the guest and is validated: a bad one gets `HC_EINVAL` back and is counted, and
+//! never stops or crashes the host.
+use kvm_bindings::kvm_regs;
+use kvm_ioctls::VcpuFd;
+use lockvmm_abi::{HC_EINVAL, HC_OK, Hypercall, PtRegs, exception_name};
+
+use crate::machine::Machine;
+use crate::report::{FaultKind, FaultReport, Outcome, Regs};
+use crate::sched::Wait;
+use crate::vcpu::{Next, capture_fault_ref};
+
+/// Longest panic message the host reads from the guest.
+const MAX_PANIC_MSG: u64 = 1024;
+const X86_EFLAGS_IF: u64 = 1 << 9;
+
+/// Handles hypercall `nr` from `cpu`.
+pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
+    let (regs, cr3) = match (vcpu.get_regs(), vcpu.get_sregs()) {
+        (Ok(r), Ok(s)) => (r, s.cr3),
+        (Err(e), _) | (_, Err(e)) => {
+            m.finish(Outcome::HostError { message: format!("CPU {cpu}: cannot read registers: {e}") });
+            return Next::Stop;
+        }
+    };
+    let args = [regs.rdi, regs.rsi, regs.rcx, regs.r8];
+    let Some(call) = Hypercall::from_raw(nr) else {
+        return reject(m, vcpu, regs, cpu, format!("unknown hypercall {nr:#x}"));
+    };
+    match call {
+        Hypercall::CpuOnline => {
+            if args[0] != cpu as u64 {
+                return reject(m, vcpu, regs, cpu, format!("CpuOnline for CPU {} issued by CPU {cpu}", args[0]));
+            }
+            m.cpu_online(cpu);
+            ret(m, vcpu, regs, HC_OK)
+        }
+        Hypercall::StartCpu => {
+            let target = args[0];
+            if target as usize >= m.nr_cpus || !m.sched.start(target as usize) {
+                return reject(m, vcpu, regs, cpu, format!("StartCpu({target}): no such offline CPU"));
+            }
+            ret(m, vcpu, regs, HC_OK)
+        }
+        Hypercall::Shutdown => {
+            m.finish(Outcome::Shutdown { status: args[0] as u32 });
+            Next::Stop
+        }
+        Hypercall::Panic => {
+            let len = args[1].min(MAX_PANIC_MSG) as usize;
+            let message = match m.memory.read_virt(cr3, args[0], len) {
+                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                Err(e) => format!("(panic message unreadable: {e})"),
+            };
+            let report = match capture_fault_ref(m, vcpu, cpu, FaultKind::Oops {
+                vector: 0,
+                name: "panic".into(),
+                error_code: 0,
+            }) {
+                Outcome::Fault(r) => r,
+                other => {
+                    m.finish(other);
+                    return Next::Stop;
+                }
+            };
+            m.finish(Outcome::Panic { message, report });
+            Next::Stop
+        }
+        Hypercall::Exception => {
+            let [regs_at, vector, error_code, cr2] = args;
+            let name = if vector < 32 { exception_name(vector) } else { "invalid vector" }.to_string();
+            let fault = FaultKind::Oops { vector, name, error_code };
+            // The faulting context is the pt_regs the entry stub saved; if the guest passed a
+            // pointer we cannot read, report the live registers instead.
+            let outcome = match m.memory.read_virt_obj::<PtRegs>(cr3, regs_at) {
+                Ok(saved) => Outcome::Fault(FaultReport::new(
+                    cpu,
+                    fault,
+                    Regs::from_pt_regs(&saved),
+                    cr2,
+                    cr3,
+                    &m.memory,
+                    &m.kernel.symbols,
+                )),
+                Err(_) => {
+                    m.count_bad_hypercall(cpu, format!("Exception with unreadable pt_regs at {regs_at:#x}"));
+                    capture_fault_ref(m, vcpu, cpu, fault)
+                }
+            };
+            m.finish(outcome);
+            Next::Stop
+        }
+        Hypercall::Wait => {
+            let [addr, expected, ..] = args;
+            let wait = Wait { addr: (addr != 0).then_some(addr), irq_enabled: regs.rflags & X86_EFLAGS_IF != 0, rip: regs.rip };
+            if addr != 0 {
+                match m.memory.read_virt_u32(cr3, addr) {
+                    Err(e) => return reject(m, vcpu, regs, cpu, format!("Wait on {addr:#x}: {e}")),
+                    // Already changed: the wake-up came before the wait; no need to block.
+                    Ok(v) if u64::from(v) != expected & 0xffff_ffff => return ret(m, vcpu, regs, HC_OK),
+                    Ok(_) => {}
+                }
+            }
+            match ret(m, vcpu, regs, HC_OK) {
+                Next::Continue => Next::Block(wait),
+                stop => stop,
+            }
+        }
+        Hypercall::Kick => {
+            m.sched.kick(args[0]);
+            ret(m, vcpu, regs, HC_OK)
+        }
+    }
+}
+
+/// Writes the hypercall's result to RAX and continues the vCPU.
+fn ret(m: &Machine, vcpu: &VcpuFd, regs: kvm_regs, value: u64) -> Next {
+    match set_rax(vcpu, regs, value) {
+        Ok(()) => Next::Continue,
+        Err(e) => {
+            m.finish(Outcome::HostError { message: format!("cannot write a vCPU's registers: {e}") });
+            Next::Stop
+        }
+    }
+}
+
+fn set_rax(vcpu: &VcpuFd, mut regs: kvm_regs, value: u64) -> Result<(), kvm_ioctls::Error> {
+    regs.rax = value;
+    vcpu.set_regs(&regs)
+}
+
+fn reject(m: &Machine, vcpu: &VcpuFd, regs: kvm_regs, cpu: usize, why: String) -> Next {
+    m.count_bad_hypercall(cpu, why);
+    ret(m, vcpu, regs, HC_EINVAL)
+}

@@ -1,0 +1,408 @@
+//! A machine: the VM, its memory and kernel, the vCPU threads under the run token, and the
+//! supervisor that waits for the outcome and catches vCPUs that never yield.
+use std::fs::File;
+use std::os::unix::thread::JoinHandleExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
+use kvm_ioctls::VmFd;
+use lockvmm_abi::{BOOT_MAGIC, BootInfo, NR_CPUS, PROGRAM_MAX, PROGRAM_PADDR};
+use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::eventfd::EventFd;
+use vmm_sys_util::signal::{Killable, SIGRTMIN, register_signal_handler};
+use vmm_sys_util::timerfd::TimerFd;
+
+use crate::devices::serial::{ConsoleSink, ConsoleText, SerialConsole, new_console};
+use crate::loader::{KernelImage, LoadError};
+use crate::memory::{GuestMemory, MemError};
+use crate::report::{Outcome, WaitingCpu};
+use crate::sched::{Idle, Scheduler};
+use crate::vcpu;
+use crate::vm::{self, VmError};
+
+/// Everything a run needs to know.
+pub struct MachineConfig {
+    pub vcpus: usize,
+    pub memory_mib: u64,
+    pub kernel: KernelImage,
+    /// The encoded scenario program (see `crate::program`).
+    pub program: Vec<u8>,
+    /// Echo the guest console to stdout.
+    pub echo_console: bool,
+    /// Also write the guest console here.
+    pub console_log: Option<PathBuf>,
+    pub kvm_device: PathBuf,
+    /// How long a vCPU may run guest code without yielding before it counts as stalled.
+    pub stall_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    #[error(transparent)]
+    Memory(#[from] MemError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("{requested} vCPUs requested, but {limit}")]
+    TooManyVcpus { requested: usize, limit: String },
+    #[error("the scenario program is {0} bytes; at most {PROGRAM_MAX} fit in guest memory")]
+    ProgramTooBig(usize),
+    #[error("cannot write the console log {path}: {source}")]
+    ConsoleLog { path: PathBuf, source: std::io::Error },
+    #[error("cannot set up the host side: {0}")]
+    Host(String),
+}
+
+/// What a finished run leaves behind.
+pub struct RunResult {
+    pub outcome: Outcome,
+    /// CPUs in the order they reported online.
+    pub online: Vec<usize>,
+    pub console: String,
+    pub memory: GuestMemory,
+    pub kernel: KernelImage,
+    pub timings: Timings,
+    /// Hypercalls the host refused (CPU, why).
+    pub bad_hypercalls: Vec<(usize, String)>,
+}
+
+/// Wall-clock milestones, from the start of `Machine::run`.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Timings {
+    /// When `Machine::run` started (the origin of the other fields).
+    #[serde(skip)]
+    pub t0: Instant,
+    pub vcpus_created_ms: f64,
+    pub all_online_ms: Option<f64>,
+    pub finished_ms: f64,
+}
+
+/// Per-vCPU bookkeeping shared with the supervisor.
+#[derive(Default)]
+pub struct CpuSlot {
+    /// Milliseconds (since the machine started) of the last entry into the guest.
+    last_entry_ms: AtomicU64,
+    /// Set by the supervisor before it kicks a stalled vCPU.
+    pub stall_kick: AtomicBool,
+    pub exited: AtomicBool,
+}
+
+impl CpuSlot {
+    pub fn since_entry_ms(&self) -> u64 {
+        let now = START.get().map_or(0, |s| s.elapsed().as_millis() as u64);
+        now.saturating_sub(self.last_entry_ms.load(Ordering::Acquire))
+    }
+}
+
+/// A process-wide clock origin for the per-vCPU timestamps.
+static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+pub struct Machine {
+    pub vm: VmFd,
+    pub memory: GuestMemory,
+    pub kernel: KernelImage,
+    pub sched: Scheduler,
+    pub nr_cpus: usize,
+    cpus: Vec<CpuSlot>,
+    serial: Mutex<SerialConsole>,
+    outcome: Mutex<Option<Outcome>>,
+    stopped: AtomicBool,
+    stop_evt: EventFd,
+    online: Mutex<Vec<usize>>,
+    all_online_at: Mutex<Option<Instant>>,
+    bad_hypercalls: Mutex<Vec<(usize, String)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Bad hypercalls kept for the report (the count beyond is not).
+const MAX_BAD_HYPERCALLS_KEPT: usize = 64;
+
+impl Machine {
+    pub fn cpu(&self, cpu: usize) -> &CpuSlot {
+        &self.cpus[cpu]
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Records how the run ended (the first outcome wins) and stops every vCPU.
+    pub fn finish(&self, outcome: Outcome) {
+        {
+            let mut o = lock(&self.outcome);
+            if o.is_none() {
+                *o = Some(outcome);
+            }
+        }
+        self.stopped.store(true, Ordering::Release);
+        self.sched.stop();
+        let _ = self.stop_evt.write(1);
+    }
+
+    /// Nobody can run and nothing will wake anyone.
+    pub fn all_waiting(&self, idle: Idle) {
+        let Idle::AllWaiting(waiting) = idle;
+        let syms = &self.kernel.symbols;
+        let waiting = waiting
+            .into_iter()
+            .map(|(cpu, w)| WaitingCpu {
+                cpu,
+                addr: w.addr,
+                addr_symbol: w.addr.and_then(|a| syms.lookup(a)).map(|l| l.to_string()),
+                rip_symbol: syms.describe(w.rip),
+                irq_enabled: w.irq_enabled,
+            })
+            .collect();
+        self.finish(Outcome::AllWaiting { waiting });
+    }
+
+    pub fn cpu_online(&self, cpu: usize) {
+        let mut online = lock(&self.online);
+        if !online.contains(&cpu) {
+            online.push(cpu);
+            if online.len() == self.nr_cpus {
+                *lock(&self.all_online_at) = Some(Instant::now());
+            }
+        }
+    }
+
+    pub fn count_bad_hypercall(&self, cpu: usize, why: String) {
+        let mut bad = lock(&self.bad_hypercalls);
+        if bad.len() < MAX_BAD_HYPERCALLS_KEPT {
+            bad.push((cpu, why));
+        }
+    }
+
+    pub fn serial_write(&self, offset: u8, value: u8) {
+        // The UART only errors when raising its (unwired) interrupt.
+        let _ = lock(&self.serial).write(offset, value);
+    }
+
+    pub fn serial_read(&self, offset: u8) -> u8 {
+        lock(&self.serial).read(offset)
+    }
+
+    /// Builds and runs a machine until it stops.
+    pub fn run(cfg: MachineConfig) -> Result<RunResult, MachineError> {
+        let t0 = Instant::now();
+        let _ = START.set(t0);
+        let kvm = vm::open_kvm(&cfg.kvm_device)?;
+        let max = vm::max_vcpus(&kvm).min(NR_CPUS);
+        if cfg.vcpus == 0 || cfg.vcpus > max {
+            let limit = if cfg.vcpus == 0 {
+                "a machine needs at least 1".to_string()
+            } else {
+                format!("this KVM and the guest kernel allow at most {max}")
+            };
+            return Err(MachineError::TooManyVcpus { requested: cfg.vcpus, limit });
+        }
+        if cfg.program.len() as u64 > PROGRAM_MAX {
+            return Err(MachineError::ProgramTooBig(cfg.program.len()));
+        }
+
+        let memory = GuestMemory::new(cfg.memory_mib)?;
+        memory.setup_page_tables()?;
+        memory.setup_boot_gdt()?;
+        cfg.kernel.load(&memory)?;
+        memory.write_phys(PROGRAM_PADDR, &cfg.program)?;
+        memory.write_boot_info(&BootInfo {
+            magic: BOOT_MAGIC,
+            nr_cpus: cfg.vcpus as u32,
+            mem_bytes: memory.size(),
+            program_paddr: PROGRAM_PADDR,
+            program_len: cfg.program.len() as u64,
+            ..Default::default()
+        })?;
+
+        let vm = vm::create_vm(&kvm, &memory)?;
+        let cpuid = vcpu::supported_cpuid(&kvm)?;
+        let mut vcpus = Vec::with_capacity(cfg.vcpus);
+        for cpu in 0..cfg.vcpus {
+            let rip = if cpu == 0 { cfg.kernel.entry_bsp } else { cfg.kernel.entry_ap };
+            vcpus.push(vcpu::create_vcpu(&vm, &cpuid, cpu, rip)?);
+        }
+        let vcpus_created = t0.elapsed();
+
+        let log = match &cfg.console_log {
+            Some(path) => Some(
+                File::create(path).map_err(|source| MachineError::ConsoleLog { path: path.clone(), source })?,
+            ),
+            None => None,
+        };
+        let console = Arc::new(Mutex::new(ConsoleText::default()));
+        let sink = ConsoleSink::new(cfg.echo_console, log, console.clone());
+        let host_err = |e: std::io::Error| MachineError::Host(e.to_string());
+        let machine = Arc::new(Machine {
+            vm,
+            memory: memory.clone(),
+            kernel: cfg.kernel.clone(),
+            sched: Scheduler::new(cfg.vcpus),
+            nr_cpus: cfg.vcpus,
+            cpus: (0..cfg.vcpus).map(|_| CpuSlot::default()).collect(),
+            serial: Mutex::new(new_console(sink)),
+            outcome: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+            stop_evt: EventFd::new(libc::EFD_NONBLOCK).map_err(host_err)?,
+            online: Mutex::new(Vec::new()),
+            all_online_at: Mutex::new(None),
+            bad_hypercalls: Mutex::new(Vec::new()),
+        });
+
+        install_kick_handler()?;
+        let mut threads = Vec::with_capacity(cfg.vcpus);
+        for (cpu, fd) in vcpus.into_iter().enumerate() {
+            let m = machine.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("vcpu{cpu}"))
+                .spawn(move || vcpu::vcpu_thread(m, fd, cpu))
+                .map_err(host_err)?;
+            threads.push(handle);
+        }
+
+        supervise(&machine, &threads, cfg.stall_timeout)?;
+        join_all(&machine, threads);
+
+        let serial = lock(&machine.serial);
+        drop(serial);
+        let _ = std::io::Write::flush(lock(&machine.serial).writer_mut());
+        let outcome = lock(&machine.outcome)
+            .take()
+            .unwrap_or(Outcome::HostError { message: "the machine stopped without an outcome".into() });
+        let console = std::mem::take(&mut lock(&console).text);
+        let all_online_ms = lock(&machine.all_online_at).map(|t| (t - t0).as_secs_f64() * 1e3);
+        Ok(RunResult {
+            outcome,
+            online: lock(&machine.online).clone(),
+            console,
+            memory,
+            kernel: cfg.kernel,
+            timings: Timings {
+                t0,
+                vcpus_created_ms: vcpus_created.as_secs_f64() * 1e3,
+                all_online_ms,
+                finished_ms: t0.elapsed().as_secs_f64() * 1e3,
+            },
+            bad_hypercalls: std::mem::take(&mut lock(&machine.bad_hypercalls)),
+        })
+    }
+}
+
+impl CpuSlot {
+    pub fn mark_entry(&self) {
+        let now = START.get().map_or(0, |s| s.elapsed().as_millis() as u64);
+        self.last_entry_ms.store(now, Ordering::Release);
+    }
+}
+
+/// The signal that kicks a vCPU thread out of `KVM_RUN`.
+fn kick_signal() -> i32 {
+    SIGRTMIN()
+}
+
+fn install_kick_handler() -> Result<(), MachineError> {
+    extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+        // Nothing to do: delivering the signal is what interrupts KVM_RUN (EINTR).
+    }
+    static ONCE: Once = Once::new();
+    let mut result = Ok(());
+    ONCE.call_once(|| {
+        result = register_signal_handler(kick_signal(), on_kick)
+            .map_err(|e| MachineError::Host(format!("cannot install the vCPU kick signal handler: {e}")));
+    });
+    result
+}
+
+/// Waits (on event-manager) for the machine to stop, checking once a second that the vCPU
+/// holding the run token keeps yielding.
+fn supervise(m: &Arc<Machine>, threads: &[JoinHandle<()>], stall_timeout: Duration) -> Result<(), MachineError> {
+    fn host_err(e: impl std::fmt::Display) -> MachineError {
+        MachineError::Host(format!("supervisor: {e}"))
+    }
+    let mut timer = TimerFd::new().map_err(host_err)?;
+    timer.reset(Duration::from_millis(250), Some(Duration::from_millis(250))).map_err(host_err)?;
+    let supervisor = Arc::new(Mutex::new(Supervisor {
+        machine: m.clone(),
+        timer,
+        stop: m.stop_evt.try_clone().map_err(host_err)?,
+        pthreads: threads.iter().map(|t| t.as_pthread_t()).collect(),
+        stall_timeout,
+        done: false,
+    }));
+    let mut events: EventManager<Arc<Mutex<Supervisor>>> =
+        EventManager::new().map_err(|e| MachineError::Host(format!("event manager: {e:?}")))?;
+    events.add_subscriber(supervisor.clone());
+    while !lock(&supervisor).done {
+        events.run().map_err(|e| MachineError::Host(format!("event manager: {e:?}")))?;
+    }
+    Ok(())
+}
+
+struct Supervisor {
+    machine: Arc<Machine>,
+    timer: TimerFd,
+    stop: EventFd,
+    pthreads: Vec<libc::pthread_t>,
+    stall_timeout: Duration,
+    done: bool,
+}
+
+impl MutEventSubscriber for Supervisor {
+    fn init(&mut self, ops: &mut EventOps) {
+        let _ = ops.add(Events::new(&self.stop, EventSet::IN));
+        let _ = ops.add(Events::new(&self.timer, EventSet::IN));
+    }
+
+    fn process(&mut self, events: Events, _ops: &mut EventOps) {
+        use std::os::fd::AsRawFd;
+        if events.fd() == self.stop.as_raw_fd() {
+            let _ = self.stop.read();
+            self.done = true;
+            return;
+        }
+        let _ = self.timer.wait();
+        if self.machine.is_stopped() {
+            self.done = true;
+            return;
+        }
+        if let Some(cpu) = self.machine.sched.holder() {
+            let slot = self.machine.cpu(cpu);
+            if slot.since_entry_ms() >= self.stall_timeout.as_millis() as u64 {
+                slot.stall_kick.store(true, Ordering::Release);
+                kick_thread(self.pthreads[cpu]);
+            }
+        }
+    }
+}
+
+fn kick_thread(thread: libc::pthread_t) {
+    // SAFETY: `thread` is a live vCPU thread of this process (it is joined only after the
+    // supervisor returns) and the kick signal has a no-op handler installed.
+    unsafe {
+        libc::pthread_kill(thread, kick_signal());
+    }
+}
+
+/// Joins every vCPU thread; one still in `KVM_RUN` is kicked until it leaves.
+fn join_all(m: &Machine, threads: Vec<JoinHandle<()>>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (cpu, t) in threads.iter().enumerate() {
+        while !m.cpu(cpu).exited.load(Ordering::Acquire) && Instant::now() < deadline {
+            let _ = t.kill(kick_signal());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    for (cpu, t) in threads.into_iter().enumerate() {
+        if m.cpu(cpu).exited.load(Ordering::Acquire) {
+            let _ = t.join();
+        }
+        // A thread that never left KVM_RUN is detached; the process exits soon after.
+    }
+}

@@ -1,0 +1,52 @@
+//! Encodes a scenario's tasks into the program the guest reads at boot
+//! (`lockvmm_abi::ProgramHeader`, then the tasks, then the ops).
+use lockvmm_abi::{OpDesc, ProgramHeader, TaskDesc, op};
+use vm_memory::ByteValued;
+
+use crate::scenario::{OpSpec, Scenario};
+
+/// The program bytes for `scenario`.
+pub fn encode(scenario: &Scenario) -> Vec<u8> {
+    let mut tasks = Vec::new();
+    let mut ops = Vec::new();
+    for (i, t) in scenario.task.iter().enumerate() {
+        let t = t.get_ref();
+        let mut comm = [0u8; 16];
+        let name = t.comm.get_ref().as_bytes();
+        comm[..name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
+        tasks.push(TaskDesc {
+            pid: t.pid.as_ref().map_or(100 + i as u32, |p| *p.get_ref() as u32),
+            cpu: *t.cpu.get_ref() as u32,
+            comm,
+            first_op: ops.len() as u32,
+            nr_ops: t.ops.len() as u32,
+        });
+        ops.extend(t.ops.iter().map(|o| encode_op(o.get_ref())));
+    }
+    if tasks.is_empty() {
+        return Vec::new();
+    }
+    let header = ProgramHeader { nr_tasks: tasks.len() as u32, nr_ops: ops.len() as u32 };
+    let mut out = header.as_slice().to_vec();
+    for t in &tasks {
+        out.extend_from_slice(t.as_slice());
+    }
+    for o in &ops {
+        out.extend_from_slice(o.as_slice());
+    }
+    out
+}
+
+fn encode_op(o: &OpSpec) -> OpDesc {
+    let (kind, args) = match o {
+        OpSpec::Read { addr } => (op::READ, [addr.0, 0, 0, 0]),
+        OpSpec::Write { addr, value } => (op::WRITE, [addr.0, value.0, 0, 0]),
+        OpSpec::TripleFault => (op::TRIPLE_FAULT, [0; 4]),
+        OpSpec::Hypercall { nr, args } => {
+            let a = |i: usize| args.get(i).map_or(0, |x| x.0);
+            (op::RAW_HYPERCALL, [nr.0, a(0), a(1), a(2)])
+        }
+        OpSpec::Printk { lines } => (op::PRINTK, [lines.0, 0, 0, 0]),
+    };
+    OpDesc { kind, _pad: 0, args }
+}

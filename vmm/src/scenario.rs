@@ -1,0 +1,270 @@
+//! Scenario files (`scenarios/*.toml`): the machine, and the tasks the guest runs.
+//!
+//! Parsing is strict (`deny_unknown_fields`); every error names the file, line and column, and
+//! an unknown key comes with the nearest valid one.
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::memory::{MAX_MEM_MIB, MIN_MEM_MIB};
+
+pub const DEFAULT_MEMORY_MIB: u64 = 256;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// One line: what the scenario shows (`lockvmm list`).
+    pub description: String,
+    pub machine: Spanned<MachineSpec>,
+    #[serde(default)]
+    pub task: Vec<Spanned<TaskSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineSpec {
+    pub vcpus: Spanned<i64>,
+    pub memory_mib: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    /// `task_struct::comm` (at most 15 bytes).
+    pub comm: Spanned<String>,
+    pub pid: Option<Spanned<i64>>,
+    /// The CPU the task is pinned to.
+    pub cpu: Spanned<i64>,
+    #[serde(default)]
+    pub ops: Vec<Spanned<OpSpec>>,
+}
+
+/// What a task does, one step at a time.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OpSpec {
+    /// Read a u64 at a kernel virtual address.
+    Read { addr: Addr },
+    /// Write a u64 at a kernel virtual address.
+    Write { addr: Addr, value: Addr },
+    /// Make this CPU triple-fault.
+    TripleFault,
+    /// Issue a raw hypercall (for testing the host's validation).
+    Hypercall { nr: Addr, #[serde(default)] args: Vec<Addr> },
+    /// Print this many console lines.
+    Printk { lines: Addr },
+}
+
+/// An address or number: a TOML integer, or a string in hex (`"0xffff…"`) or decimal — kernel
+/// addresses do not fit TOML's signed 64-bit integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addr(pub u64);
+
+impl<'de> Deserialize<'de> for Addr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(i) => u64::try_from(i)
+                .map(Addr)
+                .map_err(|_| serde::de::Error::custom("a negative number is not an address")),
+            Raw::Str(s) => parse_u64(&s).map(Addr).ok_or_else(|| {
+                serde::de::Error::custom(format!("`{s}` is not a number (use 0x… for hex)"))
+            }),
+        }
+    }
+}
+
+fn parse_u64(s: &str) -> Option<u64> {
+    let t = s.trim().replace('_', "");
+    match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => t.parse().ok(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}:{col}: {message}")]
+    Invalid { path: PathBuf, line: usize, col: usize, message: String },
+}
+
+/// A scenario with its source, for locating errors.
+pub struct LoadedScenario {
+    pub path: PathBuf,
+    pub source: String,
+    pub scenario: Scenario,
+}
+
+impl LoadedScenario {
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let source = std::fs::read_to_string(path)
+            .map_err(|source| ScenarioError::Read { path: path.into(), source })?;
+        Self::parse(path, source)
+    }
+
+    pub fn parse(path: &Path, source: String) -> Result<Self, ScenarioError> {
+        let scenario: Scenario = toml::from_str(&source).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let message = with_suggestion(e.message());
+            invalid(path, &source, span, message)
+        })?;
+        let loaded = LoadedScenario { path: path.into(), source, scenario };
+        loaded.validate(None)?;
+        Ok(loaded)
+    }
+
+    /// An error at `span` of this file.
+    pub fn error_at(&self, span: Range<usize>, message: impl Into<String>) -> ScenarioError {
+        invalid(&self.path, &self.source, span, message.into())
+    }
+
+    /// Checks the values serde cannot; `vcpus_override` is the command line's `--vcpus`.
+    pub fn validate(&self, vcpus_override: Option<usize>) -> Result<(), ScenarioError> {
+        let m = self.scenario.machine.get_ref();
+        let vcpus = match vcpus_override {
+            Some(v) => v as i64,
+            None => *m.vcpus.get_ref(),
+        };
+        if vcpus < 1 {
+            return Err(self.error_at(m.vcpus.span(), format!("machine.vcpus = {vcpus}: a machine needs at least 1 vCPU")));
+        }
+        if let Some(mem) = &m.memory_mib {
+            let v = *mem.get_ref();
+            if !(MIN_MEM_MIB as i64..=MAX_MEM_MIB as i64).contains(&v) {
+                return Err(self.error_at(
+                    mem.span(),
+                    format!("machine.memory_mib = {v}: must be between {MIN_MEM_MIB} and {MAX_MEM_MIB}"),
+                ));
+            }
+        }
+        for task in &self.scenario.task {
+            let t = task.get_ref();
+            let cpu = *t.cpu.get_ref();
+            if cpu < 0 || cpu >= vcpus {
+                return Err(self.error_at(
+                    t.cpu.span(),
+                    format!("task.cpu = {cpu}: the machine has CPUs 0 to {}", vcpus - 1),
+                ));
+            }
+            if t.comm.get_ref().is_empty() || t.comm.get_ref().len() > 15 {
+                return Err(self.error_at(t.comm.span(), "task.comm must be 1 to 15 bytes (TASK_COMM_LEN)"));
+            }
+            if let Some(pid) = &t.pid {
+                if !(1..=i64::from(u32::MAX)).contains(pid.get_ref()) {
+                    return Err(self.error_at(pid.span(), "task.pid must be a positive 32-bit number"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn vcpus(&self) -> usize {
+        *self.scenario.machine.get_ref().vcpus.get_ref() as usize
+    }
+
+    pub fn memory_mib(&self) -> u64 {
+        self.scenario.machine.get_ref().memory_mib.as_ref().map_or(DEFAULT_MEMORY_MIB, |m| *m.get_ref() as u64)
+    }
+
+    /// The scenario's name: its file stem.
+    pub fn name(&self) -> String {
+        self.path.file_stem().map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned())
+    }
+}
+
+fn invalid(path: &Path, source: &str, span: Range<usize>, message: String) -> ScenarioError {
+    let (line, col) = line_col(source, span.start);
+    ScenarioError::Invalid { path: path.into(), line, col, message }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Turns serde's "unknown field `x`, expected `a`, `b`" into one line with the nearest key.
+fn with_suggestion(message: &str) -> String {
+    let message = message.trim().replace('\n', " ");
+    let Some(rest) = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("unknown variant `"))
+    else {
+        return message;
+    };
+    let Some((unknown, expected)) = rest.split_once('`') else { return message };
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    match candidates.iter().min_by_key(|c| edit_distance(unknown, c)) {
+        Some(best) if edit_distance(unknown, best) <= best.len().max(2) / 2 + 1 => {
+            format!("{message} (did you mean `{best}`?)")
+        }
+        _ => message,
+    }
+}
+
+/// Levenshtein distance.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<LoadedScenario, ScenarioError> {
+        LoadedScenario::parse(Path::new("t.toml"), src.to_string())
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_nearest_key() {
+        let err = parse("description = \"x\"\n[machine]\nvcpu = 2\n").err().unwrap().to_string();
+        assert!(err.starts_with("t.toml:3:1:"), "{err}");
+        assert!(err.contains("did you mean `vcpus`?"), "{err}");
+    }
+
+    #[test]
+    fn zero_vcpus_is_rejected_at_its_value() {
+        let err = parse("description = \"x\"\n[machine]\nvcpus = 0\n").err().unwrap().to_string();
+        assert!(err.starts_with("t.toml:3:9:"), "{err}");
+    }
+
+    #[test]
+    fn addresses_accept_hex_strings_and_integers() {
+        let s = parse(
+            "description = \"x\"\n[machine]\nvcpus = 2\n[[task]]\ncomm = \"t\"\ncpu = 1\n\
+             ops = [{ op = \"read\", addr = \"0xffffc90000001000\" }, { op = \"printk\", lines = 3 }]\n",
+        )
+        .unwrap();
+        let ops = &s.scenario.task[0].get_ref().ops;
+        assert!(matches!(ops[0].get_ref(), OpSpec::Read { addr: Addr(0xffff_c900_0000_1000) }));
+        assert!(matches!(ops[1].get_ref(), OpSpec::Printk { lines: Addr(3) }));
+    }
+
+    #[test]
+    fn task_on_missing_cpu_is_rejected() {
+        let err = parse("description = \"x\"\n[machine]\nvcpus = 2\n[[task]]\ncomm = \"t\"\ncpu = 2\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("t.toml:6:7:"), "{err}");
+    }
+}

@@ -1,0 +1,194 @@
+//! The run token: lockvmm runs exactly one vCPU at a time, deterministically.
+//!
+//! A vCPU holds the token while it is inside `KVM_RUN` or handling its own exits. It gives the
+//! token back only when the guest waits (the `Wait` hypercall: idle, a contended lock, a CPU it
+//! is waiting for) or the machine stops. The next holder is always the lowest-numbered ready
+//! vCPU, so the interleaving of guest code — and every report built from it — is a function of
+//! the scenario alone, not of host speed or thread timing. Guest wait loops hand the host CPU
+//! back instead of spinning, so 64 vCPUs on 2 host cores cost only the work they really do.
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+/// What a waiting vCPU waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wait {
+    /// The guest virtual address of the word it waits on (`None`: only an interrupt).
+    pub addr: Option<u64>,
+    /// RFLAGS.IF at the wait: whether a maskable interrupt can wake it.
+    pub irq_enabled: bool,
+    /// Where it waits (the RIP after the hypercall).
+    pub rip: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CpuState {
+    /// Not started yet (Linux: in wait-for-SIPI).
+    Offline,
+    Ready,
+    Running,
+    Waiting(Wait),
+}
+
+/// Why `release` found nobody to run.
+#[derive(Debug, Clone)]
+pub enum Idle {
+    /// Every started vCPU waits and nothing can wake any of them.
+    AllWaiting(Vec<(usize, Wait)>),
+}
+
+struct Inner {
+    cpus: Vec<CpuState>,
+    token: Option<usize>,
+    stopped: bool,
+}
+
+pub struct Scheduler {
+    inner: Mutex<Inner>,
+    wakeups: Vec<Condvar>,
+}
+
+impl Scheduler {
+    /// A machine of `n` vCPUs; CPU 0 holds the token first.
+    pub fn new(n: usize) -> Self {
+        let mut cpus = vec![CpuState::Offline; n];
+        cpus[0] = CpuState::Running;
+        Scheduler {
+            inner: Mutex::new(Inner { cpus, token: Some(0), stopped: false }),
+            wakeups: (0..n).map(|_| Condvar::new()).collect(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Blocks until `cpu` holds the token. `false` once the machine has stopped.
+    pub fn acquire(&self, cpu: usize) -> bool {
+        let mut inner = self.lock();
+        loop {
+            if inner.stopped {
+                return false;
+            }
+            if inner.token == Some(cpu) {
+                return true;
+            }
+            inner = self.wakeups[cpu].wait(inner).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// `cpu` (the holder) starts waiting and gives the token to the next ready vCPU.
+    pub fn release(&self, cpu: usize, wait: Wait) -> Result<(), Idle> {
+        let mut inner = self.lock();
+        debug_assert_eq!(inner.token, Some(cpu));
+        inner.cpus[cpu] = CpuState::Waiting(wait);
+        inner.token = None;
+        self.pass_token(&mut inner)
+    }
+
+    /// Makes an offline vCPU ready (the `StartCpu` hypercall). `false` if it was not offline.
+    pub fn start(&self, cpu: usize) -> bool {
+        let mut inner = self.lock();
+        match inner.cpus.get(cpu) {
+            Some(CpuState::Offline) => {
+                inner.cpus[cpu] = CpuState::Ready;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Makes every vCPU waiting on `addr` ready; returns how many.
+    pub fn kick(&self, addr: u64) -> usize {
+        let mut inner = self.lock();
+        let mut woken = 0;
+        for state in inner.cpus.iter_mut() {
+            if matches!(state, CpuState::Waiting(w) if w.addr == Some(addr)) {
+                *state = CpuState::Ready;
+                woken += 1;
+            }
+        }
+        woken
+    }
+
+    /// Stops the machine: every `acquire` returns `false` from now on.
+    pub fn stop(&self) {
+        let mut inner = self.lock();
+        inner.stopped = true;
+        for cv in &self.wakeups {
+            cv.notify_one();
+        }
+    }
+
+    /// Which vCPU holds the token.
+    pub fn holder(&self) -> Option<usize> {
+        self.lock().token
+    }
+
+    /// Every vCPU's state (for reports).
+    pub fn states(&self) -> Vec<CpuState> {
+        self.lock().cpus.clone()
+    }
+
+    fn pass_token(&self, inner: &mut Inner) -> Result<(), Idle> {
+        if let Some(next) = inner.cpus.iter().position(|s| *s == CpuState::Ready) {
+            inner.cpus[next] = CpuState::Running;
+            inner.token = Some(next);
+            self.wakeups[next].notify_one();
+            return Ok(());
+        }
+        let waiting = inner
+            .cpus
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                CpuState::Waiting(w) => Some((i, w.clone())),
+                _ => None,
+            })
+            .collect();
+        Err(Idle::AllWaiting(waiting))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait_on(addr: u64) -> Wait {
+        Wait { addr: Some(addr), irq_enabled: true, rip: 0 }
+    }
+
+    #[test]
+    fn token_goes_to_lowest_ready_cpu() {
+        let s = Scheduler::new(4);
+        assert!(s.start(3));
+        assert!(s.start(2));
+        assert!(!s.start(2), "a started CPU cannot be started again");
+        s.release(0, wait_on(0x1000)).unwrap();
+        assert_eq!(s.holder(), Some(2));
+    }
+
+    #[test]
+    fn kick_wakes_only_waiters_on_that_address() {
+        let s = Scheduler::new(3);
+        s.start(1);
+        s.start(2);
+        s.release(0, wait_on(0x1000)).unwrap();
+        s.release(1, wait_on(0x2000)).unwrap();
+        assert_eq!(s.holder(), Some(2));
+        assert_eq!(s.kick(0x2000), 1);
+        s.release(2, wait_on(0x3000)).unwrap();
+        assert_eq!(s.holder(), Some(1));
+    }
+
+    #[test]
+    fn everyone_waiting_is_reported() {
+        let s = Scheduler::new(2);
+        s.start(1);
+        s.release(0, wait_on(0x1000)).unwrap();
+        match s.release(1, wait_on(0x2000)) {
+            Err(Idle::AllWaiting(w)) => {
+                assert_eq!(w.iter().map(|(c, _)| *c).collect::<Vec<_>>(), vec![0, 1])
+            }
+            Ok(()) => panic!("nobody can run, yet the token moved"),
+        }
+    }
+}

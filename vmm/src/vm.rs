@@ -1,0 +1,103 @@
+//! The KVM virtual machine: `/dev/kvm`, the VM file descriptor, the in-kernel irqchip and the
+//! guest memory slots.
+use std::ffi::CString;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use kvm_bindings::{kvm_msi, kvm_userspace_memory_region};
+use kvm_ioctls::{Cap, Kvm, VmFd};
+use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+
+use crate::memory::GuestMemory;
+
+/// Where KVM's TSS and identity-map pages go (below the xAPIC page, outside guest RAM).
+const KVM_TSS_ADDRESS: usize = 0xfffb_d000;
+const KVM_IDENTITY_MAP_ADDRESS: u64 = 0xfffb_c000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("{path} does not exist: this machine has no KVM (load the kvm module, or run on a host with virtualization enabled)")]
+    NoKvm { path: PathBuf },
+    #[error("no permission to open {path}: add your user to the `kvm` group (sudo usermod -aG kvm $USER, then log in again) or run as root")]
+    KvmPermission { path: PathBuf },
+    #[error("cannot open {path}: {source}")]
+    KvmOpen { path: PathBuf, source: io::Error },
+    #[error("KVM lacks a capability lockvmm needs: {0}")]
+    MissingCap(&'static str),
+    #[error("KVM refused to {what}: {source}")]
+    Kvm { what: &'static str, source: kvm_ioctls::Error },
+}
+
+impl VmError {
+    /// Wraps a failed KVM call.
+    pub fn kvm(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
+        move |source| VmError::Kvm { what, source }
+    }
+}
+
+/// Opens the KVM device, turning the usual failures into errors a user can act on.
+pub fn open_kvm(path: &Path) -> Result<Kvm, VmError> {
+    let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| VmError::KvmOpen {
+        path: path.into(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"),
+    })?;
+    Kvm::new_with_path(&cpath).map_err(|e| {
+        let source = io::Error::from_raw_os_error(e.errno());
+        match source.kind() {
+            io::ErrorKind::NotFound => VmError::NoKvm { path: path.into() },
+            io::ErrorKind::PermissionDenied => VmError::KvmPermission { path: path.into() },
+            _ => VmError::KvmOpen { path: path.into(), source },
+        }
+    })
+}
+
+/// The most vCPUs this KVM allows in one VM.
+pub fn max_vcpus(kvm: &Kvm) -> usize {
+    kvm.get_max_vcpus()
+}
+
+/// Creates the VM: in-kernel irqchip (IOAPIC, PIC, a local APIC per vCPU) and guest memory.
+pub fn create_vm(kvm: &Kvm, memory: &GuestMemory) -> Result<VmFd, VmError> {
+    for (cap, name) in [
+        (Cap::Irqchip, "KVM_CAP_IRQCHIP"),
+        (Cap::UserMemory, "KVM_CAP_USER_MEMORY"),
+        (Cap::SignalMsi, "KVM_CAP_SIGNAL_MSI"),
+    ] {
+        if !kvm.check_extension(cap) {
+            return Err(VmError::MissingCap(name));
+        }
+    }
+    let vm = kvm.create_vm().map_err(VmError::kvm("create a VM"))?;
+    vm.set_tss_address(KVM_TSS_ADDRESS).map_err(VmError::kvm("set the TSS address"))?;
+    vm.set_identity_map_address(KVM_IDENTITY_MAP_ADDRESS)
+        .map_err(VmError::kvm("set the identity-map address"))?;
+    vm.create_irq_chip().map_err(VmError::kvm("create the in-kernel irqchip"))?;
+    for (slot, region) in memory.mem().iter().enumerate() {
+        let host = region
+            .get_host_address(vm_memory::MemoryRegionAddress(0))
+            .map_err(|_| VmError::MissingCap("host-mapped guest memory"))?;
+        let desc = kvm_userspace_memory_region {
+            slot: slot as u32,
+            guest_phys_addr: region.start_addr().0,
+            memory_size: region.len(),
+            userspace_addr: host as u64,
+            flags: 0,
+        };
+        // SAFETY: the region is a live anonymous mapping owned by `memory`, which outlives the
+        // VM (both are dropped together at the end of a run), and slots do not overlap.
+        unsafe { vm.set_user_memory_region(desc) }.map_err(VmError::kvm("map guest memory"))?;
+    }
+    Ok(vm)
+}
+
+/// Sends an MSI to the local APIC `apic_id`: `vector` with fixed delivery, or an NMI.
+pub fn send_msi(vm: &VmFd, apic_id: u32, vector: u8, nmi: bool) -> Result<(), VmError> {
+    const MSI_ADDR_BASE: u32 = 0xfee0_0000;
+    const MSI_DATA_DELIVERY_NMI: u32 = 0x400;
+    let msi = kvm_msi {
+        address_lo: MSI_ADDR_BASE | (apic_id << 12),
+        data: if nmi { MSI_DATA_DELIVERY_NMI } else { u32::from(vector) },
+        ..Default::default()
+    };
+    vm.signal_msi(msi).map(|_| ()).map_err(VmError::kvm("signal an MSI"))
+}
