@@ -148,6 +148,8 @@ pub mod op {
     pub const RAW_HYPERCALL: u32 = 4;
     /// Print `args[0]` lines of filler through printk (console throughput).
     pub const PRINTK: u32 = 5;
+    /// Read a u64 at `args[0]` with RBP set to `args[1]` (a garbage frame-pointer chain).
+    pub const READ_WITH_BAD_FP: u32 = 6;
 }
 
 /// The registers an interrupt or exception entry stub saves, in Linux's `struct pt_regs` order.

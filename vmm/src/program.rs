@@ -47,6 +47,9 @@ fn encode_op(o: &OpSpec) -> OpDesc {
             (op::RAW_HYPERCALL, [nr.0, a(0), a(1), a(2)])
         }
         OpSpec::Printk { lines } => (op::PRINTK, [lines.0, 0, 0, 0]),
+        OpSpec::ReadWithBadFramePointer { addr, frame_pointer } => {
+            (op::READ_WITH_BAD_FP, [addr.0, frame_pointer.0, 0, 0])
+        }
     };
     OpDesc { kind, _pad: 0, args }
 }

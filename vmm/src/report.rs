@@ -190,7 +190,7 @@ pub fn backtrace(mem: &GuestMemory, cr3: u64, syms: &Symbols, regs: &Regs) -> (V
         if ret == 0 {
             return (frames, None);
         }
-        frames.push(Frame { sp: fp + 8, pc: ret, symbol: syms.describe(ret) });
+        frames.push(Frame { sp: fp + 8, pc: ret, symbol: syms.describe_return(ret) });
         if next != 0 && next <= fp {
             return (frames, Some(format!("frame pointer chain goes backwards at {fp:#x}")));
         }

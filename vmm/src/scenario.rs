@@ -55,6 +55,8 @@ pub enum OpSpec {
     Hypercall { nr: Addr, #[serde(default)] args: Vec<Addr> },
     /// Print this many console lines.
     Printk { lines: Addr },
+    /// Read a u64 at `addr` with the frame pointer set to `frame_pointer` (tests unwinding).
+    ReadWithBadFramePointer { addr: Addr, frame_pointer: Addr },
 }
 
 /// An address or number: a TOML integer, or a string in hex (`"0xffff…"`) or decimal — kernel

@@ -77,6 +77,15 @@ impl Symbols {
         self.lookup(addr).map_or_else(|| format!("{addr:#x}"), |l| l.to_string())
     }
 
+    /// Like `describe`, for a return address: the call that pushed it may be the last
+    /// instruction of its function (a call to a `noreturn` function), so look up `pc - 1`.
+    pub fn describe_return(&self, pc: u64) -> String {
+        match self.lookup(pc.wrapping_sub(1)) {
+            Some(l) => Location { offset: pc - (pc - 1 - l.offset), ..l }.to_string(),
+            None => format!("{pc:#x}"),
+        }
+    }
+
     /// The address of a symbol by exact name.
     pub fn addr_of(&self, name: &str) -> Option<u64> {
         self.syms.iter().find(|s| s.name == name).map(|s| s.addr)

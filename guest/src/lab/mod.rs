@@ -71,7 +71,9 @@ pub fn run_program() {
 }
 
 /// Runs task `idx` on this CPU.
-pub fn run_task(idx: u32) {
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn run_task(idx: u32) {
     let Some(prog) = program() else { return };
     let Some(task) = prog.tasks.get(idx as usize) else { return };
     let comm_len = task.comm.iter().position(|&b| b == 0).unwrap_or(task.comm.len());
@@ -102,6 +104,9 @@ fn run_op(o: &OpDesc) {
                 printk!("lab: console line {}", i);
             }
         }
+        op::READ_WITH_BAD_FP => {
+            lab_op_read_with_frame_pointer(o.args[0], o.args[1]);
+        }
         other => printk!("lab: unknown op {}", other),
     }
 }
@@ -119,6 +124,28 @@ pub extern "C" fn lab_op_read(addr: u64) -> u64 {
 pub extern "C" fn lab_op_write(addr: u64, val: u64) {
     // SAFETY: none: as `lab_op_read`, deliberately.
     unsafe { core::ptr::write_volatile(addr as *mut u64, val) }
+}
+
+/// Reads `addr` with RBP set to `fp`: a fault here leaves a garbage frame-pointer chain for the
+/// host's unwinder to cope with.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn lab_op_read_with_frame_pointer(addr: u64, fp: u64) -> u64 {
+    let v: u64;
+    // SAFETY: none needed beyond the op's purpose: RBP is saved and restored around the load
+    // (if the load faults, the oops path never returns here).
+    unsafe {
+        core::arch::asm!(
+            "push rbp",
+            "mov rbp, {fp}",
+            "mov {v}, [{addr}]",
+            "pop rbp",
+            fp = in(reg) fp,
+            addr = in(reg) addr,
+            v = lateout(reg) v,
+        );
+    }
+    v
 }
 
 /// Breaks exception delivery and raises #UD: #UD → #GP (no IDT) → #DF → triple fault.
