@@ -16,7 +16,12 @@ fn main() {
     for dir in ["guest/src", "abi/src"] {
         rerun_if_changed_tree(&root.join(dir));
     }
-    for file in ["guest/Cargo.toml", "guest/linker.ld", "guest/build.rs", "guest/.cargo/config.toml"] {
+    for file in [
+        "guest/Cargo.toml",
+        "guest/linker.ld",
+        "guest/build.rs",
+        "guest/.cargo/config.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
     }
 
@@ -24,7 +29,13 @@ fn main() {
     ensure_guest_target();
     let status = Command::new(&cargo)
         .current_dir(&guest)
-        .args(["build", "--release", "--target", GUEST_TARGET, "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            GUEST_TARGET,
+            "--target-dir",
+        ])
         .arg(&target_dir)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -70,11 +81,16 @@ fn ensure_guest_target() {
 /// This host's KVM cannot emulate SSE/AVX in ring 0: refuse a guest that contains any.
 fn check_no_simd(elf: &Path) {
     let Ok(out) = Command::new("objdump").arg("-d").arg(elf).output() else {
-        println!("cargo:warning=objdump not found: the SSE/AVX check of the guest is left to the tests");
+        println!(
+            "cargo:warning=objdump not found: the SSE/AVX check of the guest is left to the tests"
+        );
         return;
     };
     let text = String::from_utf8_lossy(&out.stdout);
-    let bad: Vec<&str> = text.lines().filter(|l| l.contains("%xmm") || l.contains("%ymm")).collect();
+    let bad: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("%xmm") || l.contains("%ymm"))
+        .collect();
     if !bad.is_empty() {
         panic!(
             "the guest kernel contains {} SSE/AVX instructions (KVM here cannot run them in ring 0), e.g.\n{}",

@@ -34,8 +34,14 @@ struct Sample {
 pub fn boot(args: &BootBenchArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the lockvmm executable")?;
     let out = std::env::temp_dir().join(format!("lockvmm-bench-{}", std::process::id()));
-    println!("lockvmm bench boot: {} runs each, scenario {}", args.runs, args.scenario.display());
-    println!("| vCPUs | all CPUs online (ms, median [min–max]) | clean exit (ms, median [min–max]) | VMM max RSS (MiB, median) |");
+    println!(
+        "lockvmm bench boot: {} runs each, scenario {}",
+        args.runs,
+        args.scenario.display()
+    );
+    println!(
+        "| vCPUs | all CPUs online (ms, median [min–max]) | clean exit (ms, median [min–max]) | VMM max RSS (MiB, median) |"
+    );
     println!("|---:|---:|---:|---:|");
     for &n in &args.vcpus {
         let mut samples = Vec::with_capacity(args.runs);
@@ -50,13 +56,20 @@ pub fn boot(args: &BootBenchArgs) -> anyhow::Result<()> {
         let (on, on_lo, on_hi) = col(|s| s.online_ms);
         let (ex, ex_lo, ex_hi) = col(|s| s.exit_ms);
         let (rss, _, _) = col(|s| s.rss_mib);
-        println!("| {n} | {on:.1} [{on_lo:.1}–{on_hi:.1}] | {ex:.1} [{ex_lo:.1}–{ex_hi:.1}] | {rss:.1} |");
+        println!(
+            "| {n} | {on:.1} [{on_lo:.1}–{on_hi:.1}] | {ex:.1} [{ex_lo:.1}–{ex_hi:.1}] | {rss:.1} |"
+        );
     }
     let _ = std::fs::remove_dir_all(&out);
     Ok(())
 }
 
-fn sample(exe: &PathBuf, args: &BootBenchArgs, vcpus: usize, out: &std::path::Path) -> anyhow::Result<Sample> {
+fn sample(
+    exe: &PathBuf,
+    args: &BootBenchArgs,
+    vcpus: usize,
+    out: &std::path::Path,
+) -> anyhow::Result<Sample> {
     let t = Instant::now();
     let child = Command::new(exe)
         .arg("run")
@@ -67,14 +80,24 @@ fn sample(exe: &PathBuf, args: &BootBenchArgs, vcpus: usize, out: &std::path::Pa
         .context("cannot start lockvmm")?;
     let wall_ms = t.elapsed().as_secs_f64() * 1e3;
     if !child.status.success() {
-        bail!("boot with {vcpus} vCPUs failed: {}", String::from_utf8_lossy(&child.stderr).trim());
+        bail!(
+            "boot with {vcpus} vCPUs failed: {}",
+            String::from_utf8_lossy(&child.stderr).trim()
+        );
     }
-    let v: serde_json::Value = serde_json::from_slice(&child.stdout).context("child printed no JSON")?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&child.stdout).context("child printed no JSON")?;
     let num = |p: &str| v.pointer(p).and_then(serde_json::Value::as_f64);
-    let (Some(online), Some(exit), Some(rss)) =
-        (num("/timings/all_online_ms"), num("/timings/exit_ms"), num("/max_rss_kib"))
-    else {
+    let (Some(online), Some(exit), Some(rss)) = (
+        num("/timings/all_online_ms"),
+        num("/timings/exit_ms"),
+        num("/max_rss_kib"),
+    ) else {
         bail!("child JSON lacks timings");
     };
-    Ok(Sample { online_ms: wall_ms - (exit - online), exit_ms: wall_ms, rss_mib: rss / 1024.0 })
+    Ok(Sample {
+        online_ms: wall_ms - (exit - online),
+        exit_ms: wall_ms,
+        rss_mib: rss / 1024.0,
+    })
 }

@@ -19,7 +19,9 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
     let (regs, cr3) = match (vcpu.get_regs(), vcpu.get_sregs()) {
         (Ok(r), Ok(s)) => (r, s.cr3),
         (Err(e), _) | (_, Err(e)) => {
-            m.finish(Outcome::HostError { message: format!("CPU {cpu}: cannot read registers: {e}") });
+            m.finish(Outcome::HostError {
+                message: format!("CPU {cpu}: cannot read registers: {e}"),
+            });
             return Next::Stop;
         }
     };
@@ -30,7 +32,13 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
     match call {
         Hypercall::CpuOnline => {
             if args[0] != cpu as u64 {
-                return reject(m, vcpu, regs, cpu, format!("CpuOnline for CPU {} issued by CPU {cpu}", args[0]));
+                return reject(
+                    m,
+                    vcpu,
+                    regs,
+                    cpu,
+                    format!("CpuOnline for CPU {} issued by CPU {cpu}", args[0]),
+                );
             }
             m.cpu_online(cpu);
             ret(m, vcpu, regs, HC_OK)
@@ -38,12 +46,20 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
         Hypercall::StartCpu => {
             let target = args[0];
             if target as usize >= m.nr_cpus || !m.sched.start(target as usize) {
-                return reject(m, vcpu, regs, cpu, format!("StartCpu({target}): no such offline CPU"));
+                return reject(
+                    m,
+                    vcpu,
+                    regs,
+                    cpu,
+                    format!("StartCpu({target}): no such offline CPU"),
+                );
             }
             ret(m, vcpu, regs, HC_OK)
         }
         Hypercall::Shutdown => {
-            m.finish(Outcome::Shutdown { status: args[0] as u32 });
+            m.finish(Outcome::Shutdown {
+                status: args[0] as u32,
+            });
             Next::Stop
         }
         Hypercall::Panic => {
@@ -52,11 +68,16 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
                 Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
                 Err(e) => format!("(panic message unreadable: {e})"),
             };
-            let report = match capture_fault_ref(m, vcpu, cpu, FaultKind::Oops {
-                vector: 0,
-                name: "panic".into(),
-                error_code: 0,
-            }) {
+            let report = match capture_fault_ref(
+                m,
+                vcpu,
+                cpu,
+                FaultKind::Oops {
+                    vector: 0,
+                    name: "panic".into(),
+                    error_code: 0,
+                },
+            ) {
                 Outcome::Fault(r) => r,
                 other => {
                     m.finish(other);
@@ -68,8 +89,17 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
         }
         Hypercall::Exception => {
             let [regs_at, vector, error_code, cr2] = args;
-            let name = if vector < 32 { exception_name(vector) } else { "invalid vector" }.to_string();
-            let fault = FaultKind::Oops { vector, name, error_code };
+            let name = if vector < 32 {
+                exception_name(vector)
+            } else {
+                "invalid vector"
+            }
+            .to_string();
+            let fault = FaultKind::Oops {
+                vector,
+                name,
+                error_code,
+            };
             // The faulting context is the pt_regs the entry stub saved; if the guest passed a
             // pointer we cannot read, report the live registers instead.
             let outcome = match m.memory.read_virt_obj::<PtRegs>(cr3, regs_at) {
@@ -83,7 +113,10 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
                     &m.kernel.symbols,
                 )),
                 Err(_) => {
-                    m.count_bad_hypercall(cpu, format!("Exception with unreadable pt_regs at {regs_at:#x}"));
+                    m.count_bad_hypercall(
+                        cpu,
+                        format!("Exception with unreadable pt_regs at {regs_at:#x}"),
+                    );
                     capture_fault_ref(m, vcpu, cpu, fault)
                 }
             };
@@ -92,12 +125,18 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
         }
         Hypercall::Wait => {
             let [addr, expected, ..] = args;
-            let wait = Wait { addr: (addr != 0).then_some(addr), irq_enabled: regs.rflags & X86_EFLAGS_IF != 0, rip: regs.rip };
+            let wait = Wait {
+                addr: (addr != 0).then_some(addr),
+                irq_enabled: regs.rflags & X86_EFLAGS_IF != 0,
+                rip: regs.rip,
+            };
             if addr != 0 {
                 match m.memory.read_virt_u32(cr3, addr) {
                     Err(e) => return reject(m, vcpu, regs, cpu, format!("Wait on {addr:#x}: {e}")),
                     // Already changed: the wake-up came before the wait; no need to block.
-                    Ok(v) if u64::from(v) != expected & 0xffff_ffff => return ret(m, vcpu, regs, HC_OK),
+                    Ok(v) if u64::from(v) != expected & 0xffff_ffff => {
+                        return ret(m, vcpu, regs, HC_OK);
+                    }
                     Ok(_) => {}
                 }
             }
@@ -118,7 +157,9 @@ fn ret(m: &Machine, vcpu: &VcpuFd, regs: kvm_regs, value: u64) -> Next {
     match set_rax(vcpu, regs, value) {
         Ok(()) => Next::Continue,
         Err(e) => {
-            m.finish(Outcome::HostError { message: format!("cannot write a vCPU's registers: {e}") });
+            m.finish(Outcome::HostError {
+                message: format!("cannot write a vCPU's registers: {e}"),
+            });
             Next::Stop
         }
     }

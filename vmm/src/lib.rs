@@ -52,7 +52,9 @@ impl RunOptions {
             console_log: None,
             echo_console: false,
             kernel: None,
-            kvm_device: PathBuf::from(std::env::var_os("LOCKVMM_KVM_DEVICE").unwrap_or_else(|| KVM_DEVICE.into())),
+            kvm_device: PathBuf::from(
+                std::env::var_os("LOCKVMM_KVM_DEVICE").unwrap_or_else(|| KVM_DEVICE.into()),
+            ),
             stall_timeout: Duration::from_secs(30),
         }
     }
@@ -73,7 +75,9 @@ impl LabError {
     pub fn exit_code(&self) -> i32 {
         match self {
             LabError::Scenario(_) | LabError::VcpusFlag { .. } => 2,
-            LabError::Machine(MachineError::TooManyVcpus { .. } | MachineError::ProgramTooBig(_)) => 2,
+            LabError::Machine(
+                MachineError::TooManyVcpus { .. } | MachineError::ProgramTooBig(_),
+            ) => 2,
             LabError::Machine(_) => 3,
         }
     }
@@ -92,7 +96,10 @@ pub fn run_scenario(opts: &RunOptions) -> Result<(LoadedScenario, RunResult), La
         return Err(match opts.vcpus {
             Some(requested) => LabError::VcpusFlag { requested, why },
             None => scenario
-                .error_at(scenario.scenario.machine.get_ref().vcpus.span(), format!("machine.vcpus = {vcpus}: {why}"))
+                .error_at(
+                    scenario.scenario.machine.get_ref().vcpus.span(),
+                    format!("machine.vcpus = {vcpus}: {why}"),
+                )
                 .into(),
         });
     }

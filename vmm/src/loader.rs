@@ -17,12 +17,17 @@ pub const EMBEDDED_GUEST_PATH: &str = env!("LOCKVMM_GUEST_ELF");
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read the guest kernel {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the guest kernel is not a loadable ELF: {0}")]
     Elf(String),
     #[error("the guest kernel has no symbol `{0}`")]
     MissingSymbol(&'static str),
-    #[error("the guest kernel ends at {end:#x}, beyond guest RAM ({mem} bytes): raise machine.memory_mib")]
+    #[error(
+        "the guest kernel ends at {end:#x}, beyond guest RAM ({mem} bytes): raise machine.memory_mib"
+    )]
     TooBig { end: u64, mem: u64 },
 }
 
@@ -43,13 +48,17 @@ impl KernelImage {
     pub fn open(path: Option<&Path>) -> Result<Self, LoadError> {
         let (elf, path) = match path {
             Some(p) => (
-                std::fs::read(p).map_err(|source| LoadError::Read { path: p.into(), source })?,
+                std::fs::read(p).map_err(|source| LoadError::Read {
+                    path: p.into(),
+                    source,
+                })?,
                 p.to_path_buf(),
             ),
             None => (EMBEDDED_GUEST.to_vec(), PathBuf::from(EMBEDDED_GUEST_PATH)),
         };
         let symbols = Symbols::from_elf(&elf).map_err(|e| LoadError::Elf(e.to_string()))?;
-        let entry = |name: &'static str| symbols.addr_of(name).ok_or(LoadError::MissingSymbol(name));
+        let entry =
+            |name: &'static str| symbols.addr_of(name).ok_or(LoadError::MissingSymbol(name));
         Ok(KernelImage {
             entry_bsp: entry("startup_64")?,
             entry_ap: entry("secondary_startup_64")?,
@@ -62,14 +71,18 @@ impl KernelImage {
     /// Copies the loadable segments into guest memory (at their physical addresses).
     pub fn load(&self, memory: &GuestMemory) -> Result<(), LoadError> {
         let mut image = Cursor::new(self.elf.as_slice());
-        let result = Elf::load(memory.mem(), None, &mut image, None).map_err(|e| LoadError::Elf(e.to_string()))?;
+        let result = Elf::load(memory.mem(), None, &mut image, None)
+            .map_err(|e| LoadError::Elf(e.to_string()))?;
         // linux-loader checks the file-backed part; `_end` also covers .bss (the CPU stacks).
         let end = self
             .symbols
             .addr_of("_end")
             .map_or(result.kernel_end, |e| e - lockvmm_abi::START_KERNEL_MAP);
         if end > memory.size() {
-            return Err(LoadError::TooBig { end, mem: memory.size() });
+            return Err(LoadError::TooBig {
+                end,
+                mem: memory.size(),
+            });
         }
         Ok(())
     }

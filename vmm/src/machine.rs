@@ -53,7 +53,10 @@ pub enum MachineError {
     #[error("the scenario program is {0} bytes; at most {PROGRAM_MAX} fit in guest memory")]
     ProgramTooBig(usize),
     #[error("cannot write the console log {path}: {source}")]
-    ConsoleLog { path: PathBuf, source: std::io::Error },
+    ConsoleLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot set up the host side: {0}")]
     Host(String),
 }
@@ -202,7 +205,10 @@ impl Machine {
             } else {
                 format!("this KVM and the guest kernel allow at most {max}")
             };
-            return Err(MachineError::TooManyVcpus { requested: cfg.vcpus, limit });
+            return Err(MachineError::TooManyVcpus {
+                requested: cfg.vcpus,
+                limit,
+            });
         }
         if cfg.program.len() as u64 > PROGRAM_MAX {
             return Err(MachineError::ProgramTooBig(cfg.program.len()));
@@ -226,14 +232,21 @@ impl Machine {
         let cpuid = vcpu::supported_cpuid(&kvm)?;
         let mut vcpus = Vec::with_capacity(cfg.vcpus);
         for cpu in 0..cfg.vcpus {
-            let rip = if cpu == 0 { cfg.kernel.entry_bsp } else { cfg.kernel.entry_ap };
+            let rip = if cpu == 0 {
+                cfg.kernel.entry_bsp
+            } else {
+                cfg.kernel.entry_ap
+            };
             vcpus.push(vcpu::create_vcpu(&vm, &cpuid, cpu, rip)?);
         }
         let vcpus_created = t0.elapsed();
 
         let log = match &cfg.console_log {
             Some(path) => Some(
-                File::create(path).map_err(|source| MachineError::ConsoleLog { path: path.clone(), source })?,
+                File::create(path).map_err(|source| MachineError::ConsoleLog {
+                    path: path.clone(),
+                    source,
+                })?,
             ),
             None => None,
         };
@@ -273,9 +286,9 @@ impl Machine {
         let serial = lock(&machine.serial);
         drop(serial);
         let _ = std::io::Write::flush(lock(&machine.serial).writer_mut());
-        let outcome = lock(&machine.outcome)
-            .take()
-            .unwrap_or(Outcome::HostError { message: "the machine stopped without an outcome".into() });
+        let outcome = lock(&machine.outcome).take().unwrap_or(Outcome::HostError {
+            message: "the machine stopped without an outcome".into(),
+        });
         let console = std::mem::take(&mut lock(&console).text);
         let all_online_ms = lock(&machine.all_online_at).map(|t| (t - t0).as_secs_f64() * 1e3);
         Ok(RunResult {
@@ -314,20 +327,27 @@ fn install_kick_handler() -> Result<(), MachineError> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
     ONCE.call_once(|| {
-        result = register_signal_handler(kick_signal(), on_kick)
-            .map_err(|e| MachineError::Host(format!("cannot install the vCPU kick signal handler: {e}")));
+        result = register_signal_handler(kick_signal(), on_kick).map_err(|e| {
+            MachineError::Host(format!("cannot install the vCPU kick signal handler: {e}"))
+        });
     });
     result
 }
 
 /// Waits (on event-manager) for the machine to stop, checking once a second that the vCPU
 /// holding the run token keeps yielding.
-fn supervise(m: &Arc<Machine>, threads: &[JoinHandle<()>], stall_timeout: Duration) -> Result<(), MachineError> {
+fn supervise(
+    m: &Arc<Machine>,
+    threads: &[JoinHandle<()>],
+    stall_timeout: Duration,
+) -> Result<(), MachineError> {
     fn host_err(e: impl std::fmt::Display) -> MachineError {
         MachineError::Host(format!("supervisor: {e}"))
     }
     let mut timer = TimerFd::new().map_err(host_err)?;
-    timer.reset(Duration::from_millis(250), Some(Duration::from_millis(250))).map_err(host_err)?;
+    timer
+        .reset(Duration::from_millis(250), Some(Duration::from_millis(250)))
+        .map_err(host_err)?;
     let supervisor = Arc::new(Mutex::new(Supervisor {
         machine: m.clone(),
         timer,
@@ -340,7 +360,9 @@ fn supervise(m: &Arc<Machine>, threads: &[JoinHandle<()>], stall_timeout: Durati
         EventManager::new().map_err(|e| MachineError::Host(format!("event manager: {e:?}")))?;
     events.add_subscriber(supervisor.clone());
     while !lock(&supervisor).done {
-        events.run().map_err(|e| MachineError::Host(format!("event manager: {e:?}")))?;
+        events
+            .run()
+            .map_err(|e| MachineError::Host(format!("event manager: {e:?}")))?;
     }
     Ok(())
 }

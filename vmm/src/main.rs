@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use lockvmm::{RunOptions, bench, output, report::Outcome};
 
 #[derive(Parser)]
-#[command(name = "lockvmm", version, about = "A KVM lab that replays Linux lockups on a tiny Rust guest kernel")]
+#[command(
+    name = "lockvmm",
+    version,
+    about = "A KVM lab that replays Linux lockups on a tiny Rust guest kernel"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -81,10 +85,19 @@ fn main() -> ExitCode {
 
 fn run(args: RunArgs, started: Instant) -> i32 {
     let quiet = args.quiet || args.json;
-    let name = args.scenario.file_stem().map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("lockvmm-runs").join(&name));
+    let name = args
+        .scenario
+        .file_stem()
+        .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("lockvmm-runs").join(&name));
     if let Err(e) = std::fs::create_dir_all(&out) {
-        eprintln!("lockvmm: cannot create the run directory {}: {e}", out.display());
+        eprintln!(
+            "lockvmm: cannot create the run directory {}: {e}",
+            out.display()
+        );
         return 3;
     }
     let console_log = args.log.clone().unwrap_or_else(|| out.join("console.log"));
@@ -124,20 +137,29 @@ fn run(args: RunArgs, started: Instant) -> i32 {
     });
     let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
     if let Err(e) = output::write_atomic(&out.join("result.json"), text.as_bytes()) {
-        eprintln!("lockvmm: cannot write {}: {e}", out.join("result.json").display());
+        eprintln!(
+            "lockvmm: cannot write {}: {e}",
+            out.join("result.json").display()
+        );
     }
     if args.json {
         println!("{text}");
     } else {
         let expected = opts.vcpus.unwrap_or_else(|| scenario.vcpus());
-        println!("lockvmm: {}/{} CPUs came online", result.online.len(), expected);
+        println!(
+            "lockvmm: {}/{} CPUs came online",
+            result.online.len(),
+            expected
+        );
         for (cpu, why) in &result.bad_hypercalls {
             println!("lockvmm: refused a hypercall from CPU {cpu}: {why}");
         }
         print!("lockvmm: {}", result.outcome.render(syms));
         println!("lockvmm: console log: {}", console_log.display());
     }
-    if matches!(result.outcome, Outcome::Shutdown { status: 0 }) && result.online.len() < expected_cpus(&opts, &scenario) {
+    if matches!(result.outcome, Outcome::Shutdown { status: 0 })
+        && result.online.len() < expected_cpus(&opts, &scenario)
+    {
         return 1;
     }
     result.outcome.exit_code()
@@ -152,12 +174,20 @@ fn max_rss_kib() -> i64 {
     // SAFETY: getrusage writes into the zeroed struct we pass; RUSAGE_SELF is always valid.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 { usage.ru_maxrss } else { -1 }
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
+        usage.ru_maxrss
+    } else {
+        -1
+    }
 }
 
 fn list(dir: &std::path::Path) -> i32 {
     let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "toml")).collect(),
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect(),
         Err(e) => {
             eprintln!("lockvmm: cannot list {}: {e}", dir.display());
             return 2;

@@ -49,8 +49,13 @@ pub struct GuestMemory {
 impl GuestMemory {
     pub fn new(mib: u64) -> Result<Self, MemError> {
         let bytes = mib << 20;
-        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), bytes as usize)])
-            .map_err(|e| MemError::Alloc { mib, reason: e.to_string() })?;
+        let mem =
+            GuestMemoryMmap::from_ranges(&[(GuestAddress(0), bytes as usize)]).map_err(|e| {
+                MemError::Alloc {
+                    mib,
+                    reason: e.to_string(),
+                }
+            })?;
         Ok(GuestMemory { mem, bytes })
     }
 
@@ -72,13 +77,18 @@ impl GuestMemory {
     }
 
     pub fn read_phys_u64(&self, addr: u64) -> Result<u64, MemError> {
-        self.mem.read_obj(GuestAddress(addr)).map_err(|_| MemError::BadPhys { addr, len: 8 })
+        self.mem
+            .read_obj(GuestAddress(addr))
+            .map_err(|_| MemError::BadPhys { addr, len: 8 })
     }
 
     pub fn write_phys(&self, addr: u64, data: &[u8]) -> Result<(), MemError> {
         self.mem
             .write_slice(data, GuestAddress(addr))
-            .map_err(|_| MemError::BadPhys { addr, len: data.len() })
+            .map_err(|_| MemError::BadPhys {
+                addr,
+                len: data.len(),
+            })
     }
 
     /// Translates a guest virtual address by walking the page tables rooted at `cr3`
@@ -134,7 +144,11 @@ impl GuestMemory {
     }
 
     /// Reads a `#[repr(C)]` ABI structure at a guest virtual address.
-    pub fn read_virt_obj<T: vm_memory::ByteValued + Default>(&self, cr3: u64, gva: u64) -> Result<T, MemError> {
+    pub fn read_virt_obj<T: vm_memory::ByteValued + Default>(
+        &self,
+        cr3: u64,
+        gva: u64,
+    ) -> Result<T, MemError> {
         let bytes = self.read_virt(cr3, gva, size_of::<T>())?;
         let mut obj = T::default();
         obj.as_mut_slice().copy_from_slice(&bytes);
@@ -144,7 +158,10 @@ impl GuestMemory {
     pub fn write_boot_info(&self, info: &BootInfo) -> Result<(), MemError> {
         self.mem
             .write_obj(*info, GuestAddress(BOOT_INFO_PADDR))
-            .map_err(|_| MemError::BadPhys { addr: BOOT_INFO_PADDR, len: size_of::<BootInfo>() })
+            .map_err(|_| MemError::BadPhys {
+                addr: BOOT_INFO_PADDR,
+                len: size_of::<BootInfo>(),
+            })
     }
 
     /// Publishes the virtual clock to the guest (see `BootInfo::vtime_ns`).
@@ -163,10 +180,16 @@ impl GuestMemory {
         let table = PTE_PRESENT | PTE_RW;
         let w = |addr: u64, val: u64| self.write_phys(addr, &val.to_le_bytes());
 
-        w(PML4_PADDR + pml4_index(PAGE_OFFSET) * 8, PDPT_DIRECT_PADDR | table)?;
+        w(
+            PML4_PADDR + pml4_index(PAGE_OFFSET) * 8,
+            PDPT_DIRECT_PADDR | table,
+        )?;
         for gib in 0..DIRECT_MAP_SIZE >> 30 {
             let pd = PD_DIRECT_PADDR + gib * 4096;
-            w(PDPT_DIRECT_PADDR + (pdpt_index(PAGE_OFFSET) + gib) * 8, pd | table)?;
+            w(
+                PDPT_DIRECT_PADDR + (pdpt_index(PAGE_OFFSET) + gib) * 8,
+                pd | table,
+            )?;
             for i in 0..512 {
                 let phys = (gib << 30) + i * HUGE_2M;
                 let uncached = if phys == lockvmm_abi::APIC_BASE_PHYS & !(HUGE_2M - 1) {
@@ -178,8 +201,14 @@ impl GuestMemory {
             }
         }
 
-        w(PML4_PADDR + pml4_index(START_KERNEL_MAP) * 8, PDPT_KERNEL_PADDR | table)?;
-        w(PDPT_KERNEL_PADDR + pdpt_index(START_KERNEL_MAP) * 8, PD_KERNEL_PADDR | table)?;
+        w(
+            PML4_PADDR + pml4_index(START_KERNEL_MAP) * 8,
+            PDPT_KERNEL_PADDR | table,
+        )?;
+        w(
+            PDPT_KERNEL_PADDR + pdpt_index(START_KERNEL_MAP) * 8,
+            PD_KERNEL_PADDR | table,
+        )?;
         for i in 0..KERNEL_MAP_SIZE / HUGE_2M {
             w(PD_KERNEL_PADDR + i * 8, (i * HUGE_2M) | table | PTE_PSE)?;
         }
@@ -189,7 +218,12 @@ impl GuestMemory {
     /// A flat boot GDT (Linux's selectors: 0x10 code, 0x18 data) for the moments before the
     /// kernel loads its own.
     pub fn setup_boot_gdt(&self) -> Result<(), MemError> {
-        let gdt: [u64; 4] = [0, 0x00cf_9b00_0000_ffff, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff];
+        let gdt: [u64; 4] = [
+            0,
+            0x00cf_9b00_0000_ffff,
+            0x00af_9b00_0000_ffff,
+            0x00cf_9300_0000_ffff,
+        ];
         let bytes: Vec<u8> = gdt.iter().flat_map(|d| d.to_le_bytes()).collect();
         self.write_phys(BOOT_GDT_PADDR, &bytes)
     }

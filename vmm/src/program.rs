@@ -15,7 +15,10 @@ pub fn encode(scenario: &Scenario) -> Vec<u8> {
         let name = t.comm.get_ref().as_bytes();
         comm[..name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
         tasks.push(TaskDesc {
-            pid: t.pid.as_ref().map_or(100 + i as u32, |p| *p.get_ref() as u32),
+            pid: t
+                .pid
+                .as_ref()
+                .map_or(100 + i as u32, |p| *p.get_ref() as u32),
             cpu: *t.cpu.get_ref() as u32,
             comm,
             first_op: ops.len() as u32,
@@ -26,7 +29,10 @@ pub fn encode(scenario: &Scenario) -> Vec<u8> {
     if tasks.is_empty() {
         return Vec::new();
     }
-    let header = ProgramHeader { nr_tasks: tasks.len() as u32, nr_ops: ops.len() as u32 };
+    let header = ProgramHeader {
+        nr_tasks: tasks.len() as u32,
+        nr_ops: ops.len() as u32,
+    };
     let mut out = header.as_slice().to_vec();
     for t in &tasks {
         out.extend_from_slice(t.as_slice());
@@ -47,9 +53,14 @@ fn encode_op(o: &OpSpec) -> OpDesc {
             (op::RAW_HYPERCALL, [nr.0, a(0), a(1), a(2)])
         }
         OpSpec::Printk { lines } => (op::PRINTK, [lines.0, 0, 0, 0]),
-        OpSpec::ReadWithBadFramePointer { addr, frame_pointer } => {
-            (op::READ_WITH_BAD_FP, [addr.0, frame_pointer.0, 0, 0])
-        }
+        OpSpec::ReadWithBadFramePointer {
+            addr,
+            frame_pointer,
+        } => (op::READ_WITH_BAD_FP, [addr.0, frame_pointer.0, 0, 0]),
     };
-    OpDesc { kind, _pad: 0, args }
+    OpDesc {
+        kind,
+        _pad: 0,
+        args,
+    }
 }

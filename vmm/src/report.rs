@@ -96,7 +96,11 @@ impl Regs {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FaultKind {
     /// The kernel hit an exception it cannot handle and reported it (an oops).
-    Oops { vector: u64, name: String, error_code: u64 },
+    Oops {
+        vector: u64,
+        name: String,
+        error_code: u64,
+    },
     /// KVM_EXIT_SHUTDOWN: an exception while delivering a double fault.
     TripleFault,
     /// KVM_EXIT_INTERNAL_ERROR (suberror 1 is an instruction KVM cannot emulate, e.g. SSE).
@@ -140,13 +144,22 @@ pub struct FaultReport {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     /// The guest powered off with this status.
-    Shutdown { status: u32 },
+    Shutdown {
+        status: u32,
+    },
     Fault(FaultReport),
-    Panic { message: String, report: FaultReport },
+    Panic {
+        message: String,
+        report: FaultReport,
+    },
     /// Every vCPU waits and nothing can wake them.
-    AllWaiting { waiting: Vec<WaitingCpu> },
+    AllWaiting {
+        waiting: Vec<WaitingCpu>,
+    },
     /// lockvmm itself failed (a KVM call, a thread).
-    HostError { message: String },
+    HostError {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -173,26 +186,49 @@ const MAX_FRAMES: usize = 64;
 
 /// Walks the frame-pointer chain from `regs`. A wild pointer ends the walk with a note, never a
 /// failure: the stack is guest memory, i.e. untrusted.
-pub fn backtrace(mem: &GuestMemory, cr3: u64, syms: &Symbols, regs: &Regs) -> (Vec<Frame>, Option<String>) {
-    let mut frames = vec![Frame { sp: regs.rsp, pc: regs.rip, symbol: syms.describe(regs.rip) }];
+pub fn backtrace(
+    mem: &GuestMemory,
+    cr3: u64,
+    syms: &Symbols,
+    regs: &Regs,
+) -> (Vec<Frame>, Option<String>) {
+    let mut frames = vec![Frame {
+        sp: regs.rsp,
+        pc: regs.rip,
+        symbol: syms.describe(regs.rip),
+    }];
     let mut fp = regs.rbp;
     while frames.len() < MAX_FRAMES {
         if fp == 0 {
             return (frames, None);
         }
-        if fp % 8 != 0 {
+        if !fp.is_multiple_of(8) {
             return (frames, Some(format!("frame pointer {fp:#x} is misaligned")));
         }
-        let (Ok(next), Ok(ret)) = (mem.read_virt_u64(cr3, fp), mem.read_virt_u64(cr3, fp.wrapping_add(8)))
-        else {
-            return (frames, Some(format!("frame pointer {fp:#x} is not a readable kernel address")));
+        let (Ok(next), Ok(ret)) = (
+            mem.read_virt_u64(cr3, fp),
+            mem.read_virt_u64(cr3, fp.wrapping_add(8)),
+        ) else {
+            return (
+                frames,
+                Some(format!(
+                    "frame pointer {fp:#x} is not a readable kernel address"
+                )),
+            );
         };
         if ret == 0 {
             return (frames, None);
         }
-        frames.push(Frame { sp: fp + 8, pc: ret, symbol: syms.describe_return(ret) });
+        frames.push(Frame {
+            sp: fp + 8,
+            pc: ret,
+            symbol: syms.describe_return(ret),
+        });
         if next != 0 && next <= fp {
-            return (frames, Some(format!("frame pointer chain goes backwards at {fp:#x}")));
+            return (
+                frames,
+                Some(format!("frame pointer chain goes backwards at {fp:#x}")),
+            );
         }
         fp = next;
     }
@@ -200,7 +236,15 @@ pub fn backtrace(mem: &GuestMemory, cr3: u64, syms: &Symbols, regs: &Regs) -> (V
 }
 
 impl FaultReport {
-    pub fn new(cpu: usize, fault: FaultKind, regs: Regs, cr2: u64, cr3: u64, mem: &GuestMemory, syms: &Symbols) -> Self {
+    pub fn new(
+        cpu: usize,
+        fault: FaultKind,
+        regs: Regs,
+        cr2: u64,
+        cr3: u64,
+        mem: &GuestMemory,
+        syms: &Symbols,
+    ) -> Self {
         let loc = syms.lookup(regs.rip);
         let (backtrace, backtrace_note) = backtrace(mem, cr3, syms, &regs);
         FaultReport {
@@ -218,22 +262,38 @@ impl FaultReport {
 
     pub fn headline(&self) -> String {
         match &self.fault {
-            FaultKind::Oops { name, error_code, vector } => {
-                let mut s = format!("kernel oops on CPU {}: {} (vector {}, error code {:#x}", self.cpu, name, vector, error_code);
+            FaultKind::Oops {
+                name,
+                error_code,
+                vector,
+            } => {
+                let mut s = format!(
+                    "kernel oops on CPU {}: {} (vector {}, error code {:#x}",
+                    self.cpu, name, vector, error_code
+                );
                 if *vector == 14 {
                     s.push_str(&format!(": {}", describe_pf_error(*error_code)));
                 }
                 s.push(')');
                 s
             }
-            FaultKind::TripleFault => format!("triple fault on CPU {} (KVM_EXIT_SHUTDOWN)", self.cpu),
+            FaultKind::TripleFault => {
+                format!("triple fault on CPU {} (KVM_EXIT_SHUTDOWN)", self.cpu)
+            }
             FaultKind::InternalError { suberror } => format!(
                 "KVM internal error on CPU {} (suberror {}{})",
                 self.cpu,
                 suberror,
-                if *suberror == 1 { ": instruction emulation failed; SSE/AVX in ring 0 cannot run on this KVM" } else { "" }
+                if *suberror == 1 {
+                    ": instruction emulation failed; SSE/AVX in ring 0 cannot run on this KVM"
+                } else {
+                    ""
+                }
             ),
-            FaultKind::FailEntry { reason } => format!("KVM could not enter CPU {} (hardware reason {:#x})", self.cpu, reason),
+            FaultKind::FailEntry { reason } => format!(
+                "KVM could not enter CPU {} (hardware reason {:#x})",
+                self.cpu, reason
+            ),
             FaultKind::UnbackedMemory { gpa, write } => format!(
                 "CPU {} {} guest physical {:#x}, where there is no RAM or device",
                 self.cpu,
@@ -252,8 +312,19 @@ impl FaultReport {
         let r = &self.regs;
         let mut s = String::new();
         let _ = writeln!(s, "{}", self.headline());
-        let _ = writeln!(s, "    [exception RIP: {}]", self.rip_symbol.as_deref().unwrap_or("unknown"));
-        let _ = writeln!(s, "    RIP: {:016x}  RSP: {:016x}  RFLAGS: {:08x} ({})", r.rip, r.rsp, r.rflags, describe_if(r.rflags));
+        let _ = writeln!(
+            s,
+            "    [exception RIP: {}]",
+            self.rip_symbol.as_deref().unwrap_or("unknown")
+        );
+        let _ = writeln!(
+            s,
+            "    RIP: {:016x}  RSP: {:016x}  RFLAGS: {:08x} ({})",
+            r.rip,
+            r.rsp,
+            r.rflags,
+            describe_if(r.rflags)
+        );
         let rows = [
             [("RAX", r.rax), ("RBX", r.rbx), ("RCX", r.rcx)],
             [("RDX", r.rdx), ("RSI", r.rsi), ("RDI", r.rdi)],
@@ -265,15 +336,30 @@ impl FaultReport {
             let cells: Vec<String> = row.iter().map(|(n, v)| format!("{n}: {v:016x}")).collect();
             let _ = writeln!(s, "    {}", cells.join("  "));
         }
-        let _ = writeln!(s, "    CS: {:04x}  SS: {:04x}  CR2: {:016x}  CR3: {:016x}", r.cs, r.ss, self.cr2, self.cr3);
-        for (name, v) in [("RSI", r.rsi), ("RDI", r.rdi), ("RAX", r.rax), ("RBX", r.rbx), ("RCX", r.rcx), ("RDX", r.rdx)] {
+        let _ = writeln!(
+            s,
+            "    CS: {:04x}  SS: {:04x}  CR2: {:016x}  CR3: {:016x}",
+            r.cs, r.ss, self.cr2, self.cr3
+        );
+        for (name, v) in [
+            ("RSI", r.rsi),
+            ("RDI", r.rdi),
+            ("RAX", r.rax),
+            ("RBX", r.rbx),
+            ("RCX", r.rcx),
+            ("RDX", r.rdx),
+        ] {
             if let Some(loc) = syms.lookup(v).filter(|_| v > lockvmm_abi::START_KERNEL_MAP) {
                 let _ = writeln!(s, "    {name} {v:016x} = &{loc}");
             }
         }
         let _ = writeln!(s, "  backtrace (frame pointers):");
         for (i, f) in self.backtrace.iter().enumerate() {
-            let _ = writeln!(s, "    #{i:<2} [{:016x}] {} at {:016x}", f.sp, f.symbol, f.pc);
+            let _ = writeln!(
+                s,
+                "    #{i:<2} [{:016x}] {} at {:016x}",
+                f.sp, f.symbol, f.pc
+            );
         }
         if let Some(note) = &self.backtrace_note {
             let _ = writeln!(s, "    (backtrace ends: {note})");
@@ -284,15 +370,27 @@ impl FaultReport {
 
 /// `IF=0: interrupts disabled` / `IF=1: interrupts enabled`.
 pub fn describe_if(rflags: u64) -> &'static str {
-    if rflags & (1 << 9) != 0 { "IF=1: interrupts enabled" } else { "IF=0: interrupts disabled" }
+    if rflags & (1 << 9) != 0 {
+        "IF=1: interrupts enabled"
+    } else {
+        "IF=0: interrupts disabled"
+    }
 }
 
 /// The bits of a page-fault error code, as Linux prints them.
 pub fn describe_pf_error(code: u64) -> String {
     let mut parts = vec![
-        if code & 1 != 0 { "protection violation" } else { "not-present page" },
+        if code & 1 != 0 {
+            "protection violation"
+        } else {
+            "not-present page"
+        },
         if code & 2 != 0 { "write" } else { "read" },
-        if code & 4 != 0 { "user mode" } else { "kernel mode" },
+        if code & 4 != 0 {
+            "user mode"
+        } else {
+            "kernel mode"
+        },
     ];
     if code & 16 != 0 {
         parts.push("instruction fetch");
@@ -307,17 +405,30 @@ impl Outcome {
             Outcome::Shutdown { status } => format!("guest powered off with status {status}\n"),
             Outcome::Fault(r) => r.render(syms),
             Outcome::Panic { message, report } => {
-                format!("Kernel panic on CPU {}: {}\n{}", report.cpu, message, report.render(syms))
+                format!(
+                    "Kernel panic on CPU {}: {}\n{}",
+                    report.cpu,
+                    message,
+                    report.render(syms)
+                )
             }
             Outcome::AllWaiting { waiting } => {
-                let mut s = String::from("every CPU is waiting and nothing can wake any of them:\n");
+                let mut s =
+                    String::from("every CPU is waiting and nothing can wake any of them:\n");
                 for w in waiting {
                     let what = match (&w.addr, &w.addr_symbol) {
                         (Some(_), Some(sym)) => format!("waits on &{sym}"),
                         (Some(a), None) => format!("waits on {a:#x}"),
                         (None, _) => "waits for an interrupt".to_string(),
                     };
-                    let _ = writeln!(s, "  CPU {:>3}: {} in {} ({})", w.cpu, what, w.rip_symbol, describe_if(if w.irq_enabled { 1 << 9 } else { 0 }));
+                    let _ = writeln!(
+                        s,
+                        "  CPU {:>3}: {} in {} ({})",
+                        w.cpu,
+                        what,
+                        w.rip_symbol,
+                        describe_if(if w.irq_enabled { 1 << 9 } else { 0 })
+                    );
                 }
                 s
             }

@@ -52,7 +52,11 @@ pub enum OpSpec {
     /// Make this CPU triple-fault.
     TripleFault,
     /// Issue a raw hypercall (for testing the host's validation).
-    Hypercall { nr: Addr, #[serde(default)] args: Vec<Addr> },
+    Hypercall {
+        nr: Addr,
+        #[serde(default)]
+        args: Vec<Addr>,
+    },
     /// Print this many console lines.
     Printk { lines: Addr },
     /// Read a u64 at `addr` with the frame pointer set to `frame_pointer` (tests unwinding).
@@ -94,9 +98,17 @@ fn parse_u64(s: &str) -> Option<u64> {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("cannot read scenario {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}:{col}: {message}")]
-    Invalid { path: PathBuf, line: usize, col: usize, message: String },
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        col: usize,
+        message: String,
+    },
 }
 
 /// A scenario with its source, for locating errors.
@@ -108,8 +120,10 @@ pub struct LoadedScenario {
 
 impl LoadedScenario {
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
-        let source = std::fs::read_to_string(path)
-            .map_err(|source| ScenarioError::Read { path: path.into(), source })?;
+        let source = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.into(),
+            source,
+        })?;
         Self::parse(path, source)
     }
 
@@ -119,7 +133,11 @@ impl LoadedScenario {
             let message = with_suggestion(e.message());
             invalid(path, &source, span, message)
         })?;
-        let loaded = LoadedScenario { path: path.into(), source, scenario };
+        let loaded = LoadedScenario {
+            path: path.into(),
+            source,
+            scenario,
+        };
         loaded.validate(None)?;
         Ok(loaded)
     }
@@ -137,14 +155,19 @@ impl LoadedScenario {
             None => *m.vcpus.get_ref(),
         };
         if vcpus < 1 {
-            return Err(self.error_at(m.vcpus.span(), format!("machine.vcpus = {vcpus}: a machine needs at least 1 vCPU")));
+            return Err(self.error_at(
+                m.vcpus.span(),
+                format!("machine.vcpus = {vcpus}: a machine needs at least 1 vCPU"),
+            ));
         }
         if let Some(mem) = &m.memory_mib {
             let v = *mem.get_ref();
             if !(MIN_MEM_MIB as i64..=MAX_MEM_MIB as i64).contains(&v) {
                 return Err(self.error_at(
                     mem.span(),
-                    format!("machine.memory_mib = {v}: must be between {MIN_MEM_MIB} and {MAX_MEM_MIB}"),
+                    format!(
+                        "machine.memory_mib = {v}: must be between {MIN_MEM_MIB} and {MAX_MEM_MIB}"
+                    ),
                 ));
             }
         }
@@ -158,12 +181,17 @@ impl LoadedScenario {
                 ));
             }
             if t.comm.get_ref().is_empty() || t.comm.get_ref().len() > 15 {
-                return Err(self.error_at(t.comm.span(), "task.comm must be 1 to 15 bytes (TASK_COMM_LEN)"));
+                return Err(self.error_at(
+                    t.comm.span(),
+                    "task.comm must be 1 to 15 bytes (TASK_COMM_LEN)",
+                ));
             }
-            if let Some(pid) = &t.pid {
-                if !(1..=i64::from(u32::MAX)).contains(pid.get_ref()) {
-                    return Err(self.error_at(pid.span(), "task.pid must be a positive 32-bit number"));
-                }
+            if let Some(pid) = t
+                .pid
+                .as_ref()
+                .filter(|p| !(1..=i64::from(u32::MAX)).contains(p.get_ref()))
+            {
+                return Err(self.error_at(pid.span(), "task.pid must be a positive 32-bit number"));
             }
         }
         Ok(())
@@ -174,18 +202,30 @@ impl LoadedScenario {
     }
 
     pub fn memory_mib(&self) -> u64 {
-        self.scenario.machine.get_ref().memory_mib.as_ref().map_or(DEFAULT_MEMORY_MIB, |m| *m.get_ref() as u64)
+        self.scenario
+            .machine
+            .get_ref()
+            .memory_mib
+            .as_ref()
+            .map_or(DEFAULT_MEMORY_MIB, |m| *m.get_ref() as u64)
     }
 
     /// The scenario's name: its file stem.
     pub fn name(&self) -> String {
-        self.path.file_stem().map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned())
+        self.path
+            .file_stem()
+            .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned())
     }
 }
 
 fn invalid(path: &Path, source: &str, span: Range<usize>, message: String) -> ScenarioError {
     let (line, col) = line_col(source, span.start);
-    ScenarioError::Invalid { path: path.into(), line, col, message }
+    ScenarioError::Invalid {
+        path: path.into(),
+        line,
+        col,
+        message,
+    }
 }
 
 /// 1-based line and column of a byte offset.
@@ -199,11 +239,15 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
 /// Turns serde's "unknown field `x`, expected `a`, `b`" into one line with the nearest key.
 fn with_suggestion(message: &str) -> String {
     let message = message.trim().replace('\n', " ");
-    let Some(rest) = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("unknown variant `"))
+    let Some(rest) = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))
     else {
         return message;
     };
-    let Some((unknown, expected)) = rest.split_once('`') else { return message };
+    let Some((unknown, expected)) = rest.split_once('`') else {
+        return message;
+    };
     let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
     match candidates.iter().min_by_key(|c| edit_distance(unknown, c)) {
         Some(best) if edit_distance(unknown, best) <= best.len().max(2) / 2 + 1 => {
@@ -238,14 +282,20 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_and_nearest_key() {
-        let err = parse("description = \"x\"\n[machine]\nvcpu = 2\n").err().unwrap().to_string();
+        let err = parse("description = \"x\"\n[machine]\nvcpu = 2\n")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.starts_with("t.toml:3:1:"), "{err}");
         assert!(err.contains("did you mean `vcpus`?"), "{err}");
     }
 
     #[test]
     fn zero_vcpus_is_rejected_at_its_value() {
-        let err = parse("description = \"x\"\n[machine]\nvcpus = 0\n").err().unwrap().to_string();
+        let err = parse("description = \"x\"\n[machine]\nvcpus = 0\n")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.starts_with("t.toml:3:9:"), "{err}");
     }
 
@@ -257,16 +307,25 @@ mod tests {
         )
         .unwrap();
         let ops = &s.scenario.task[0].get_ref().ops;
-        assert!(matches!(ops[0].get_ref(), OpSpec::Read { addr: Addr(0xffff_c900_0000_1000) }));
-        assert!(matches!(ops[1].get_ref(), OpSpec::Printk { lines: Addr(3) }));
+        assert!(matches!(
+            ops[0].get_ref(),
+            OpSpec::Read {
+                addr: Addr(0xffff_c900_0000_1000)
+            }
+        ));
+        assert!(matches!(
+            ops[1].get_ref(),
+            OpSpec::Printk { lines: Addr(3) }
+        ));
     }
 
     #[test]
     fn task_on_missing_cpu_is_rejected() {
-        let err = parse("description = \"x\"\n[machine]\nvcpus = 2\n[[task]]\ncomm = \"t\"\ncpu = 2\n")
-            .err()
-            .unwrap()
-            .to_string();
+        let err =
+            parse("description = \"x\"\n[machine]\nvcpus = 2\n[[task]]\ncomm = \"t\"\ncpu = 2\n")
+                .err()
+                .unwrap()
+                .to_string();
         assert!(err.starts_with("t.toml:6:7:"), "{err}");
     }
 }

@@ -52,7 +52,11 @@ impl Scheduler {
         let mut cpus = vec![CpuState::Offline; n];
         cpus[0] = CpuState::Running;
         Scheduler {
-            inner: Mutex::new(Inner { cpus, token: Some(0), stopped: false }),
+            inner: Mutex::new(Inner {
+                cpus,
+                token: Some(0),
+                stopped: false,
+            }),
             wakeups: (0..n).map(|_| Condvar::new()).collect(),
         }
     }
@@ -71,7 +75,9 @@ impl Scheduler {
             if inner.token == Some(cpu) {
                 return true;
             }
-            inner = self.wakeups[cpu].wait(inner).unwrap_or_else(|p| p.into_inner());
+            inner = self.wakeups[cpu]
+                .wait(inner)
+                .unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -153,7 +159,11 @@ mod tests {
     use super::*;
 
     fn wait_on(addr: u64) -> Wait {
-        Wait { addr: Some(addr), irq_enabled: true, rip: 0 }
+        Wait {
+            addr: Some(addr),
+            irq_enabled: true,
+            rip: 0,
+        }
     }
 
     #[test]

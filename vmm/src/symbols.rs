@@ -62,26 +62,38 @@ impl Symbols {
     /// The symbol containing `addr`. A symbol without a size (an assembly label) covers up to
     /// the next symbol.
     pub fn lookup(&self, addr: u64) -> Option<Location> {
-        let idx = self.syms.partition_point(|s| s.addr <= addr).checked_sub(1)?;
+        let idx = self
+            .syms
+            .partition_point(|s| s.addr <= addr)
+            .checked_sub(1)?;
         let s = &self.syms[idx];
         let end = if s.size > 0 {
             s.addr + s.size
         } else {
             self.syms.get(idx + 1).map_or(s.addr + 1, |n| n.addr)
         };
-        (addr < end).then(|| Location { name: s.name.clone(), offset: addr - s.addr, size: s.size })
+        (addr < end).then(|| Location {
+            name: s.name.clone(),
+            offset: addr - s.addr,
+            size: s.size,
+        })
     }
 
     /// `function+off`, or the bare hex address when no symbol covers it.
     pub fn describe(&self, addr: u64) -> String {
-        self.lookup(addr).map_or_else(|| format!("{addr:#x}"), |l| l.to_string())
+        self.lookup(addr)
+            .map_or_else(|| format!("{addr:#x}"), |l| l.to_string())
     }
 
     /// Like `describe`, for a return address: the call that pushed it may be the last
     /// instruction of its function (a call to a `noreturn` function), so look up `pc - 1`.
     pub fn describe_return(&self, pc: u64) -> String {
         match self.lookup(pc.wrapping_sub(1)) {
-            Some(l) => Location { offset: pc - (pc - 1 - l.offset), ..l }.to_string(),
+            Some(l) => Location {
+                offset: pc - (pc - 1 - l.offset),
+                ..l
+            }
+            .to_string(),
             None => format!("{pc:#x}"),
         }
     }

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE, kvm_mp_state, kvm_segment};
+use kvm_bindings::{
+    CpuId, KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE, kvm_mp_state, kvm_segment,
+};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use lockvmm_abi::{HYPERCALL_PORT, PAGE_OFFSET, SERIAL_PORT};
 
@@ -26,12 +28,15 @@ const X86_EFLAGS_FIXED: u64 = 1 << 1;
 
 /// The CPUID table KVM supports, read once per machine.
 pub fn supported_cpuid(kvm: &Kvm) -> Result<CpuId, VmError> {
-    kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(VmError::kvm("report its CPUID"))
+    kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(VmError::kvm("report its CPUID"))
 }
 
 /// Creates vCPU `cpu` and puts it in 64-bit mode at `rip` with `RDI = cpu`.
 pub fn create_vcpu(vm: &VmFd, cpuid: &CpuId, cpu: usize, rip: u64) -> Result<VcpuFd, VmError> {
-    let vcpu = vm.create_vcpu(cpu as u64).map_err(VmError::kvm("create a vCPU"))?;
+    let vcpu = vm
+        .create_vcpu(cpu as u64)
+        .map_err(VmError::kvm("create a vCPU"))?;
     let mut cpuid = cpuid.clone();
     for entry in cpuid.as_mut_slice() {
         match entry.function {
@@ -53,7 +58,9 @@ pub fn create_vcpu(vm: &VmFd, cpuid: &CpuId, cpu: usize, rip: u64) -> Result<Vcp
     }
     vcpu.set_cpuid2(&cpuid).map_err(VmError::kvm("set CPUID"))?;
 
-    let mut sregs = vcpu.get_sregs().map_err(VmError::kvm("read special registers"))?;
+    let mut sregs = vcpu
+        .get_sregs()
+        .map_err(VmError::kvm("read special registers"))?;
     let code = kvm_segment {
         base: 0,
         limit: 0xffff_ffff,
@@ -69,14 +76,28 @@ pub fn create_vcpu(vm: &VmFd, cpuid: &CpuId, cpu: usize, rip: u64) -> Result<Vcp
         unusable: 0,
         padding: 0,
     };
-    let data = kvm_segment { selector: 0x18, type_: 0x3, db: 1, l: 0, ..code };
+    let data = kvm_segment {
+        selector: 0x18,
+        type_: 0x3,
+        db: 1,
+        l: 0,
+        ..code
+    };
     sregs.cs = code;
     sregs.ds = data;
     sregs.es = data;
     sregs.fs = data;
     sregs.gs = data;
     sregs.ss = data;
-    sregs.tr = kvm_segment { selector: 0x40, type_: 0xb, s: 0, l: 0, g: 0, limit: 0x67, ..code };
+    sregs.tr = kvm_segment {
+        selector: 0x40,
+        type_: 0xb,
+        s: 0,
+        l: 0,
+        g: 0,
+        limit: 0x67,
+        ..code
+    };
     sregs.gdt.base = PAGE_OFFSET + BOOT_GDT_PADDR;
     sregs.gdt.limit = 4 * 8 - 1;
     sregs.idt.base = 0;
@@ -85,13 +106,15 @@ pub fn create_vcpu(vm: &VmFd, cpuid: &CpuId, cpu: usize, rip: u64) -> Result<Vcp
     sregs.cr3 = BOOT_CR3;
     sregs.cr4 = X86_CR4_PAE;
     sregs.efer = EFER_LME | EFER_LMA;
-    vcpu.set_sregs(&sregs).map_err(VmError::kvm("set special registers"))?;
+    vcpu.set_sregs(&sregs)
+        .map_err(VmError::kvm("set special registers"))?;
 
     let mut regs = vcpu.get_regs().map_err(VmError::kvm("read registers"))?;
     regs.rip = rip;
     regs.rdi = cpu as u64;
     regs.rflags = X86_EFLAGS_FIXED;
-    vcpu.set_regs(&regs).map_err(VmError::kvm("set registers"))?;
+    vcpu.set_regs(&regs)
+        .map_err(VmError::kvm("set registers"))?;
     Ok(vcpu)
 }
 
@@ -121,9 +144,13 @@ pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) {
         if !started {
             // The boot CPU started it (StartCpu): leave wait-for-SIPI for the entry point set
             // at creation.
-            let state = kvm_mp_state { mp_state: KVM_MP_STATE_RUNNABLE };
+            let state = kvm_mp_state {
+                mp_state: KVM_MP_STATE_RUNNABLE,
+            };
             if let Err(e) = vcpu.set_mp_state(state) {
-                m.finish(Outcome::HostError { message: format!("CPU {cpu}: cannot make it runnable: {e}") });
+                m.finish(Outcome::HostError {
+                    message: format!("CPU {cpu}: cannot make it runnable: {e}"),
+                });
                 break;
             }
             started = true;
@@ -164,14 +191,18 @@ pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) {
 fn decode_exit(m: &Machine, cpu: usize, exit: Result<VcpuExit<'_>, kvm_ioctls::Error>) -> Event {
     let exit = match exit {
         Ok(exit) => exit,
-        Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => return Event::Interrupted,
+        Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+            return Event::Interrupted;
+        }
         Err(e) => return Event::HostError(format!("CPU {cpu}: KVM_RUN failed: {e}")),
     };
     let serial = SERIAL_PORT..SERIAL_PORT + 8;
     match exit {
-        VcpuExit::IoOut(HYPERCALL_PORT, data) => {
-            Event::Hypercall(data.iter().rev().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)))
-        }
+        VcpuExit::IoOut(HYPERCALL_PORT, data) => Event::Hypercall(
+            data.iter()
+                .rev()
+                .fold(0u32, |acc, &b| (acc << 8) | u32::from(b)),
+        ),
         VcpuExit::IoOut(port, data) if serial.contains(&port) => {
             if let Some(&b) = data.first() {
                 m.serial_write((port - SERIAL_PORT) as u8, b);
@@ -204,7 +235,11 @@ fn decode_exit(m: &Machine, cpu: usize, exit: Result<VcpuExit<'_>, kvm_ioctls::E
 /// A `hlt` that reached the host (only without an in-kernel APIC): wait for an interrupt.
 fn halt(vcpu: &VcpuFd) -> Next {
     let (rflags, rip) = vcpu.get_regs().map(|r| (r.rflags, r.rip)).unwrap_or((0, 0));
-    Next::Block(Wait { addr: None, irq_enabled: rflags & (1 << 9) != 0, rip })
+    Next::Block(Wait {
+        addr: None,
+        irq_enabled: rflags & (1 << 9) != 0,
+        rip,
+    })
 }
 
 /// A kick got the vCPU out of the guest: the supervisor saw it run too long without yielding.
@@ -212,7 +247,12 @@ fn interrupted(m: &Machine, vcpu: &VcpuFd, cpu: usize) -> Next {
     let slot = m.cpu(cpu);
     if slot.stall_kick.swap(false, Ordering::AcqRel) && !m.is_stopped() {
         let wall_ms = slot.since_entry_ms();
-        m.finish(capture_fault_ref(m, vcpu, cpu, FaultKind::Stall { wall_ms }));
+        m.finish(capture_fault_ref(
+            m,
+            vcpu,
+            cpu,
+            FaultKind::Stall { wall_ms },
+        ));
         return Next::Stop;
     }
     Next::Continue
@@ -234,7 +274,15 @@ pub fn capture_fault_ref(m: &Machine, vcpu: &VcpuFd, cpu: usize, fault: FaultKin
     match (regs, sregs) {
         (Ok(r), Ok(s)) => {
             let regs = Regs::from_kvm(&r, u64::from(s.cs.selector), u64::from(s.ss.selector));
-            Outcome::Fault(FaultReport::new(cpu, fault, regs, s.cr2, s.cr3, &m.memory, &m.kernel.symbols))
+            Outcome::Fault(FaultReport::new(
+                cpu,
+                fault,
+                regs,
+                s.cr2,
+                s.cr3,
+                &m.memory,
+                &m.kernel.symbols,
+            ))
         }
         (Err(e), _) | (_, Err(e)) => Outcome::HostError {
             message: format!("CPU {cpu} stopped ({fault:?}) but its registers cannot be read: {e}"),

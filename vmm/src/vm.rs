@@ -16,16 +16,23 @@ const KVM_IDENTITY_MAP_ADDRESS: u64 = 0xfffb_c000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
-    #[error("{path} does not exist: this machine has no KVM (load the kvm module, or run on a host with virtualization enabled)")]
+    #[error(
+        "{path} does not exist: this machine has no KVM (load the kvm module, or run on a host with virtualization enabled)"
+    )]
     NoKvm { path: PathBuf },
-    #[error("no permission to open {path}: add your user to the `kvm` group (sudo usermod -aG kvm $USER, then log in again) or run as root")]
+    #[error(
+        "no permission to open {path}: add your user to the `kvm` group (sudo usermod -aG kvm $USER, then log in again) or run as root"
+    )]
     KvmPermission { path: PathBuf },
     #[error("cannot open {path}: {source}")]
     KvmOpen { path: PathBuf, source: io::Error },
     #[error("KVM lacks a capability lockvmm needs: {0}")]
     MissingCap(&'static str),
     #[error("KVM refused to {what}: {source}")]
-    Kvm { what: &'static str, source: kvm_ioctls::Error },
+    Kvm {
+        what: &'static str,
+        source: kvm_ioctls::Error,
+    },
 }
 
 impl VmError {
@@ -37,16 +44,20 @@ impl VmError {
 
 /// Opens the KVM device, turning the usual failures into errors a user can act on.
 pub fn open_kvm(path: &Path) -> Result<Kvm, VmError> {
-    let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| VmError::KvmOpen {
-        path: path.into(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"),
-    })?;
+    let cpath =
+        CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| VmError::KvmOpen {
+            path: path.into(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"),
+        })?;
     Kvm::new_with_path(&cpath).map_err(|e| {
         let source = io::Error::from_raw_os_error(e.errno());
         match source.kind() {
             io::ErrorKind::NotFound => VmError::NoKvm { path: path.into() },
             io::ErrorKind::PermissionDenied => VmError::KvmPermission { path: path.into() },
-            _ => VmError::KvmOpen { path: path.into(), source },
+            _ => VmError::KvmOpen {
+                path: path.into(),
+                source,
+            },
         }
     })
 }
@@ -68,10 +79,12 @@ pub fn create_vm(kvm: &Kvm, memory: &GuestMemory) -> Result<VmFd, VmError> {
         }
     }
     let vm = kvm.create_vm().map_err(VmError::kvm("create a VM"))?;
-    vm.set_tss_address(KVM_TSS_ADDRESS).map_err(VmError::kvm("set the TSS address"))?;
+    vm.set_tss_address(KVM_TSS_ADDRESS)
+        .map_err(VmError::kvm("set the TSS address"))?;
     vm.set_identity_map_address(KVM_IDENTITY_MAP_ADDRESS)
         .map_err(VmError::kvm("set the identity-map address"))?;
-    vm.create_irq_chip().map_err(VmError::kvm("create the in-kernel irqchip"))?;
+    vm.create_irq_chip()
+        .map_err(VmError::kvm("create the in-kernel irqchip"))?;
     for (slot, region) in memory.mem().iter().enumerate() {
         let host = region
             .get_host_address(vm_memory::MemoryRegionAddress(0))
@@ -96,8 +109,14 @@ pub fn send_msi(vm: &VmFd, apic_id: u32, vector: u8, nmi: bool) -> Result<(), Vm
     const MSI_DATA_DELIVERY_NMI: u32 = 0x400;
     let msi = kvm_msi {
         address_lo: MSI_ADDR_BASE | (apic_id << 12),
-        data: if nmi { MSI_DATA_DELIVERY_NMI } else { u32::from(vector) },
+        data: if nmi {
+            MSI_DATA_DELIVERY_NMI
+        } else {
+            u32::from(vector)
+        },
         ..Default::default()
     };
-    vm.signal_msi(msi).map(|_| ()).map_err(VmError::kvm("signal an MSI"))
+    vm.signal_msi(msi)
+        .map(|_| ())
+        .map_err(VmError::kvm("signal an MSI"))
 }

@@ -45,7 +45,11 @@ pub extern "C" fn start_kernel() -> ! {
         "Linux version 6.6.0-lockvmm (lockvmm guest {}) #1 SMP PREEMPT",
         env!("CARGO_PKG_VERSION")
     );
-    printk!("Memory: {}K available, {} CPUs", info.mem_bytes >> 10, info.nr_cpus);
+    printk!(
+        "Memory: {}K available, {} CPUs",
+        info.mem_bytes >> 10,
+        info.nr_cpus
+    );
     setup_local_APIC();
     set_cpu_online(0);
     smp_init();

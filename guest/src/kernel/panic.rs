@@ -24,11 +24,20 @@ impl Write for MsgBuf {
 #[unsafe(no_mangle)]
 pub fn panic_fmt(args: fmt::Arguments) -> ! {
     local_irq_disable();
-    let mut msg = MsgBuf { buf: [0; 256], len: 0 };
+    let mut msg = MsgBuf {
+        buf: [0; 256],
+        len: 0,
+    };
     let _ = msg.write_fmt(args);
     let text = core::str::from_utf8(&msg.buf[..msg.len]).unwrap_or("(invalid UTF-8)");
     printk!("Kernel panic - not syncing: {}", text);
-    lockvmm::hypercall(Hypercall::Panic as u32, msg.buf.as_ptr() as u64, msg.len as u64, 0, 0);
+    lockvmm::hypercall(
+        Hypercall::Panic as u32,
+        msg.buf.as_ptr() as u64,
+        msg.len as u64,
+        0,
+        0,
+    );
     loop {
         lockvmm::wait_for_event();
     }

@@ -44,9 +44,17 @@ pub fn printk(args: fmt::Arguments) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub fn vprintk_emit(args: fmt::Arguments) {
-    let mut line = LineBuf { buf: [0; LOG_LINE_MAX], len: 0 };
+    let mut line = LineBuf {
+        buf: [0; LOG_LINE_MAX],
+        len: 0,
+    };
     let ns = crate::init::main::local_clock();
-    let _ = write!(line, "[{:5}.{:06}] ", ns / 1_000_000_000, (ns % 1_000_000_000) / 1000);
+    let _ = write!(
+        line,
+        "[{:5}.{:06}] ",
+        ns / 1_000_000_000,
+        (ns % 1_000_000_000) / 1000
+    );
     let _ = line.write_fmt(args);
     line.buf[line.len] = b'\n';
     line.len += 1;

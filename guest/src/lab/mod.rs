@@ -75,12 +75,21 @@ pub fn run_program() {
 #[unsafe(no_mangle)]
 pub extern "C" fn run_task(idx: u32) {
     let Some(prog) = program() else { return };
-    let Some(task) = prog.tasks.get(idx as usize) else { return };
-    let comm_len = task.comm.iter().position(|&b| b == 0).unwrap_or(task.comm.len());
+    let Some(task) = prog.tasks.get(idx as usize) else {
+        return;
+    };
+    let comm_len = task
+        .comm
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(task.comm.len());
     let comm = core::str::from_utf8(&task.comm[..comm_len]).unwrap_or("?");
     printk!("lab: {}:{} running on CPU {}", comm, task.pid, task.cpu);
     let first = task.first_op as usize;
-    let ops = prog.ops.get(first..first + task.nr_ops as usize).unwrap_or(&[]);
+    let ops = prog
+        .ops
+        .get(first..first + task.nr_ops as usize)
+        .unwrap_or(&[]);
     for o in ops {
         run_op(o);
     }

@@ -36,7 +36,12 @@ pub struct ConsoleSink {
 
 impl ConsoleSink {
     pub fn new(echo: bool, log: Option<File>, kept: Arc<Mutex<ConsoleText>>) -> Self {
-        ConsoleSink { line: Vec::with_capacity(256), echo, log, kept }
+        ConsoleSink {
+            line: Vec::with_capacity(256),
+            echo,
+            log,
+            kept,
+        }
     }
 
     fn flush_line(&mut self) {

@@ -47,7 +47,13 @@ pub fn shutdown(status: u32) -> ! {
 /// The host checks the value first, so a wake-up between our check and the call is never lost.
 #[inline(always)]
 pub fn wait_on(word: &AtomicU32, val: u32) {
-    hypercall(Hypercall::Wait as u32, word.as_ptr() as u64, val as u64, 0, 0);
+    hypercall(
+        Hypercall::Wait as u32,
+        word.as_ptr() as u64,
+        val as u64,
+        0,
+        0,
+    );
 }
 
 /// Blocks until an interrupt (or NMI) is delivered to this CPU.

@@ -19,7 +19,12 @@ pub struct PerCpu {
 
 impl PerCpu {
     const fn new() -> Self {
-        PerCpu { this: 0, cpu: 0, online: AtomicU32::new(0), pending_task: AtomicU32::new(0) }
+        PerCpu {
+            this: 0,
+            cpu: 0,
+            online: AtomicU32::new(0),
+            pending_task: AtomicU32::new(0),
+        }
     }
 }
 

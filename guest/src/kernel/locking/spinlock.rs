@@ -22,13 +22,18 @@ impl Default for RawSpinLock {
 
 impl RawSpinLock {
     pub const fn new() -> Self {
-        RawSpinLock { val: AtomicU32::new(0) }
+        RawSpinLock {
+            val: AtomicU32::new(0),
+        }
     }
 
     pub fn lock(&self) {
         let me = smp_processor_id() + 1;
         loop {
-            match self.val.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+            match self
+                .val
+                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            {
                 Ok(_) => return,
                 Err(cur) => {
                     let marked = cur | CONTENDED;

@@ -27,14 +27,38 @@ pub fn die(msg: &str, regs: &PtRegs, vector: u64, err: u64, cr2: u64) -> ! {
 
 /// Linux's `__show_regs`, in its layout.
 pub fn show_regs(r: &PtRegs) {
-    printk!("CPU: {} PID: 0 Comm: swapper/{}", smp_processor_id(), smp_processor_id());
+    printk!(
+        "CPU: {} PID: 0 Comm: swapper/{}",
+        smp_processor_id(),
+        smp_processor_id()
+    );
     printk!("RIP: {:04x}:[<{:016x}>]", r.cs, r.rip);
     printk!("RSP: {:04x}:{:016x}  EFLAGS: {:08x}", r.ss, r.rsp, r.rflags);
-    printk!("RAX: {:016x} RBX: {:016x} RCX: {:016x}", r.rax, r.rbx, r.rcx);
-    printk!("RDX: {:016x} RSI: {:016x} RDI: {:016x}", r.rdx, r.rsi, r.rdi);
+    printk!(
+        "RAX: {:016x} RBX: {:016x} RCX: {:016x}",
+        r.rax,
+        r.rbx,
+        r.rcx
+    );
+    printk!(
+        "RDX: {:016x} RSI: {:016x} RDI: {:016x}",
+        r.rdx,
+        r.rsi,
+        r.rdi
+    );
     printk!("RBP: {:016x} R08: {:016x} R09: {:016x}", r.rbp, r.r8, r.r9);
-    printk!("R10: {:016x} R11: {:016x} R12: {:016x}", r.r10, r.r11, r.r12);
-    printk!("R13: {:016x} R14: {:016x} R15: {:016x}", r.r13, r.r14, r.r15);
+    printk!(
+        "R10: {:016x} R11: {:016x} R12: {:016x}",
+        r.r10,
+        r.r11,
+        r.r12
+    );
+    printk!(
+        "R13: {:016x} R14: {:016x} R15: {:016x}",
+        r.r13,
+        r.r14,
+        r.r15
+    );
 }
 
 /// Every exception without a handler of its own.
@@ -62,7 +86,13 @@ pub extern "C" fn do_general_protection(regs: &mut PtRegs, vector: u64) {
 #[unsafe(no_mangle)]
 pub extern "C" fn do_double_fault(regs: &mut PtRegs, vector: u64) {
     let err = regs.orig_rax;
-    die("double fault", regs, vector, err, crate::arch::x86::msr::read_cr2());
+    die(
+        "double fault",
+        regs,
+        vector,
+        err,
+        crate::arch::x86::msr::read_cr2(),
+    );
 }
 
 /// NMIs: nothing raises them yet but the host; they are acknowledged and ignored.
@@ -76,6 +106,10 @@ pub extern "C" fn do_nmi(_regs: &mut PtRegs, _vector: u64) {}
 pub extern "C" fn do_IRQ(_regs: &mut PtRegs, vector: u64) {
     apic::ack_APIC_irq();
     if vector != u64::from(lockvmm_abi::vector::SPURIOUS_APIC_VECTOR) {
-        printk!("do_IRQ: {}.{} No irq handler for vector", smp_processor_id(), vector);
+        printk!(
+            "do_IRQ: {}.{} No irq handler for vector",
+            smp_processor_id(),
+            vector
+        );
     }
 }

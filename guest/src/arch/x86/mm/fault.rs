@@ -47,7 +47,11 @@ pub extern "C" fn no_context(regs: &mut PtRegs, error_code: u64, address: u64) {
     };
     printk!("BUG: unable to handle kernel {} at {:016x}", what, address);
     printk!("IP: [<{:016x}>]", regs.rip);
-    let access = if error_code & PF_WRITE != 0 { "write" } else { "read" };
+    let access = if error_code & PF_WRITE != 0 {
+        "write"
+    } else {
+        "read"
+    };
     printk!("PGD 0 ({} access, error code {:#x})", access, error_code);
     die("Oops", regs, 14, error_code, address);
 }

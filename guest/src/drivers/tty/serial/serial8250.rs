@@ -7,7 +7,9 @@ use lockvmm_abi::SERIAL_PORT;
 #[inline(always)]
 fn outb(port: u16, val: u8) {
     // SAFETY: writing the UART's transmit register has no effect on guest memory.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") val, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") val, options(nomem, nostack, preserves_flags))
+    };
 }
 
 #[inline(never)]

@@ -33,7 +33,10 @@ pub fn apic_read(reg: u64) -> u32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn setup_local_APIC() {
     apic_write(APIC_TASKPRI, 0);
-    apic_write(APIC_SPIV, APIC_SPIV_APIC_ENABLED | u32::from(SPURIOUS_APIC_VECTOR));
+    apic_write(
+        APIC_SPIV,
+        APIC_SPIV_APIC_ENABLED | u32::from(SPURIOUS_APIC_VECTOR),
+    );
     apic_write(APIC_LVTT, APIC_LVT_MASKED);
     apic_write(APIC_LVTPC, APIC_LVT_MASKED);
     apic_write(APIC_LVT0, APIC_LVT_MASKED);

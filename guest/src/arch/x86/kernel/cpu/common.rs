@@ -84,13 +84,14 @@ pub extern "C" fn cpu_init(cpu: u32) {
         gdt[6] = 0x00af_fb00_0000_ffff; // __USER_CS
         let base = tss as *mut TssStruct as u64;
         let limit = (size_of::<TssStruct>() - 1) as u64;
-        gdt[GDT_ENTRY_TSS] = limit
-            | ((base & 0xff_ffff) << 16)
-            | (0x89 << 40)
-            | (((base >> 24) & 0xff) << 56);
+        gdt[GDT_ENTRY_TSS] =
+            limit | ((base & 0xff_ffff) << 16) | (0x89 << 40) | (((base >> 24) & 0xff) << 56);
         gdt[GDT_ENTRY_TSS + 1] = base >> 32;
 
-        let gdtr = DescPtr { limit: (GDT_ENTRIES * 8 - 1) as u16, base: gdt.as_ptr() as u64 };
+        let gdtr = DescPtr {
+            limit: (GDT_ENTRIES * 8 - 1) as u16,
+            base: gdt.as_ptr() as u64,
+        };
         asm!(
             "lgdt [{gdtr}]",
             "push {cs}",

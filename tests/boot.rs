@@ -1,0 +1,97 @@
+//! Booting 1, 2 and 64 vCPUs on real KVM: every CPU comes online — as the host saw it
+//! (CpuOnline hypercalls) and as the guest recorded it (its per-CPU areas) — and the guest
+//! powers off cleanly.
+mod common;
+
+use lockvmm::report::Outcome;
+use lockvmm_abi::NR_CPUS;
+
+/// `struct PerCpu` in guest/src/arch/x86/percpu.rs: `this` at 0, `cpu` at 8, `online` at 12.
+const PERCPU_THIS: u64 = 0;
+const PERCPU_CPU: u64 = 8;
+const PERCPU_ONLINE: u64 = 12;
+
+fn boot(n: usize) {
+    let (_, r) = common::run("scenarios/boot.toml", Some(n));
+    assert!(
+        matches!(r.outcome, Outcome::Shutdown { status: 0 }),
+        "outcome: {:?}",
+        r.outcome
+    );
+    let mut online = r.online.clone();
+    online.sort();
+    assert_eq!(
+        online,
+        (0..n).collect::<Vec<_>>(),
+        "CPUs the host saw come online"
+    );
+
+    let area = r
+        .kernel
+        .symbols
+        .get("per_cpu_area")
+        .expect("per_cpu_area symbol");
+    let stride = area.size / NR_CPUS as u64;
+    for cpu in 0..n as u64 {
+        let at = cpu * stride;
+        assert_eq!(
+            common::read_u64(&r, "per_cpu_area", at + PERCPU_THIS),
+            area.addr + at,
+            "per_cpu_area[{cpu}].this"
+        );
+        assert_eq!(
+            common::read_u32(&r, "per_cpu_area", at + PERCPU_CPU),
+            cpu as u32,
+            "per_cpu_area[{cpu}].cpu"
+        );
+        assert_eq!(
+            common::read_u32(&r, "per_cpu_area", at + PERCPU_ONLINE),
+            1,
+            "per_cpu_area[{cpu}].online"
+        );
+    }
+    // The CPUs the machine does not have never ran.
+    if n < NR_CPUS {
+        assert_eq!(
+            common::read_u32(&r, "per_cpu_area", n as u64 * stride + PERCPU_ONLINE),
+            0
+        );
+    }
+    // Every CPU's line reached the console.
+    for cpu in 0..n {
+        assert!(
+            r.console.contains(&format!("smpboot: CPU {cpu} online\n")),
+            "console lacks CPU {cpu}"
+        );
+    }
+}
+
+#[test]
+fn boots_one_vcpu() {
+    boot(1);
+}
+
+#[test]
+fn boots_two_vcpus() {
+    boot(2);
+}
+
+#[test]
+fn boots_sixty_four_vcpus() {
+    boot(64);
+}
+
+#[test]
+fn the_boot_scenario_exits_zero_from_the_command_line() {
+    let out = common::lockvmm()
+        .args(["run", "--quiet", "scenarios/boot.toml", "--out"])
+        .arg(std::env::temp_dir().join(format!("lockvmm-test-boot-{}", std::process::id())))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

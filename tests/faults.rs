@@ -1,0 +1,105 @@
+//! Guest misbehaviour on real KVM: each stops the machine with a report built from the
+//! captured vCPU state, and none of it crashes or hangs the host.
+mod common;
+
+use lockvmm::report::{FaultKind, FaultReport, Outcome};
+
+fn fault_of(outcome: &Outcome) -> &FaultReport {
+    match outcome {
+        Outcome::Fault(r) => r,
+        other => panic!("expected a fault, got {other:?}"),
+    }
+}
+
+#[test]
+fn unmapped_read_reports_faulting_function_and_cr2() {
+    let (_, r) = common::run("tests/scenarios/fault_unmapped.toml", None);
+    let f = fault_of(&r.outcome);
+    assert_eq!(f.cpu, 1);
+    assert!(
+        matches!(f.fault, FaultKind::Oops { vector: 14, .. }),
+        "{:?}",
+        f.fault
+    );
+    assert_eq!(f.rip_function.as_deref(), Some("lab_op_read"));
+    assert_eq!(f.cr2, 0xffff_c900_0000_1000);
+    // The saved registers are the faulting context: RDI holds the address it read.
+    assert_eq!(f.regs.rdi, f.cr2);
+    let start = r.kernel.symbols.addr_of("lab_op_read").unwrap();
+    let size = r.kernel.symbols.get("lab_op_read").unwrap().size;
+    assert!((start..start + size).contains(&f.regs.rip));
+    // The frame-pointer walk reaches the task runner and the CPU's idle loop.
+    let frames: Vec<&str> = f.backtrace.iter().map(|fr| fr.symbol.as_str()).collect();
+    assert!(
+        frames.iter().any(|s| s.starts_with("run_task+")),
+        "{frames:?}"
+    );
+    assert!(
+        frames
+            .iter()
+            .any(|s| s.starts_with("secondary_startup_64+")),
+        "{frames:?}"
+    );
+    assert!(f.backtrace_note.is_none(), "{:?}", f.backtrace_note);
+}
+
+#[test]
+fn triple_fault_stops_the_machine_with_the_faulting_rip() {
+    let (_, r) = common::run("tests/scenarios/triple_fault.toml", None);
+    let f = fault_of(&r.outcome);
+    assert_eq!(f.fault, FaultKind::TripleFault);
+    assert_eq!(f.cpu, 1);
+    assert_eq!(f.rip_function.as_deref(), Some("lab_op_triple_fault"));
+    // `ud2` is where the CPU gave up.
+    let code = r
+        .memory
+        .read_virt(lockvmm::memory::BOOT_CR3, f.regs.rip, 2)
+        .unwrap();
+    assert_eq!(code, [0x0f, 0x0b], "RIP points at ud2");
+}
+
+#[test]
+fn garbage_hypercalls_are_refused_and_the_guest_carries_on() {
+    let (_, r) = common::run("tests/scenarios/bad_hypercalls.toml", None);
+    assert!(
+        matches!(r.outcome, Outcome::Shutdown { status: 0 }),
+        "{:?}",
+        r.outcome
+    );
+    // Six of the seven are invalid (the Kick of an address nobody waits on is harmless).
+    assert_eq!(r.bad_hypercalls.len(), 6, "{:?}", r.bad_hypercalls);
+    assert!(r.bad_hypercalls.iter().all(|(cpu, _)| *cpu == 1));
+}
+
+#[test]
+fn wild_frame_pointer_ends_the_backtrace_with_a_note() {
+    let (_, r) = common::run("tests/scenarios/bad_frame_pointer.toml", None);
+    let f = fault_of(&r.outcome);
+    assert_eq!(
+        f.rip_function.as_deref(),
+        Some("lab_op_read_with_frame_pointer")
+    );
+    assert_eq!(f.regs.rbp, 0xffff_8880_1234_5678);
+    assert_eq!(f.backtrace.len(), 1);
+    assert!(
+        f.backtrace_note
+            .as_deref()
+            .unwrap_or("")
+            .contains("0xffff888012345678")
+    );
+}
+
+#[test]
+fn a_fault_exits_one_from_the_command_line() {
+    let out = common::lockvmm()
+        .args([
+            "run",
+            "--quiet",
+            "tests/scenarios/fault_unmapped.toml",
+            "--out",
+        ])
+        .arg(std::env::temp_dir().join(format!("lockvmm-test-fault-{}", std::process::id())))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
