@@ -42,7 +42,41 @@ pub enum Hypercall {
     Wait = 6,
     /// `a0 = address`: wake every vCPU waiting on that address.
     Kick = 7,
+    /// `a0 = kind` ([`LOCKUP_SOFT`] or [`LOCKUP_HARD`]), `a1 = address of the interrupted
+    /// context's [`PtRegs`], a2 = message address, a3 = length`: a lockup detector fired on
+    /// this CPU. Issued before the kernel prints its report, so the
+    /// host sees the machine exactly as the detector did.
+    Watchdog = 8,
+    /// `a0 = cpu, a1 = vector` (or [`IPI_NMI`]): send an inter-processor interrupt through the
+    /// host, which also wakes the target (Linux's KVM PV send-IPI).
+    SendIpi = 9,
+    /// `a0 = hook id` (see [`hook`]), `a1 = argument`: guest code passed a named point. The host
+    /// records it with the vCPU's registers (the trace), and a scenario may act on it.
+    Hook = 10,
 }
+
+/// Hook points ([`Hypercall::Hook`]).
+pub mod hook {
+    /// `allocate_slab` has just enabled interrupts (GFP flags allow blocking); arg = gfp.
+    pub const ALLOCATE_SLAB_IRQS_ON: u64 = 1;
+    /// A lab task started; arg = pid.
+    pub const TASK_START: u64 = 2;
+
+    /// Name of a hook id, for traces and scenario files.
+    pub fn name(id: u64) -> Option<&'static str> {
+        Some(match id {
+            ALLOCATE_SLAB_IRQS_ON => "allocate_slab_irqs_on",
+            TASK_START => "task_start",
+            _ => return None,
+        })
+    }
+}
+
+/// [`Hypercall::Watchdog`] kinds.
+pub const LOCKUP_SOFT: u64 = 1;
+pub const LOCKUP_HARD: u64 = 2;
+/// [`Hypercall::SendIpi`] vector meaning "an NMI".
+pub const IPI_NMI: u64 = 0x100;
 
 impl Hypercall {
     /// Decodes `EAX`; `None` for a number the host does not know.
@@ -55,6 +89,9 @@ impl Hypercall {
             5 => Self::Exception,
             6 => Self::Wait,
             7 => Self::Kick,
+            8 => Self::Watchdog,
+            9 => Self::SendIpi,
+            10 => Self::Hook,
             _ => return None,
         })
     }
@@ -78,6 +115,33 @@ pub const APIC_BASE_PHYS: u64 = 0xfee0_0000;
 
 /// Physical address of the [`BootInfo`] page the host fills before the first instruction.
 pub const BOOT_INFO_PADDR: u64 = 0x7000;
+/// Physical address of the clockevent page: `[u64; NR_CPUS]`, each CPU's next timer deadline
+/// in virtual nanoseconds ([`NO_EVENT`] for none). The guest writes its own entry (Linux's
+/// `clockevents_program_event`); the host reads them all when it advances the clock and clears
+/// an entry when it delivers that CPU's timer interrupt (the device is one-shot).
+pub const CLOCKEVENT_PADDR: u64 = 0x6000;
+/// No timer armed.
+pub const NO_EVENT: u64 = u64::MAX;
+
+/// The emulated CPU's clock: the PMU's cycle counter advances this many cycles per virtual
+/// nanosecond × 1000 (2 GHz).
+pub const CPU_KHZ: u64 = 2_000_000;
+
+/// Model-specific registers of the PMU the host emulates (architectural perfmon v2, one
+/// general-purpose 48-bit counter), and LBR control.
+pub mod msr {
+    pub const IA32_PMC0: u32 = 0xc1;
+    pub const IA32_PERFEVTSEL0: u32 = 0x186;
+    pub const IA32_DEBUGCTLMSR: u32 = 0x1d9;
+    pub const IA32_PERF_GLOBAL_STATUS: u32 = 0x38e;
+    pub const IA32_PERF_GLOBAL_CTRL: u32 = 0x38f;
+    pub const IA32_PERF_GLOBAL_OVF_CTRL: u32 = 0x390;
+    /// PERFEVTSEL bits.
+    pub const EVTSEL_INT: u64 = 1 << 20;
+    pub const EVTSEL_EN: u64 = 1 << 22;
+    /// Counter width.
+    pub const PMC_BITS: u32 = 48;
+}
 /// Physical window the host writes the scenario program (tasks and ops) into.
 pub const PROGRAM_PADDR: u64 = 0x10_0000;
 /// Size of the program window (it ends where the kernel image starts).
@@ -103,6 +167,24 @@ pub struct BootInfo {
     pub program_len: u64,
     /// The lab's virtual clock in nanoseconds.
     pub vtime_ns: u64,
+    /// Watchdog knobs, as Linux's sysctls.
+    pub watchdog_thresh: u32,
+    pub softlockup_panic: u32,
+    pub hardlockup_panic: u32,
+    pub nmi_watchdog: u32,
+    pub softlockup_all_cpu_backtrace: u32,
+    /// Fault knobs of the scenario (see [`knob`]).
+    pub lbr_gfp_mode: u32,
+}
+
+/// Values of the scenario's fault knobs in [`BootInfo`].
+pub mod knob {
+    /// `intel_pmu_lbr_add` allocates with GFP_KERNEL (the bug in seed 000).
+    pub const LBR_GFP_KERNEL: u32 = 0;
+    /// … with GFP_ATOMIC (the seed's fix).
+    pub const LBR_GFP_ATOMIC: u32 = 1;
+    /// … not at all: the buffer is allocated at event creation (the upstream fix).
+    pub const LBR_UPSTREAM: u32 = 2;
 }
 
 /// Header of the scenario program: `nr_tasks` [`TaskDesc`] follow, then `nr_ops` [`OpDesc`].

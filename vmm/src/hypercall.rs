@@ -3,10 +3,12 @@
 //! never stops or crashes the host.
 use kvm_bindings::kvm_regs;
 use kvm_ioctls::VcpuFd;
-use lockvmm_abi::{HC_EINVAL, HC_OK, Hypercall, PtRegs, exception_name};
+use lockvmm_abi::{
+    HC_EINVAL, HC_OK, Hypercall, IPI_NMI, LOCKUP_HARD, LOCKUP_SOFT, PtRegs, exception_name, hook,
+};
 
 use crate::machine::Machine;
-use crate::report::{FaultKind, FaultReport, Outcome, Regs};
+use crate::report::{FaultKind, FaultReport, HookEvent, LockupEvent, Outcome, Regs};
 use crate::sched::Wait;
 use crate::vcpu::{Next, capture_fault_ref};
 
@@ -63,11 +65,7 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
             Next::Stop
         }
         Hypercall::Panic => {
-            let len = args[1].min(MAX_PANIC_MSG) as usize;
-            let message = match m.memory.read_virt(cr3, args[0], len) {
-                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                Err(e) => format!("(panic message unreadable: {e})"),
-            };
+            let message = read_message(m, cr3, args[0], args[1]);
             let report = match capture_fault_ref(
                 m,
                 vcpu,
@@ -149,6 +147,59 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
             m.sched.kick(args[0]);
             ret(m, vcpu, regs, HC_OK)
         }
+        Hypercall::Watchdog => {
+            let [kind, regs_at, msg, len] = args;
+            let kind = match kind {
+                LOCKUP_SOFT => "soft",
+                LOCKUP_HARD => "hard",
+                other => return reject(m, vcpu, regs, cpu, format!("Watchdog: unknown lockup kind {other}")),
+            };
+            let Ok(saved) = m.memory.read_virt_obj::<PtRegs>(cr3, regs_at) else {
+                return reject(m, vcpu, regs, cpu, format!("Watchdog: unreadable pt_regs at {regs_at:#x}"));
+            };
+            let message = read_message(m, cr3, msg, len);
+            let fault = FaultKind::Lockup { kind: kind.into() };
+            let report =
+                FaultReport::new(cpu, fault, Regs::from_pt_regs(&saved), 0, cr3, &m.memory, &m.kernel.symbols);
+            m.record_lockup(LockupEvent { vtime_ns: m.now_ns(), cpu, kind: kind.into(), message, report });
+            ret(m, vcpu, regs, HC_OK)
+        }
+        Hypercall::SendIpi => {
+            let [target, vector, ..] = args;
+            if target as usize >= m.nr_cpus || !m.sched.is_started(target as usize) {
+                return reject(m, vcpu, regs, cpu, format!("SendIpi to CPU {target}: no such online CPU"));
+            }
+            match vector {
+                IPI_NMI => m.deliver_nmi(target as usize),
+                32..=255 => m.deliver_interrupt(target as usize, vector as u8),
+                _ => return reject(m, vcpu, regs, cpu, format!("SendIpi: invalid vector {vector:#x}")),
+            }
+            ret(m, vcpu, regs, HC_OK)
+        }
+        Hypercall::Hook => {
+            let [id, arg, ..] = args;
+            let Some(name) = hook::name(id) else {
+                return reject(m, vcpu, regs, cpu, format!("Hook: unknown hook id {id}"));
+            };
+            m.record_hook(HookEvent {
+                vtime_ns: m.now_ns(),
+                cpu,
+                hook: name.into(),
+                arg,
+                rip: regs.rip,
+                rip_symbol: m.kernel.symbols.describe(regs.rip),
+                rflags: regs.rflags,
+            });
+            ret(m, vcpu, regs, HC_OK)
+        }
+    }
+}
+
+/// A message string the guest passed (at most `MAX_PANIC_MSG` bytes).
+fn read_message(m: &Machine, cr3: u64, addr: u64, len: u64) -> String {
+    match m.memory.read_virt(cr3, addr, len.min(MAX_PANIC_MSG) as usize) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => format!("(message unreadable: {e})"),
     }
 }
 

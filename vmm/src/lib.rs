@@ -7,12 +7,14 @@
 //! serial console), [`machine`] (a whole run), [`scenario`] and [`program`] (what to run),
 //! [`report`] (how it ended), [`output`] (files written atomically), [`bench`].
 pub mod bench;
+pub mod clock;
 pub mod devices;
 pub mod hypercall;
 pub mod loader;
 pub mod machine;
 pub mod memory;
 pub mod output;
+pub mod pmu;
 pub mod program;
 pub mod report;
 pub mod scenario;
@@ -24,7 +26,7 @@ pub mod vm;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use machine::{MachineConfig, MachineError, RunResult};
+pub use machine::{Knobs, MachineConfig, MachineError, RunResult};
 pub use scenario::{LoadedScenario, ScenarioError};
 
 /// The default KVM device.
@@ -113,6 +115,9 @@ pub fn run_scenario(opts: &RunOptions) -> Result<(LoadedScenario, RunResult), La
         console_log: opts.console_log.clone(),
         kvm_device: opts.kvm_device.clone(),
         stall_timeout: opts.stall_timeout,
+        knobs: scenario.knobs(),
+        max_vtime_ns: scenario.max_vtime_ns(),
+        stop_on_lockup: scenario.stop_on_lockup(),
     };
     let result = machine::Machine::run(cfg)?;
     Ok((scenario, result))

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
 use kvm_ioctls::VmFd;
-use lockvmm_abi::{BOOT_MAGIC, BootInfo, NR_CPUS, PROGRAM_MAX, PROGRAM_PADDR};
+use lockvmm_abi::{BOOT_MAGIC, BootInfo, CLOCKEVENT_PADDR, NO_EVENT, NR_CPUS, PROGRAM_MAX, PROGRAM_PADDR};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::signal::{Killable, SIGRTMIN, register_signal_handler};
@@ -19,7 +19,8 @@ use vmm_sys_util::timerfd::TimerFd;
 use crate::devices::serial::{ConsoleSink, ConsoleText, SerialConsole, new_console};
 use crate::loader::{KernelImage, LoadError};
 use crate::memory::{GuestMemory, MemError};
-use crate::report::{Outcome, WaitingCpu};
+use crate::pmu::Pmu;
+use crate::report::{HookEvent, LockupEvent, Outcome, WaitingCpu};
 use crate::sched::{Idle, Scheduler};
 use crate::vcpu;
 use crate::vm::{self, VmError};
@@ -38,6 +39,36 @@ pub struct MachineConfig {
     pub kvm_device: PathBuf,
     /// How long a vCPU may run guest code without yielding before it counts as stalled.
     pub stall_timeout: Duration,
+    /// The kernel's knobs (watchdog sysctls, fault modes).
+    pub knobs: Knobs,
+    /// The run ends when the virtual clock would pass this.
+    pub max_vtime_ns: u64,
+    /// End the run once a lockup has been detected and the kernel has printed its report.
+    pub stop_on_lockup: bool,
+}
+
+/// Kernel knobs passed in `BootInfo`, with Linux's defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Knobs {
+    pub watchdog_thresh: u32,
+    pub softlockup_panic: bool,
+    pub hardlockup_panic: bool,
+    pub nmi_watchdog: bool,
+    pub softlockup_all_cpu_backtrace: bool,
+    pub lbr_gfp_mode: u32,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            watchdog_thresh: 10,
+            softlockup_panic: false,
+            hardlockup_panic: false,
+            nmi_watchdog: true,
+            softlockup_all_cpu_backtrace: false,
+            lbr_gfp_mode: lockvmm_abi::knob::LBR_GFP_KERNEL,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +103,14 @@ pub struct RunResult {
     pub timings: Timings,
     /// Hypercalls the host refused (CPU, why).
     pub bad_hypercalls: Vec<(usize, String)>,
+    /// Lockups the kernel's detectors reported, in order.
+    pub lockups: Vec<LockupEvent>,
+    /// Hook points the guest passed, in order.
+    pub hooks: Vec<HookEvent>,
+    /// The virtual clock when the run ended.
+    pub vtime_ns: u64,
+    /// NMIs the emulated PMU delivered, per CPU.
+    pub pmu_nmis: Vec<u64>,
 }
 
 /// Wall-clock milestones, from the start of `Machine::run`.
@@ -119,6 +158,12 @@ pub struct Machine {
     online: Mutex<Vec<usize>>,
     all_online_at: Mutex<Option<Instant>>,
     bad_hypercalls: Mutex<Vec<(usize, String)>>,
+    now_ns: AtomicU64,
+    pub max_vtime_ns: u64,
+    stop_on_lockup: bool,
+    pmus: Mutex<Vec<Pmu>>,
+    lockups: Mutex<Vec<LockupEvent>>,
+    hooks: Mutex<Vec<HookEvent>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -150,8 +195,71 @@ impl Machine {
         let _ = self.stop_evt.write(1);
     }
 
+    /// The virtual clock.
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns.load(Ordering::Acquire)
+    }
+
+    /// Moves the virtual clock (only while every vCPU waits) and publishes it to the guest.
+    pub fn set_now_ns(&self, ns: u64) {
+        self.now_ns.store(ns, Ordering::Release);
+        self.memory.set_vtime(ns);
+    }
+
+    /// A maskable interrupt to `cpu`'s local APIC; wakes it if it waits with interrupts on.
+    pub fn deliver_interrupt(&self, cpu: usize, vector: u8) {
+        if let Err(e) = vm::send_msi(&self.vm, cpu as u32, vector, false) {
+            self.finish(Outcome::HostError { message: format!("interrupt to CPU {cpu}: {e}") });
+        }
+        self.sched.deliver(cpu, false);
+    }
+
+    /// An NMI to `cpu`; it always wakes.
+    pub fn deliver_nmi(&self, cpu: usize) {
+        if let Err(e) = vm::send_msi(&self.vm, cpu as u32, 0, true) {
+            self.finish(Outcome::HostError { message: format!("NMI to CPU {cpu}: {e}") });
+        }
+        self.sched.deliver(cpu, true);
+    }
+
+    pub fn pmu_read(&self, cpu: usize, msr: u32) -> Option<u64> {
+        lock(&self.pmus)[cpu].read(msr, self.now_ns())
+    }
+
+    pub fn pmu_write(&self, cpu: usize, msr: u32, value: u64) -> bool {
+        let now = self.now_ns();
+        lock(&self.pmus)[cpu].write(msr, value, now)
+    }
+
+    pub fn pmu_next_overflow(&self, cpu: usize, now: u64) -> Option<u64> {
+        lock(&self.pmus)[cpu].next_overflow(now)
+    }
+
+    pub fn pmu_overflow(&self, cpu: usize, now: u64) {
+        lock(&self.pmus)[cpu].overflow(now);
+    }
+
+    /// A lockup detector fired.
+    pub fn record_lockup(&self, event: LockupEvent) {
+        lock(&self.lockups).push(event);
+    }
+
+    pub fn record_hook(&self, event: HookEvent) {
+        lock(&self.hooks).push(event);
+    }
+
+    /// Whether the run should end now because a lockup was reported.
+    pub fn stop_requested_by_lockup(&self) -> bool {
+        self.stop_on_lockup && !lock(&self.lockups).is_empty()
+    }
+
+    pub fn finish_with_lockups(&self) {
+        let events = lock(&self.lockups).clone();
+        self.finish(Outcome::Lockup { events });
+    }
+
     /// Nobody can run and nothing will wake anyone.
-    pub fn all_waiting(&self, idle: Idle) {
+    pub fn report_all_waiting(&self, idle: Idle) {
         let Idle::AllWaiting(waiting) = idle;
         let syms = &self.kernel.symbols;
         let waiting = waiting
@@ -219,16 +327,27 @@ impl Machine {
         memory.setup_boot_gdt()?;
         cfg.kernel.load(&memory)?;
         memory.write_phys(PROGRAM_PADDR, &cfg.program)?;
+        let k = cfg.knobs;
         memory.write_boot_info(&BootInfo {
             magic: BOOT_MAGIC,
             nr_cpus: cfg.vcpus as u32,
             mem_bytes: memory.size(),
             program_paddr: PROGRAM_PADDR,
             program_len: cfg.program.len() as u64,
+            vtime_ns: 0,
+            watchdog_thresh: k.watchdog_thresh,
+            softlockup_panic: k.softlockup_panic.into(),
+            hardlockup_panic: k.hardlockup_panic.into(),
+            nmi_watchdog: k.nmi_watchdog.into(),
+            softlockup_all_cpu_backtrace: k.softlockup_all_cpu_backtrace.into(),
+            lbr_gfp_mode: k.lbr_gfp_mode,
             ..Default::default()
         })?;
+        // No CPU has a timer armed until it programs one.
+        memory.write_phys(CLOCKEVENT_PADDR, &NO_EVENT.to_le_bytes().repeat(NR_CPUS))?;
 
         let vm = vm::create_vm(&kvm, &memory)?;
+        vm::trap_msrs(&kvm, &vm, &Pmu::MSRS)?;
         let cpuid = vcpu::supported_cpuid(&kvm)?;
         let mut vcpus = Vec::with_capacity(cfg.vcpus);
         for cpu in 0..cfg.vcpus {
@@ -267,6 +386,12 @@ impl Machine {
             online: Mutex::new(Vec::new()),
             all_online_at: Mutex::new(None),
             bad_hypercalls: Mutex::new(Vec::new()),
+            now_ns: AtomicU64::new(0),
+            max_vtime_ns: cfg.max_vtime_ns,
+            stop_on_lockup: cfg.stop_on_lockup,
+            pmus: Mutex::new(vec![Pmu::default(); cfg.vcpus]),
+            lockups: Mutex::new(Vec::new()),
+            hooks: Mutex::new(Vec::new()),
         });
 
         install_kick_handler()?;
@@ -283,8 +408,6 @@ impl Machine {
         supervise(&machine, &threads, cfg.stall_timeout)?;
         join_all(&machine, threads);
 
-        let serial = lock(&machine.serial);
-        drop(serial);
         let _ = std::io::Write::flush(lock(&machine.serial).writer_mut());
         let outcome = lock(&machine.outcome).take().unwrap_or(Outcome::HostError {
             message: "the machine stopped without an outcome".into(),
@@ -304,6 +427,10 @@ impl Machine {
                 finished_ms: t0.elapsed().as_secs_f64() * 1e3,
             },
             bad_hypercalls: std::mem::take(&mut lock(&machine.bad_hypercalls)),
+            lockups: std::mem::take(&mut lock(&machine.lockups)),
+            hooks: std::mem::take(&mut lock(&machine.hooks)),
+            vtime_ns: machine.now_ns(),
+            pmu_nmis: lock(&machine.pmus).iter().map(|p| p.overflows).collect(),
         })
     }
 }

@@ -93,7 +93,7 @@ impl Regs {
 
 /// How a fault stopped the machine.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "fault", rename_all = "snake_case")]
 pub enum FaultKind {
     /// The kernel hit an exception it cannot handle and reported it (an oops).
     Oops {
@@ -111,6 +111,8 @@ pub enum FaultKind {
     UnbackedMemory { gpa: u64, write: bool },
     /// A vCPU ran guest code for this long without ever yielding (a wait loop that never waits).
     Stall { wall_ms: u64 },
+    /// The kernel's soft or hard lockup detector fired on this CPU.
+    Lockup { kind: String },
 }
 
 /// One stack frame of a frame-pointer walk.
@@ -139,6 +141,31 @@ pub struct FaultReport {
     pub backtrace_note: Option<String>,
 }
 
+/// A lockup detector's report, with the state of the CPU it fired on: the registers of the
+/// context the NMI or timer interrupt interrupted.
+#[derive(Debug, Clone, Serialize)]
+pub struct LockupEvent {
+    pub vtime_ns: u64,
+    pub cpu: usize,
+    /// "soft" or "hard".
+    pub kind: String,
+    /// The kernel's message (`BUG: soft lockup - CPU#3 stuck for 23s! [hog:6885]`).
+    pub message: String,
+    pub report: FaultReport,
+}
+
+/// A hook point the guest passed.
+#[derive(Debug, Clone, Serialize)]
+pub struct HookEvent {
+    pub vtime_ns: u64,
+    pub cpu: usize,
+    pub hook: String,
+    pub arg: u64,
+    pub rip: u64,
+    pub rip_symbol: String,
+    pub rflags: u64,
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -155,6 +182,14 @@ pub enum Outcome {
     /// Every vCPU waits and nothing can wake them.
     AllWaiting {
         waiting: Vec<WaitingCpu>,
+    },
+    /// The kernel's lockup detectors fired (the run stops once they have reported).
+    Lockup {
+        events: Vec<LockupEvent>,
+    },
+    /// The virtual clock reached the run's limit with nothing else happening.
+    TimeLimit {
+        vtime_ns: u64,
     },
     /// lockvmm itself failed (a KVM call, a thread).
     HostError {
@@ -300,6 +335,7 @@ impl FaultReport {
                 if *write { "wrote" } else { "read" },
                 gpa
             ),
+            FaultKind::Lockup { kind } => format!("{kind} lockup detected on CPU {}", self.cpu),
             FaultKind::Stall { wall_ms } => format!(
                 "CPU {} ran guest code for {} ms of wall time without yielding (a loop that never waits?)",
                 self.cpu, wall_ms
@@ -431,6 +467,17 @@ impl Outcome {
                     );
                 }
                 s
+            }
+            Outcome::Lockup { events } => {
+                let mut s = String::new();
+                for e in events {
+                    let _ = writeln!(s, "{} lockup at {:.3}s: {}", e.kind, e.vtime_ns as f64 / 1e9, e.message);
+                    s.push_str(&e.report.render(syms));
+                }
+                s
+            }
+            Outcome::TimeLimit { vtime_ns } => {
+                format!("no lockup and no exit within {:.3} virtual seconds\n", *vtime_ns as f64 / 1e9)
             }
             Outcome::HostError { message } => format!("lockvmm error: {message}\n"),
         }

@@ -20,6 +20,69 @@ pub struct Scenario {
     pub machine: Spanned<MachineSpec>,
     #[serde(default)]
     pub task: Vec<Spanned<TaskSpec>>,
+    #[serde(default)]
+    pub watchdog: WatchdogSpec,
+    #[serde(default)]
+    pub faults: FaultSpec,
+    #[serde(default)]
+    pub run: RunSpec,
+}
+
+/// The lockup detectors' sysctls (Linux's defaults).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchdogSpec {
+    pub watchdog_thresh: Spanned<i64>,
+    pub softlockup_panic: bool,
+    pub hardlockup_panic: bool,
+    pub nmi_watchdog: bool,
+    pub softlockup_all_cpu_backtrace: bool,
+}
+
+impl Default for WatchdogSpec {
+    fn default() -> Self {
+        WatchdogSpec {
+            watchdog_thresh: Spanned::new(0..0, 10),
+            softlockup_panic: false,
+            hardlockup_panic: false,
+            nmi_watchdog: true,
+            softlockup_all_cpu_backtrace: false,
+        }
+    }
+}
+
+/// How `intel_pmu_lbr_add` gets its buffer (seed 000 and its two fixes).
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+pub enum LbrAlloc {
+    #[default]
+    #[serde(rename = "GFP_KERNEL")]
+    GfpKernel,
+    #[serde(rename = "GFP_ATOMIC")]
+    GfpAtomic,
+    #[serde(rename = "upstream")]
+    Upstream,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultSpec {
+    pub lbr_alloc: LbrAlloc,
+}
+
+/// When a run ends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSpec {
+    /// Virtual seconds after which the run stops if nothing else ended it.
+    pub max_virtual_seconds: Spanned<f64>,
+    /// Stop once a lockup was detected and reported (else run on to a panic or the limit).
+    pub stop_on_lockup: bool,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec { max_virtual_seconds: Spanned::new(0..0, 120.0), stop_on_lockup: true }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,6 +234,14 @@ impl LoadedScenario {
                 ));
             }
         }
+        let thresh = &self.scenario.watchdog.watchdog_thresh;
+        if !(1..=60).contains(thresh.get_ref()) {
+            return Err(self.error_at(thresh.span(), "watchdog.watchdog_thresh must be 1 to 60 seconds (as Linux)"));
+        }
+        let limit = &self.scenario.run.max_virtual_seconds;
+        if !(*limit.get_ref() > 0.0 && *limit.get_ref() <= 86_400.0) {
+            return Err(self.error_at(limit.span(), "run.max_virtual_seconds must be in (0, 86400]"));
+        }
         for task in &self.scenario.task {
             let t = task.get_ref();
             let cpu = *t.cpu.get_ref();
@@ -208,6 +279,30 @@ impl LoadedScenario {
             .memory_mib
             .as_ref()
             .map_or(DEFAULT_MEMORY_MIB, |m| *m.get_ref() as u64)
+    }
+
+    pub fn knobs(&self) -> crate::Knobs {
+        let w = &self.scenario.watchdog;
+        crate::Knobs {
+            watchdog_thresh: *w.watchdog_thresh.get_ref() as u32,
+            softlockup_panic: w.softlockup_panic,
+            hardlockup_panic: w.hardlockup_panic,
+            nmi_watchdog: w.nmi_watchdog,
+            softlockup_all_cpu_backtrace: w.softlockup_all_cpu_backtrace,
+            lbr_gfp_mode: match self.scenario.faults.lbr_alloc {
+                LbrAlloc::GfpKernel => lockvmm_abi::knob::LBR_GFP_KERNEL,
+                LbrAlloc::GfpAtomic => lockvmm_abi::knob::LBR_GFP_ATOMIC,
+                LbrAlloc::Upstream => lockvmm_abi::knob::LBR_UPSTREAM,
+            },
+        }
+    }
+
+    pub fn max_vtime_ns(&self) -> u64 {
+        (*self.scenario.run.max_virtual_seconds.get_ref() * 1e9) as u64
+    }
+
+    pub fn stop_on_lockup(&self) -> bool {
+        self.scenario.run.stop_on_lockup
     }
 
     /// The scenario's name: its file stem.

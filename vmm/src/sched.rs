@@ -115,6 +115,33 @@ impl Scheduler {
         woken
     }
 
+    /// An interrupt (or, with `nmi`, an NMI) was delivered to `cpu`: a waiting vCPU that can
+    /// take it becomes ready. Returns whether it did.
+    pub fn deliver(&self, cpu: usize, nmi: bool) -> bool {
+        let mut inner = self.lock();
+        match &inner.cpus[cpu] {
+            CpuState::Waiting(w) if nmi || w.irq_enabled => {
+                inner.cpus[cpu] = CpuState::Ready;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Hands the token out if nobody holds it (after the clock delivered events).
+    pub fn dispatch(&self) -> Result<(), Idle> {
+        let mut inner = self.lock();
+        if inner.token.is_some() || inner.stopped {
+            return Ok(());
+        }
+        self.pass_token(&mut inner)
+    }
+
+    /// Whether `cpu` has been started.
+    pub fn is_started(&self, cpu: usize) -> bool {
+        !matches!(self.lock().cpus[cpu], CpuState::Offline)
+    }
+
     /// Stops the machine: every `acquire` returns `false` from now on.
     pub fn stop(&self) {
         let mut inner = self.lock();
@@ -187,6 +214,18 @@ mod tests {
         assert_eq!(s.kick(0x2000), 1);
         s.release(2, wait_on(0x3000)).unwrap();
         assert_eq!(s.holder(), Some(1));
+    }
+
+    #[test]
+    fn masked_interrupts_do_not_wake_but_nmis_do() {
+        let s = Scheduler::new(2);
+        s.start(1);
+        s.release(0, Wait { addr: None, irq_enabled: false, rip: 0 }).unwrap();
+        assert!(s.release(1, Wait { addr: None, irq_enabled: true, rip: 0 }).is_err());
+        assert!(!s.deliver(0, false), "IF=0: an interrupt stays pending");
+        assert!(s.deliver(0, true), "an NMI always wakes");
+        s.dispatch().unwrap();
+        assert_eq!(s.holder(), Some(0));
     }
 
     #[test]

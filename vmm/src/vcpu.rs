@@ -177,7 +177,7 @@ pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) {
                 Next::Continue => {}
                 Next::Block(wait) => {
                     if let Err(idle) = m.sched.release(cpu, wait) {
-                        m.all_waiting(idle);
+                        crate::clock::advance(&m, idle);
                     }
                     continue 'token;
                 }
@@ -226,6 +226,19 @@ fn decode_exit(m: &Machine, cpu: usize, exit: Result<VcpuExit<'_>, kvm_ioctls::E
         VcpuExit::Shutdown => Event::Fault(FaultKind::TripleFault),
         VcpuExit::FailEntry(reason, _) => Event::Fault(FaultKind::FailEntry { reason }),
         VcpuExit::InternalError => Event::Fault(FaultKind::InternalError { suberror: 0 }),
+        VcpuExit::X86Rdmsr(exit) => {
+            match m.pmu_read(cpu, exit.index) {
+                Some(v) => *exit.data = v,
+                None => *exit.error = 1,
+            }
+            Event::Handled
+        }
+        VcpuExit::X86Wrmsr(exit) => {
+            if !m.pmu_write(cpu, exit.index, exit.data) {
+                *exit.error = 1;
+            }
+            Event::Handled
+        }
         VcpuExit::Intr => Event::Interrupted,
         VcpuExit::Hlt => Event::Halt,
         other => Event::HostError(format!("CPU {cpu}: unexpected KVM exit {other:?}")),

@@ -1,0 +1,85 @@
+//! The lab's virtual clock.
+//!
+//! Guest time is not wall time: it advances only when every vCPU waits (see `sched`), and then
+//! jumps straight to the next event — the earliest timer deadline a CPU programmed in the
+//! clockevent page, or the earliest PMU counter overflow. The events due at that instant are
+//! delivered (a `LOCAL_TIMER_VECTOR` interrupt, an NMI) and the CPUs that can take them run.
+//! "Stuck for 22s" therefore costs only the guest instructions that really run in those 22
+//! seconds, and reads the same on this emulating KVM as on a hardware runner.
+use lockvmm_abi::{CLOCKEVENT_PADDR, NO_EVENT, vector::LOCAL_TIMER_VECTOR};
+
+use crate::machine::Machine;
+use crate::report::Outcome;
+use crate::sched::Idle;
+
+/// Virtual nanoseconds per second.
+pub const NSEC_PER_SEC: u64 = 1_000_000_000;
+
+/// One step of the clock, from a state where nobody holds the run token.
+pub enum Step {
+    /// Someone can run again.
+    Running,
+    /// The machine stopped (an outcome was recorded).
+    Stopped,
+}
+
+/// Advances the clock until a vCPU can run, or the run ends.
+pub fn advance(m: &Machine, mut idle: Idle) -> Step {
+    loop {
+        if m.is_stopped() {
+            return Step::Stopped;
+        }
+        if m.stop_requested_by_lockup() {
+            m.finish_with_lockups();
+            return Step::Stopped;
+        }
+        let now = m.now_ns();
+        let deadlines = read_deadlines(m);
+        let overflows: Vec<Option<u64>> = (0..m.nr_cpus).map(|c| m.pmu_next_overflow(c, now)).collect();
+        let next = (0..m.nr_cpus)
+            .filter(|&c| m.sched.is_started(c))
+            .flat_map(|c| [deadlines[c], overflows[c].unwrap_or(NO_EVENT)])
+            .filter(|&t| t != NO_EVENT)
+            .min();
+        let Some(next) = next else {
+            m.report_all_waiting(idle);
+            return Step::Stopped;
+        };
+        let at = next.max(now);
+        if at > m.max_vtime_ns {
+            m.set_now_ns(m.max_vtime_ns);
+            m.finish(Outcome::TimeLimit { vtime_ns: m.max_vtime_ns });
+            return Step::Stopped;
+        }
+        m.set_now_ns(at);
+        for cpu in 0..m.nr_cpus {
+            if !m.sched.is_started(cpu) {
+                continue;
+            }
+            if deadlines[cpu] <= at {
+                clear_deadline(m, cpu);
+                m.deliver_interrupt(cpu, LOCAL_TIMER_VECTOR);
+            }
+            if overflows[cpu].is_some_and(|t| t <= at) {
+                m.pmu_overflow(cpu, at);
+                m.deliver_nmi(cpu);
+            }
+        }
+        match m.sched.dispatch() {
+            Ok(()) => return Step::Running,
+            // Every event went to a CPU that cannot take it now (interrupts off): next event.
+            Err(again) => idle = again,
+        }
+    }
+}
+
+fn read_deadlines(m: &Machine) -> Vec<u64> {
+    match m.memory.read_phys(CLOCKEVENT_PADDR, m.nr_cpus * 8) {
+        Ok(bytes) => bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
+        Err(_) => vec![NO_EVENT; m.nr_cpus],
+    }
+}
+
+fn clear_deadline(m: &Machine, cpu: usize) {
+    let _ = m.memory.write_phys(CLOCKEVENT_PADDR + cpu as u64 * 8, &NO_EVENT.to_le_bytes());
+}
