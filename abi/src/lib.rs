@@ -57,15 +57,16 @@ pub enum Hypercall {
 
 /// Hook points ([`Hypercall::Hook`]).
 pub mod hook {
-    /// `allocate_slab` has just enabled interrupts (GFP flags allow blocking); arg = gfp.
-    pub const ALLOCATE_SLAB_IRQS_ON: u64 = 1;
+    /// `allocate_slab` is getting its pages (between its interrupt enable and disable when the
+    /// GFP flags allow blocking); arg = gfp.
+    pub const ALLOCATE_SLAB: u64 = 1;
     /// A lab task started; arg = pid.
     pub const TASK_START: u64 = 2;
 
     /// Name of a hook id, for traces and scenario files.
     pub fn name(id: u64) -> Option<&'static str> {
         Some(match id {
-            ALLOCATE_SLAB_IRQS_ON => "allocate_slab_irqs_on",
+            ALLOCATE_SLAB => "allocate_slab",
             TASK_START => "task_start",
             _ => return None,
         })
@@ -106,8 +107,10 @@ pub const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 pub const KERNEL_PHYS_START: u64 = 0x100_0000;
 /// Linux's `page_offset_base` with 4-level paging: all of guest RAM is mapped here.
 pub const PAGE_OFFSET: u64 = 0xffff_8880_0000_0000;
-/// Size of the kernel-image mapping at [`START_KERNEL_MAP`].
-pub const KERNEL_MAP_SIZE: u64 = 1 << 30;
+/// Size of the kernel-image mapping at [`START_KERNEL_MAP`] (Linux's KERNEL_IMAGE_SIZE).
+pub const KERNEL_MAP_SIZE: u64 = 512 << 20;
+/// Linux's `MODULES_VADDR`: module memory (4 KiB pages the kernel maps and unmaps itself).
+pub const MODULES_VADDR: u64 = START_KERNEL_MAP + KERNEL_MAP_SIZE;
 /// Size of the direct map at [`PAGE_OFFSET`] (covers the xAPIC page at 0xfee00000).
 pub const DIRECT_MAP_SIZE: u64 = 4 << 30;
 /// The local APIC's MMIO page (physical).
@@ -175,6 +178,9 @@ pub struct BootInfo {
     pub softlockup_all_cpu_backtrace: u32,
     /// Fault knobs of the scenario (see [`knob`]).
     pub lbr_gfp_mode: u32,
+    /// Non-zero: register a framebuffer console (`tty0`) besides the serial one.
+    pub console_fbcon: u32,
+    pub _pad2: u32,
 }
 
 /// Values of the scenario's fault knobs in [`BootInfo`].
@@ -193,7 +199,13 @@ pub mod knob {
 pub struct ProgramHeader {
     pub nr_tasks: u32,
     pub nr_ops: u32,
+    /// [`PROGRAM_POWER_OFF_WHEN_DONE`], …
+    pub flags: u32,
+    pub _pad: u32,
 }
+
+/// The kernel powers off once every task has finished its ops.
+pub const PROGRAM_POWER_OFF_WHEN_DONE: u32 = 1;
 
 /// One task of the scenario: a kernel thread pinned to `cpu` that runs `nr_ops` ops from
 /// `first_op`.
@@ -232,6 +244,25 @@ pub mod op {
     pub const PRINTK: u32 = 5;
     /// Read a u64 at `args[0]` with RBP set to `args[1]` (a garbage frame-pointer chain).
     pub const READ_WITH_BAD_FP: u32 = 6;
+    /// Loop forever in `hog_thread`: `args[0]` = [`HOG_PREEMPT_OFF`] or [`HOG_SPIN_LOCK_IRQSAVE`].
+    pub const HOG: u32 = 7;
+    pub const HOG_PREEMPT_OFF: u64 = 0;
+    pub const HOG_SPIN_LOCK_IRQSAVE: u64 = 1;
+    /// `msleep(args[0])`.
+    pub const SLEEP_MS: u32 = 8;
+    /// `setsid()`.
+    pub const SETSID: u32 = 9;
+    /// `perf_event_open` of an LBR event on this task.
+    pub const PERF_EVENT_OPEN_LBR: u32 = 10;
+    /// Load `timer_mod` with variant `args[0]`.
+    pub const MODULE_LOAD: u32 = 11;
+    /// Unload `timer_mod`.
+    pub const MODULE_UNLOAD: u32 = 12;
+    /// With interrupts off, `kmem_cache_alloc` from a fresh cache with GFP_KERNEL (`args[0]` =
+    /// 0) or GFP_ATOMIC (1).
+    pub const KMALLOC_IRQS_OFF: u32 = 13;
+    /// Busy for `args[0]` virtual milliseconds (preemptible, interrupts on).
+    pub const BUSY_MS: u32 = 14;
 }
 
 /// The registers an interrupt or exception entry stub saves, in Linux's `struct pt_regs` order.

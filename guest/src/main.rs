@@ -15,6 +15,7 @@ pub mod arch;
 pub mod drivers;
 pub mod init;
 pub mod lab;
+pub mod mm;
 
 #[panic_handler]
 fn rust_panic(info: &core::panic::PanicInfo) -> ! {

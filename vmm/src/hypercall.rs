@@ -66,21 +66,29 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
         }
         Hypercall::Panic => {
             let message = read_message(m, cr3, args[0], args[1]);
-            let report = match capture_fault_ref(
-                m,
-                vcpu,
-                cpu,
-                FaultKind::Oops {
-                    vector: 0,
-                    name: "panic".into(),
-                    error_code: 0,
+            let fault = FaultKind::Panic;
+            // With the interrupted context (`nmi_panic(regs, …)`) the report shows that;
+            // otherwise the CPU as it is now, inside panic().
+            let saved = (args[2] != 0)
+                .then(|| m.memory.read_virt_obj::<PtRegs>(cr3, args[2]).ok())
+                .flatten();
+            let report = match saved {
+                Some(r) => FaultReport::new(
+                    cpu,
+                    fault,
+                    Regs::from_pt_regs(&r),
+                    0,
+                    cr3,
+                    &m.memory,
+                    &m.kernel.symbols,
+                ),
+                None => match capture_fault_ref(m, vcpu, cpu, fault) {
+                    Outcome::Fault(r) => r,
+                    other => {
+                        m.finish(other);
+                        return Next::Stop;
+                    }
                 },
-            ) {
-                Outcome::Fault(r) => r,
-                other => {
-                    m.finish(other);
-                    return Next::Stop;
-                }
             };
             m.finish(Outcome::Panic { message, report });
             Next::Stop
@@ -152,27 +160,68 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
             let kind = match kind {
                 LOCKUP_SOFT => "soft",
                 LOCKUP_HARD => "hard",
-                other => return reject(m, vcpu, regs, cpu, format!("Watchdog: unknown lockup kind {other}")),
+                other => {
+                    return reject(
+                        m,
+                        vcpu,
+                        regs,
+                        cpu,
+                        format!("Watchdog: unknown lockup kind {other}"),
+                    );
+                }
             };
             let Ok(saved) = m.memory.read_virt_obj::<PtRegs>(cr3, regs_at) else {
-                return reject(m, vcpu, regs, cpu, format!("Watchdog: unreadable pt_regs at {regs_at:#x}"));
+                return reject(
+                    m,
+                    vcpu,
+                    regs,
+                    cpu,
+                    format!("Watchdog: unreadable pt_regs at {regs_at:#x}"),
+                );
             };
             let message = read_message(m, cr3, msg, len);
             let fault = FaultKind::Lockup { kind: kind.into() };
-            let report =
-                FaultReport::new(cpu, fault, Regs::from_pt_regs(&saved), 0, cr3, &m.memory, &m.kernel.symbols);
-            m.record_lockup(LockupEvent { vtime_ns: m.now_ns(), cpu, kind: kind.into(), message, report });
+            let report = FaultReport::new(
+                cpu,
+                fault,
+                Regs::from_pt_regs(&saved),
+                0,
+                cr3,
+                &m.memory,
+                &m.kernel.symbols,
+            );
+            m.record_lockup(LockupEvent {
+                vtime_ns: m.now_ns(),
+                cpu,
+                kind: kind.into(),
+                message,
+                report,
+            });
             ret(m, vcpu, regs, HC_OK)
         }
         Hypercall::SendIpi => {
             let [target, vector, ..] = args;
             if target as usize >= m.nr_cpus || !m.sched.is_started(target as usize) {
-                return reject(m, vcpu, regs, cpu, format!("SendIpi to CPU {target}: no such online CPU"));
+                return reject(
+                    m,
+                    vcpu,
+                    regs,
+                    cpu,
+                    format!("SendIpi to CPU {target}: no such online CPU"),
+                );
             }
             match vector {
                 IPI_NMI => m.deliver_nmi(target as usize),
                 32..=255 => m.deliver_interrupt(target as usize, vector as u8),
-                _ => return reject(m, vcpu, regs, cpu, format!("SendIpi: invalid vector {vector:#x}")),
+                _ => {
+                    return reject(
+                        m,
+                        vcpu,
+                        regs,
+                        cpu,
+                        format!("SendIpi: invalid vector {vector:#x}"),
+                    );
+                }
             }
             ret(m, vcpu, regs, HC_OK)
         }
@@ -197,7 +246,10 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
 
 /// A message string the guest passed (at most `MAX_PANIC_MSG` bytes).
 fn read_message(m: &Machine, cr3: u64, addr: u64, len: u64) -> String {
-    match m.memory.read_virt(cr3, addr, len.min(MAX_PANIC_MSG) as usize) {
+    match m
+        .memory
+        .read_virt(cr3, addr, len.min(MAX_PANIC_MSG) as usize)
+    {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) => format!("(message unreadable: {e})"),
     }

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
 use kvm_ioctls::VmFd;
-use lockvmm_abi::{BOOT_MAGIC, BootInfo, CLOCKEVENT_PADDR, NO_EVENT, NR_CPUS, PROGRAM_MAX, PROGRAM_PADDR};
+use lockvmm_abi::{
+    BOOT_MAGIC, BootInfo, CLOCKEVENT_PADDR, NO_EVENT, NR_CPUS, PROGRAM_MAX, PROGRAM_PADDR,
+};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::signal::{Killable, SIGRTMIN, register_signal_handler};
@@ -56,6 +58,8 @@ pub struct Knobs {
     pub nmi_watchdog: bool,
     pub softlockup_all_cpu_backtrace: bool,
     pub lbr_gfp_mode: u32,
+    /// A framebuffer console (`tty0`) besides the serial one.
+    pub console_fbcon: bool,
 }
 
 impl Default for Knobs {
@@ -67,6 +71,7 @@ impl Default for Knobs {
             nmi_watchdog: true,
             softlockup_all_cpu_backtrace: false,
             lbr_gfp_mode: lockvmm_abi::knob::LBR_GFP_KERNEL,
+            console_fbcon: false,
         }
     }
 }
@@ -209,7 +214,9 @@ impl Machine {
     /// A maskable interrupt to `cpu`'s local APIC; wakes it if it waits with interrupts on.
     pub fn deliver_interrupt(&self, cpu: usize, vector: u8) {
         if let Err(e) = vm::send_msi(&self.vm, cpu as u32, vector, false) {
-            self.finish(Outcome::HostError { message: format!("interrupt to CPU {cpu}: {e}") });
+            self.finish(Outcome::HostError {
+                message: format!("interrupt to CPU {cpu}: {e}"),
+            });
         }
         self.sched.deliver(cpu, false);
     }
@@ -217,7 +224,9 @@ impl Machine {
     /// An NMI to `cpu`; it always wakes.
     pub fn deliver_nmi(&self, cpu: usize) {
         if let Err(e) = vm::send_msi(&self.vm, cpu as u32, 0, true) {
-            self.finish(Outcome::HostError { message: format!("NMI to CPU {cpu}: {e}") });
+            self.finish(Outcome::HostError {
+                message: format!("NMI to CPU {cpu}: {e}"),
+            });
         }
         self.sched.deliver(cpu, true);
     }
@@ -341,6 +350,7 @@ impl Machine {
             nmi_watchdog: k.nmi_watchdog.into(),
             softlockup_all_cpu_backtrace: k.softlockup_all_cpu_backtrace.into(),
             lbr_gfp_mode: k.lbr_gfp_mode,
+            console_fbcon: k.console_fbcon.into(),
             ..Default::default()
         })?;
         // No CPU has a timer armed until it programs one.

@@ -3,7 +3,7 @@
 use lockvmm_abi::{OpDesc, ProgramHeader, TaskDesc, op};
 use vm_memory::ByteValued;
 
-use crate::scenario::{OpSpec, Scenario};
+use crate::scenario::{GfpSpec, ModuleVariant, OpSpec, Scenario};
 
 /// The program bytes for `scenario`.
 pub fn encode(scenario: &Scenario) -> Vec<u8> {
@@ -29,9 +29,16 @@ pub fn encode(scenario: &Scenario) -> Vec<u8> {
     if tasks.is_empty() {
         return Vec::new();
     }
+    let flags = if scenario.run.power_off_when_done {
+        lockvmm_abi::PROGRAM_POWER_OFF_WHEN_DONE
+    } else {
+        0
+    };
     let header = ProgramHeader {
         nr_tasks: tasks.len() as u32,
         nr_ops: ops.len() as u32,
+        flags,
+        _pad: 0,
     };
     let mut out = header.as_slice().to_vec();
     for t in &tasks {
@@ -57,6 +64,26 @@ fn encode_op(o: &OpSpec) -> OpDesc {
             addr,
             frame_pointer,
         } => (op::READ_WITH_BAD_FP, [addr.0, frame_pointer.0, 0, 0]),
+        OpSpec::Hog => (op::HOG, [op::HOG_PREEMPT_OFF, 0, 0, 0]),
+        OpSpec::HogSpinLockIrqsave => (op::HOG, [op::HOG_SPIN_LOCK_IRQSAVE, 0, 0, 0]),
+        OpSpec::Sleep { ms } => (op::SLEEP_MS, [ms.0, 0, 0, 0]),
+        OpSpec::Busy { ms } => (op::BUSY_MS, [ms.0, 0, 0, 0]),
+        OpSpec::Setsid => (op::SETSID, [0; 4]),
+        OpSpec::PerfEventOpenLbr => (op::PERF_EVENT_OPEN_LBR, [0; 4]),
+        OpSpec::ModuleLoad { variant } => {
+            let v = match variant {
+                ModuleVariant::Correct => 0,
+                ModuleVariant::TimerNeverDeleted => 1,
+                ModuleVariant::TimerReadded => 2,
+                ModuleVariant::InitFailed => 3,
+            };
+            (op::MODULE_LOAD, [v, 0, 0, 0])
+        }
+        OpSpec::ModuleUnload => (op::MODULE_UNLOAD, [0; 4]),
+        OpSpec::KmallocIrqsOff { gfp } => (
+            op::KMALLOC_IRQS_OFF,
+            [u64::from(*gfp == GfpSpec::Atomic), 0, 0, 0],
+        ),
     };
     OpDesc {
         kind,

@@ -113,6 +113,8 @@ pub enum FaultKind {
     Stall { wall_ms: u64 },
     /// The kernel's soft or hard lockup detector fired on this CPU.
     Lockup { kind: String },
+    /// The kernel called panic().
+    Panic,
 }
 
 /// One stack frame of a frame-pointer walk.
@@ -336,6 +338,7 @@ impl FaultReport {
                 gpa
             ),
             FaultKind::Lockup { kind } => format!("{kind} lockup detected on CPU {}", self.cpu),
+            FaultKind::Panic => format!("panic on CPU {}", self.cpu),
             FaultKind::Stall { wall_ms } => format!(
                 "CPU {} ran guest code for {} ms of wall time without yielding (a loop that never waits?)",
                 self.cpu, wall_ms
@@ -471,13 +474,22 @@ impl Outcome {
             Outcome::Lockup { events } => {
                 let mut s = String::new();
                 for e in events {
-                    let _ = writeln!(s, "{} lockup at {:.3}s: {}", e.kind, e.vtime_ns as f64 / 1e9, e.message);
+                    let _ = writeln!(
+                        s,
+                        "{} lockup at {:.3}s: {}",
+                        e.kind,
+                        e.vtime_ns as f64 / 1e9,
+                        e.message
+                    );
                     s.push_str(&e.report.render(syms));
                 }
                 s
             }
             Outcome::TimeLimit { vtime_ns } => {
-                format!("no lockup and no exit within {:.3} virtual seconds\n", *vtime_ns as f64 / 1e9)
+                format!(
+                    "no lockup and no exit within {:.3} virtual seconds\n",
+                    *vtime_ns as f64 / 1e9
+                )
             }
             Outcome::HostError { message } => format!("lockvmm error: {message}\n"),
         }

@@ -77,11 +77,17 @@ pub struct RunSpec {
     pub max_virtual_seconds: Spanned<f64>,
     /// Stop once a lockup was detected and reported (else run on to a panic or the limit).
     pub stop_on_lockup: bool,
+    /// Power off once every task has finished its ops (else run on).
+    pub power_off_when_done: bool,
 }
 
 impl Default for RunSpec {
     fn default() -> Self {
-        RunSpec { max_virtual_seconds: Spanned::new(0..0, 120.0), stop_on_lockup: true }
+        RunSpec {
+            max_virtual_seconds: Spanned::new(0..0, 120.0),
+            stop_on_lockup: true,
+            power_off_when_done: true,
+        }
     }
 }
 
@@ -90,6 +96,10 @@ impl Default for RunSpec {
 pub struct MachineSpec {
     pub vcpus: Spanned<i64>,
     pub memory_mib: Option<Spanned<i64>>,
+    /// Consoles: `ttyS0` (always) and optionally `tty0`, a framebuffer console that shows
+    /// only messages more severe than KERN_WARNING.
+    #[serde(default)]
+    pub console: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +134,46 @@ pub enum OpSpec {
     Printk { lines: Addr },
     /// Read a u64 at `addr` with the frame pointer set to `frame_pointer` (tests unwinding).
     ReadWithBadFramePointer { addr: Addr, frame_pointer: Addr },
+    /// Loop forever in `hog_thread` with preemption off (seed 001's soft-lockup module).
+    Hog,
+    /// `spin_lock_irqsave` then loop forever (seed 001's hard-lockup module).
+    HogSpinLockIrqsave,
+    /// `msleep(ms)`.
+    Sleep { ms: Addr },
+    /// Busy (interrupts on, preemptible) for `ms` virtual milliseconds.
+    Busy { ms: Addr },
+    /// `setsid()`: a new autogroup, onlined on every CPU under each rq lock.
+    Setsid,
+    /// `perf_event_open` of an LBR event on this task (`perf record -b`).
+    PerfEventOpenLbr,
+    /// Load `timer_mod`, which arms a timer in its module memory.
+    ModuleLoad {
+        #[serde(default)]
+        variant: ModuleVariant,
+    },
+    /// Unload `timer_mod` (its memory is unmapped).
+    ModuleUnload,
+    /// With interrupts off, allocate from a fresh slab cache with `gfp`.
+    KmallocIrqsOff { gfp: GfpSpec },
+}
+
+/// How `timer_mod` handles its timer (seed 002's three causes, or correctly).
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ModuleVariant {
+    #[default]
+    Correct,
+    TimerNeverDeleted,
+    TimerReadded,
+    InitFailed,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub enum GfpSpec {
+    #[serde(rename = "GFP_KERNEL")]
+    Kernel,
+    #[serde(rename = "GFP_ATOMIC")]
+    Atomic,
 }
 
 /// An address or number: a TOML integer, or a string in hex (`"0xffff…"`) or decimal — kernel
@@ -234,13 +284,30 @@ impl LoadedScenario {
                 ));
             }
         }
+        for c in &m.console {
+            if !matches!(c.get_ref().as_str(), "ttyS0" | "tty0") {
+                return Err(self.error_at(
+                    c.span(),
+                    format!(
+                        "machine.console: unknown console `{}` (ttyS0 or tty0)",
+                        c.get_ref()
+                    ),
+                ));
+            }
+        }
         let thresh = &self.scenario.watchdog.watchdog_thresh;
         if !(1..=60).contains(thresh.get_ref()) {
-            return Err(self.error_at(thresh.span(), "watchdog.watchdog_thresh must be 1 to 60 seconds (as Linux)"));
+            return Err(self.error_at(
+                thresh.span(),
+                "watchdog.watchdog_thresh must be 1 to 60 seconds (as Linux)",
+            ));
         }
         let limit = &self.scenario.run.max_virtual_seconds;
         if !(*limit.get_ref() > 0.0 && *limit.get_ref() <= 86_400.0) {
-            return Err(self.error_at(limit.span(), "run.max_virtual_seconds must be in (0, 86400]"));
+            return Err(self.error_at(
+                limit.span(),
+                "run.max_virtual_seconds must be in (0, 86400]",
+            ));
         }
         for task in &self.scenario.task {
             let t = task.get_ref();
@@ -294,6 +361,13 @@ impl LoadedScenario {
                 LbrAlloc::GfpAtomic => lockvmm_abi::knob::LBR_GFP_ATOMIC,
                 LbrAlloc::Upstream => lockvmm_abi::knob::LBR_UPSTREAM,
             },
+            console_fbcon: self
+                .scenario
+                .machine
+                .get_ref()
+                .console
+                .iter()
+                .any(|c| c.get_ref() == "tty0"),
         }
     }
 

@@ -220,8 +220,26 @@ mod tests {
     fn masked_interrupts_do_not_wake_but_nmis_do() {
         let s = Scheduler::new(2);
         s.start(1);
-        s.release(0, Wait { addr: None, irq_enabled: false, rip: 0 }).unwrap();
-        assert!(s.release(1, Wait { addr: None, irq_enabled: true, rip: 0 }).is_err());
+        s.release(
+            0,
+            Wait {
+                addr: None,
+                irq_enabled: false,
+                rip: 0,
+            },
+        )
+        .unwrap();
+        assert!(
+            s.release(
+                1,
+                Wait {
+                    addr: None,
+                    irq_enabled: true,
+                    rip: 0
+                }
+            )
+            .is_err()
+        );
         assert!(!s.deliver(0, false), "IF=0: an interrupt stays pending");
         assert!(s.deliver(0, true), "an NMI always wakes");
         s.dispatch().unwrap();

@@ -46,9 +46,10 @@ pub fn create_vcpu(vm: &VmFd, cpuid: &CpuId, cpu: usize, rip: u64) -> Result<Vcp
                 entry.ecx |= 1 << 31;
             }
             0xb => entry.edx = cpu as u32,
-            // This KVM has no virtual PMU; the lab emulates one (see DEVELOPERS.md).
+            // This KVM has no virtual PMU; the VMM emulates architectural perfmon v2 with one
+            // 48-bit general-purpose counter and all seven architectural events (pmu.rs).
             0xa => {
-                entry.eax = 0;
+                entry.eax = 2 | (1 << 8) | (lockvmm_abi::msr::PMC_BITS << 16) | (7 << 24);
                 entry.ebx = 0;
                 entry.ecx = 0;
                 entry.edx = 0;

@@ -109,16 +109,29 @@ pub fn trap_msrs(kvm: &Kvm, vm: &VmFd, msrs: &[u32]) -> Result<(), VmError> {
     use kvm_bindings::{KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_FILTER, kvm_enable_cap};
     use kvm_ioctls::{MsrFilterDefaultAction, MsrFilterRange, MsrFilterRangeFlags};
     if !kvm.check_extension(Cap::X86UserSpaceMsr) || !kvm.check_extension(Cap::X86MsrFilter) {
-        return Err(VmError::MissingCap("KVM_CAP_X86_USER_SPACE_MSR and KVM_CAP_X86_MSR_FILTER (the emulated PMU)"));
+        return Err(VmError::MissingCap(
+            "KVM_CAP_X86_USER_SPACE_MSR and KVM_CAP_X86_MSR_FILTER (the emulated PMU)",
+        ));
     }
-    let cap = kvm_enable_cap { cap: KVM_CAP_X86_USER_SPACE_MSR, args: [u64::from(KVM_MSR_EXIT_REASON_FILTER), 0, 0, 0], ..Default::default() };
-    vm.enable_cap(&cap).map_err(VmError::kvm("enable userspace MSR exits"))?;
+    let cap = kvm_enable_cap {
+        cap: KVM_CAP_X86_USER_SPACE_MSR,
+        args: [u64::from(KVM_MSR_EXIT_REASON_FILTER), 0, 0, 0],
+        ..Default::default()
+    };
+    vm.enable_cap(&cap)
+        .map_err(VmError::kvm("enable userspace MSR exits"))?;
     let deny = [0u8];
     let ranges: Vec<MsrFilterRange<'_>> = msrs
         .iter()
-        .map(|&base| MsrFilterRange { flags: MsrFilterRangeFlags::READ | MsrFilterRangeFlags::WRITE, base, msr_count: 1, bitmap: &deny })
+        .map(|&base| MsrFilterRange {
+            flags: MsrFilterRangeFlags::READ | MsrFilterRangeFlags::WRITE,
+            base,
+            msr_count: 1,
+            bitmap: &deny,
+        })
         .collect();
-    vm.set_msr_filter(MsrFilterDefaultAction::ALLOW, &ranges).map_err(VmError::kvm("install the MSR filter"))
+    vm.set_msr_filter(MsrFilterDefaultAction::ALLOW, &ranges)
+        .map_err(VmError::kvm("install the MSR filter"))
 }
 
 /// Sends an MSI to the local APIC `apic_id`: `vector` with fixed delivery, or an NMI.

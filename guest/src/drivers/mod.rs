@@ -1,2 +1,3 @@
 //! Device drivers.
 pub mod tty;
+pub mod video;

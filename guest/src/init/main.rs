@@ -6,8 +6,9 @@ use lockvmm_abi::{BOOT_INFO_PADDR, BOOT_MAGIC, BootInfo, PAGE_OFFSET};
 use crate::arch::x86::kernel::apic::apic::setup_local_APIC;
 use crate::arch::x86::kernel::cpu::common::cpu_init;
 use crate::arch::x86::kernel::idt::idt_setup_traps;
-use crate::arch::x86::kernel::smpboot::{cpu_startup_entry, set_cpu_online, smp_init};
+use crate::arch::x86::kernel::smpboot::{set_cpu_online, smp_init};
 use crate::arch::x86::lockvmm;
+use crate::arch::x86::preempt::{PREEMPT_OFFSET, preempt_count_add};
 
 /// The host's boot information page, through the direct map.
 pub fn boot_info() -> &'static BootInfo {
@@ -31,34 +32,49 @@ pub extern "C" fn x86_64_start_kernel(_cpu: u64) -> ! {
     start_kernel()
 }
 
+/// Per-CPU set-up shared by the boot CPU and the others: descriptor tables, the idle task,
+/// the runqueue, the timer base, the local APIC. The CPU then runs as its idle task, which
+/// keeps preemption disabled (Linux's `init_idle_preempt_count`).
+pub fn cpu_bringup(cpu: u32) {
+    cpu_init(cpu);
+    preempt_count_add(PREEMPT_OFFSET);
+    crate::kernel::sched::core::sched_init_cpu(cpu);
+    crate::kernel::time::timer::init_timers_cpu(cpu);
+    setup_local_APIC();
+}
+
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn start_kernel() -> ! {
     idt_setup_traps();
-    cpu_init(0);
     let info = boot_info();
     if info.magic != BOOT_MAGIC {
         // Nothing can be printed sensibly without the host's data: tell it and stop.
         lockvmm::shutdown(0xbad);
     }
+    cpu_bringup(0);
     printk!(
-        "Linux version 6.6.0-lockvmm (lockvmm guest {}) #1 SMP PREEMPT",
+        "Linux version 6.6.0-lockvmm (lockvmm guest {}) #1 SMP",
         env!("CARGO_PKG_VERSION")
     );
+    crate::mm::page_alloc::mem_init(info.mem_bytes);
     printk!(
-        "Memory: {}K available, {} CPUs",
-        info.mem_bytes >> 10,
-        info.nr_cpus
+        "Memory: {}K available, {} CPUs, HZ={}",
+        crate::mm::page_alloc::nr_free_pages() * 4,
+        info.nr_cpus,
+        crate::kernel::time::HZ
     );
-    setup_local_APIC();
+    crate::arch::x86::events::intel::lbr::intel_pmu_lbr_init();
+    crate::arch::x86::events::core::init_hw_perf_events();
+    if info.console_fbcon != 0 {
+        crate::drivers::tty::vt::VT_CONSOLE.store(true, Ordering::Relaxed);
+        printk!("Console: switching to colour frame buffer device 128x48");
+    }
     set_cpu_online(0);
     smp_init();
-    crate::lab::run_program();
-    crate::kernel::reboot::kernel_power_off();
-}
-
-/// CPU 0 joins the idle loop only when a scenario keeps the machine running (later issues).
-#[allow(dead_code)]
-fn rest_init() -> ! {
-    cpu_startup_entry()
+    crate::kernel::watchdog::lockup_detector_init();
+    if crate::lab::run_program() == 0 {
+        crate::kernel::reboot::kernel_power_off();
+    }
+    crate::kernel::sched::idle::cpu_startup_entry()
 }

@@ -1,6 +1,15 @@
-//! Core kernel: printk, panic, reboot, locking.
+//! Core kernel (Linux's `kernel/`).
 #[macro_use]
 pub mod printk;
+pub mod events;
+pub mod kthread;
 pub mod locking;
+pub mod module;
 pub mod panic;
 pub mod reboot;
+pub mod sched;
+pub mod softirq;
+pub mod sys;
+pub mod time;
+pub mod watchdog;
+pub mod watchdog_hld;

@@ -1,7 +1,7 @@
 //! `panic()` (Linux's `kernel/panic.c`): print, tell the host, stop this CPU.
 use core::fmt::{self, Write};
 
-use lockvmm_abi::Hypercall;
+use lockvmm_abi::{Hypercall, PtRegs};
 
 use crate::arch::x86::irqflags::local_irq_disable;
 use crate::arch::x86::lockvmm;
@@ -23,6 +23,13 @@ impl Write for MsgBuf {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub fn panic_fmt(args: fmt::Arguments) -> ! {
+    panic_regs(None, args)
+}
+
+/// `panic()`, naming the interrupted context when there is one (`nmi_panic(regs, …)`).
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub fn panic_regs(regs: Option<&PtRegs>, args: fmt::Arguments) -> ! {
     local_irq_disable();
     let mut msg = MsgBuf {
         buf: [0; 256],
@@ -30,12 +37,13 @@ pub fn panic_fmt(args: fmt::Arguments) -> ! {
     };
     let _ = msg.write_fmt(args);
     let text = core::str::from_utf8(&msg.buf[..msg.len]).unwrap_or("(invalid UTF-8)");
-    printk!("Kernel panic - not syncing: {}", text);
+    pr_emerg!("Kernel panic - not syncing: {}", text);
+    let regs_at = regs.map_or(0, |r| r as *const PtRegs as u64);
     lockvmm::hypercall(
         Hypercall::Panic as u32,
         msg.buf.as_ptr() as u64,
         msg.len as u64,
-        0,
+        regs_at,
         0,
     );
     loop {

@@ -1,22 +1,31 @@
 //! The lab: runs the tasks of the scenario the host loaded (see `lockvmm_abi::ProgramHeader`).
 //!
-//! The host writes the program into guest memory before boot; the boot CPU hands each task to
-//! its CPU, which runs the task's ops from its idle loop, and waits until all have finished.
+//! Each task becomes a kernel thread pinned to its CPU, with the scenario's comm and pid, that
+//! performs its ops in order through the kernel's real paths.
 use core::mem::size_of;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use lockvmm_abi::{OpDesc, PAGE_OFFSET, ProgramHeader, TaskDesc, op};
+use lockvmm_abi::{
+    OpDesc, PAGE_OFFSET, PROGRAM_POWER_OFF_WHEN_DONE, ProgramHeader, TaskDesc, hook, op,
+};
 
 use crate::arch::x86::kernel::idt::load_empty_idt;
 use crate::arch::x86::lockvmm;
-use crate::arch::x86::percpu::per_cpu;
-use crate::init::main::boot_info;
+use crate::arch::x86::preempt::preempt_disable;
+use crate::init::main::{boot_info, local_clock};
+use crate::kernel::kthread::kthread_run;
+use crate::kernel::locking::spinlock::RawSpinlock;
+use crate::mm::gfp::{GFP_ATOMIC, GFP_KERNEL};
 
 /// Number of tasks that have run to completion.
 #[unsafe(no_mangle)]
 pub static lab_tasks_done: AtomicU32 = AtomicU32::new(0);
+/// The lock `hog_thread` takes with `spin_lock_irqsave` (the seed's `DEFINE_SPINLOCK(lock)`).
+#[unsafe(no_mangle)]
+pub static hog_lock: RawSpinlock = RawSpinlock::new();
 
 struct Program {
+    header: &'static ProgramHeader,
     tasks: &'static [TaskDesc],
     ops: &'static [OpDesc],
 }
@@ -28,63 +37,50 @@ fn program() -> Option<Program> {
     }
     let base = PAGE_OFFSET + info.program_paddr;
     // SAFETY: the host placed the program (header, tasks, ops) inside guest RAM in the direct
-    // map and validated the counts against `program_len`; the layout is `#[repr(C)]`.
+    // map and sized `program_len` to match; the layout is `#[repr(C)]`.
     unsafe {
-        let hdr = &*(base as *const ProgramHeader);
+        let header = &*(base as *const ProgramHeader);
         let tasks_at = base + size_of::<ProgramHeader>() as u64;
-        let ops_at = tasks_at + (hdr.nr_tasks as usize * size_of::<TaskDesc>()) as u64;
+        let ops_at = tasks_at + (header.nr_tasks as usize * size_of::<TaskDesc>()) as u64;
         Some(Program {
-            tasks: core::slice::from_raw_parts(tasks_at as *const TaskDesc, hdr.nr_tasks as usize),
-            ops: core::slice::from_raw_parts(ops_at as *const OpDesc, hdr.nr_ops as usize),
+            header,
+            tasks: core::slice::from_raw_parts(
+                tasks_at as *const TaskDesc,
+                header.nr_tasks as usize,
+            ),
+            ops: core::slice::from_raw_parts(ops_at as *const OpDesc, header.nr_ops as usize),
         })
     }
 }
 
-/// Dispatches every task to its CPU and waits for all of them (on the boot CPU).
-pub fn run_program() {
-    let Some(prog) = program() else { return };
-    for (i, task) in prog.tasks.iter().enumerate() {
-        if task.cpu == 0 {
-            run_task(i as u32);
-            continue;
+/// Starts every task on its CPU. Returns how many were started.
+pub fn run_program() -> usize {
+    let Some(prog) = program() else { return 0 };
+    for (i, t) in prog.tasks.iter().enumerate() {
+        let comm_len = t.comm.iter().position(|&b| b == 0).unwrap_or(t.comm.len());
+        if kthread_run(lab_task, i as u64, t.cpu, &t.comm[..comm_len], t.pid).is_none() {
+            printk!("lab: cannot create task {}", i);
         }
-        let slot = &per_cpu(task.cpu).pending_task;
-        // One task at a time per CPU: wait for the previous one to leave the slot.
-        loop {
-            let cur = slot.load(Ordering::Acquire);
-            if cur == 0 {
-                break;
-            }
-            lockvmm::wait_on(slot, cur);
-        }
-        slot.store(i as u32 + 1, Ordering::Release);
-        lockvmm::kick(slot);
     }
-    let total = prog.tasks.len() as u32;
-    loop {
-        let done = lab_tasks_done.load(Ordering::Acquire);
-        if done >= total {
-            break;
-        }
-        lockvmm::wait_on(&lab_tasks_done, done);
-    }
+    prog.tasks.len()
 }
 
-/// Runs task `idx` on this CPU.
+/// Body of every lab task.
 #[inline(never)]
 #[unsafe(no_mangle)]
-pub extern "C" fn run_task(idx: u32) {
+pub extern "C" fn lab_task(idx: u64) {
     let Some(prog) = program() else { return };
     let Some(task) = prog.tasks.get(idx as usize) else {
         return;
     };
-    let comm_len = task
-        .comm
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(task.comm.len());
-    let comm = core::str::from_utf8(&task.comm[..comm_len]).unwrap_or("?");
-    printk!("lab: {}:{} running on CPU {}", comm, task.pid, task.cpu);
+    lockvmm::hook(hook::TASK_START, u64::from(task.pid));
+    let cur = crate::kernel::sched::core::current();
+    printk!(
+        "lab: {}:{} running on CPU {}",
+        cur.comm(),
+        task.pid,
+        task.cpu
+    );
     let first = task.first_op as usize;
     let ops = prog
         .ops
@@ -93,8 +89,10 @@ pub extern "C" fn run_task(idx: u32) {
     for o in ops {
         run_op(o);
     }
-    lab_tasks_done.fetch_add(1, Ordering::AcqRel);
-    lockvmm::kick(&lab_tasks_done);
+    let done = lab_tasks_done.fetch_add(1, Ordering::AcqRel) + 1;
+    if done == prog.header.nr_tasks && prog.header.flags & PROGRAM_POWER_OFF_WHEN_DONE != 0 {
+        crate::kernel::reboot::kernel_power_off();
+    }
 }
 
 fn run_op(o: &OpDesc) {
@@ -116,8 +114,73 @@ fn run_op(o: &OpDesc) {
         op::READ_WITH_BAD_FP => {
             lab_op_read_with_frame_pointer(o.args[0], o.args[1]);
         }
+        op::HOG => hog_thread(o.args[0]),
+        op::SLEEP_MS => crate::kernel::time::timer::msleep(o.args[0]),
+        op::SETSID => {
+            crate::kernel::sys::__x64_sys_setsid();
+        }
+        op::PERF_EVENT_OPEN_LBR => {
+            crate::kernel::events::core::perf_event_open_lbr(crate::kernel::sched::core::current());
+        }
+        op::MODULE_LOAD => {
+            let ret = crate::kernel::module::load_module(o.args[0]);
+            if ret != 0 {
+                printk!("lab: insmod timer_mod: error {}", ret);
+            }
+        }
+        op::MODULE_UNLOAD => {
+            crate::kernel::module::delete_module();
+        }
+        op::KMALLOC_IRQS_OFF => lab_kmalloc_irqs_off(o.args[0]),
+        op::BUSY_MS => lab_busy(o.args[0]),
         other => printk!("lab: unknown op {}", other),
     }
+}
+
+/// The seed 001 hog: loops forever with preemption off, or holding a spinlock taken with
+/// `spin_lock_irqsave` (interrupts off too). Each iteration yields the host CPU until an
+/// interrupt arrives (`cpu_relax`), which changes nothing for the guest.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn hog_thread(mode: u64) -> ! {
+    if mode == op::HOG_SPIN_LOCK_IRQSAVE {
+        let _flags = hog_lock.lock_irqsave();
+    } else {
+        preempt_disable();
+    }
+    loop {
+        cpu_relax();
+    }
+}
+
+/// `cpu_relax()`: `pause`, and let the host run someone else until an event for this CPU.
+#[inline(always)]
+pub fn cpu_relax() {
+    // SAFETY: `pause` is a hint with no architectural effect.
+    unsafe { core::arch::asm!("pause", options(nomem, nostack, preserves_flags)) };
+    lockvmm::wait_for_event();
+}
+
+/// Busy for `ms` virtual milliseconds with interrupts on and preemption allowed.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn lab_busy(ms: u64) {
+    let end = local_clock() + ms * 1_000_000;
+    while local_clock() < end {
+        cpu_relax();
+    }
+}
+
+/// A fresh cache per call, so each allocation takes the slow path into `allocate_slab`.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn lab_kmalloc_irqs_off(atomic: u64) {
+    let cache = crate::mm::slub::kmem_cache_create(b"lab_cache", 256);
+    let gfp = if atomic != 0 { GFP_ATOMIC } else { GFP_KERNEL };
+    crate::arch::x86::irqflags::local_irq_disable();
+    // SAFETY: `kmem_cache_create` returns a pool cache.
+    crate::mm::slub::kmem_cache_alloc(unsafe { &mut *cache }, gfp);
+    crate::arch::x86::irqflags::local_irq_enable();
 }
 
 /// Reads a u64 from any kernel address (faults if it is not mapped).

@@ -31,6 +31,17 @@ pub fn cpu_online(cpu: u32) {
     hypercall(Hypercall::CpuOnline as u32, cpu as u64, 0, 0, 0);
 }
 
+/// Sends an IPI (`vector`, or `lockvmm_abi::IPI_NMI`) to `cpu` through the host.
+pub fn send_ipi(cpu: u32, vector: u64) {
+    hypercall(Hypercall::SendIpi as u32, cpu as u64, vector, 0, 0);
+}
+
+/// Reports a hook point to the host.
+#[inline(always)]
+pub fn hook(id: u64, arg: u64) {
+    hypercall(Hypercall::Hook as u32, id, arg, 0, 0);
+}
+
 /// Asks the host to start `cpu` at `secondary_startup_64`.
 pub fn start_cpu(cpu: u32) -> u64 {
     hypercall(Hypercall::StartCpu as u32, cpu as u64, 0, 0, 0)
@@ -54,6 +65,18 @@ pub fn wait_on(word: &AtomicU32, val: u32) {
         0,
         0,
     );
+}
+
+/// `wait_on` for a raw address of a u32.
+#[inline(always)]
+pub fn wait_on_addr(addr: u64, val: u32) {
+    hypercall(Hypercall::Wait as u32, addr, val as u64, 0, 0);
+}
+
+/// `kick` for a raw address.
+#[inline(always)]
+pub fn kick_addr(addr: u64) {
+    hypercall(Hypercall::Kick as u32, addr, 0, 0, 0);
 }
 
 /// Blocks until an interrupt (or NMI) is delivered to this CPU.

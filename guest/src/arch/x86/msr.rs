@@ -16,6 +16,20 @@ pub unsafe fn wrmsr(msr: u32, val: u64) {
     }
 }
 
+/// Reads an MSR.
+///
+/// # Safety
+/// The MSR must exist (the host emulates the PMU's; others may raise #GP).
+#[inline(always)]
+pub unsafe fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: the caller vouches for the MSR.
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nostack, preserves_flags))
+    };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
 /// Reads CR2 (the faulting address of the last page fault).
 #[inline(always)]
 pub fn read_cr2() -> u64 {

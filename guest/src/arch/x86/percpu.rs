@@ -1,20 +1,31 @@
 //! Per-CPU data, reached through the GS base as in Linux (`this_cpu_read`).
 use core::arch::asm;
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use lockvmm_abi::NR_CPUS;
 
-/// What each CPU keeps for itself. `GS_BASE` points at its own entry.
+/// What each CPU keeps for itself. `GS_BASE` points at its own entry; the entry code reaches
+/// `irq_count` and `irq_stack_ptr` by offset (see `entry_64`).
 #[repr(C)]
 pub struct PerCpu {
     /// Linux's `this_cpu_off`: the entry's own address.
     pub this: u64,
     /// `smp_processor_id()`.
     pub cpu: u32,
-    /// Non-zero once `start_secondary` (or `start_kernel`) finished bring-up.
+    /// Non-zero once the CPU finished bring-up.
     pub online: AtomicU32,
-    /// 1 + index of a lab task this CPU must run, or 0; the idle loop waits on it.
-    pub pending_task: AtomicU32,
+    /// Linux's `__preempt_count`: preemption, softirq, hardirq and NMI nesting.
+    pub preempt_count: AtomicU32,
+    /// -1 when not on the IRQ stack (Linux's `irq_count`).
+    pub irq_count: i32,
+    /// Top of this CPU's IRQ stack.
+    pub irq_stack_ptr: u64,
+    /// `current`.
+    pub current_task: AtomicU64,
+    /// TIF_NEED_RESCHED for the running task; the idle loop waits on it (polling idle).
+    pub need_resched: AtomicU32,
+    /// Pending softirqs (`local_softirq_pending()`).
+    pub softirq_pending: AtomicU32,
 }
 
 impl PerCpu {
@@ -23,10 +34,31 @@ impl PerCpu {
             this: 0,
             cpu: 0,
             online: AtomicU32::new(0),
-            pending_task: AtomicU32::new(0),
+            preempt_count: AtomicU32::new(0),
+            irq_count: -1,
+            irq_stack_ptr: 0,
+            current_task: AtomicU64::new(0),
+            need_resched: AtomicU32::new(0),
+            softirq_pending: AtomicU32::new(0),
         }
     }
 }
+
+/// Offsets the entry code uses.
+pub const PERCPU_IRQ_COUNT: usize = core::mem::offset_of!(PerCpu, irq_count);
+pub const PERCPU_IRQ_STACK_PTR: usize = core::mem::offset_of!(PerCpu, irq_stack_ptr);
+const PERCPU_CPU: usize = core::mem::offset_of!(PerCpu, cpu);
+const _: () = assert!(PERCPU_CPU == 8);
+
+/// Size of each CPU's IRQ stack (Linux's `IRQ_STACK_SIZE`).
+pub const IRQ_STACK_SIZE: usize = 16384;
+
+#[repr(C, align(16))]
+pub struct IrqStack(pub [u8; IRQ_STACK_SIZE]);
+
+#[unsafe(no_mangle)]
+pub static mut irq_stack_backing_store: [IrqStack; NR_CPUS] =
+    [const { IrqStack([0; IRQ_STACK_SIZE]) }; NR_CPUS];
 
 #[allow(clippy::declare_interior_mutable_const)]
 const PER_CPU_INIT: PerCpu = PerCpu::new();
@@ -37,7 +69,7 @@ pub static mut per_cpu_area: [PerCpu; NR_CPUS] = [PER_CPU_INIT; NR_CPUS];
 /// The per-CPU area of `cpu`.
 pub fn per_cpu(cpu: u32) -> &'static PerCpu {
     // SAFETY: the array is only mutated by `setup_per_cpu` on the owning CPU before it is
-    // shared; afterwards every field that changes is atomic.
+    // shared, and by the entry code (`irq_count`) on the owning CPU; shared fields are atomic.
     unsafe { &(*core::ptr::addr_of!(per_cpu_area))[cpu as usize] }
 }
 
@@ -48,6 +80,9 @@ pub fn setup_per_cpu(cpu: u32) {
         let area = &mut (*core::ptr::addr_of_mut!(per_cpu_area))[cpu as usize];
         area.this = area as *mut PerCpu as u64;
         area.cpu = cpu;
+        area.irq_count = -1;
+        let stack = &(*core::ptr::addr_of!(irq_stack_backing_store))[cpu as usize];
+        area.irq_stack_ptr = stack.0.as_ptr() as u64 + IRQ_STACK_SIZE as u64;
         crate::arch::x86::msr::wrmsr(crate::arch::x86::msr::MSR_GS_BASE, area.this);
     }
 }
@@ -65,4 +100,9 @@ pub fn smp_processor_id() -> u32 {
 #[inline(always)]
 pub fn this_cpu() -> &'static PerCpu {
     per_cpu(smp_processor_id())
+}
+
+/// Whether `cpu` finished bring-up.
+pub fn cpu_online(cpu: u32) -> bool {
+    per_cpu(cpu).online.load(Ordering::Acquire) != 0
 }

@@ -1,2 +1,3 @@
-//! TTY layer (only the serial console).
+//! TTY layer: the serial console and the VT console.
 pub mod serial;
+pub mod vt;

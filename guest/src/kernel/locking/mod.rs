@@ -1,2 +1,3 @@
-//! Locking primitives.
+//! Locking primitives (Linux's `kernel/locking`).
+pub mod qspinlock;
 pub mod spinlock;

@@ -1,69 +1,102 @@
-//! A raw spinlock whose word records its owner (`cpu + 1`), so the host can tell who holds it.
-//! Waiters yield the host CPU through the wait hypercall instead of burning it; a waiter sets
-//! `CONTENDED` so that the unlocker knows to kick.
-use core::sync::atomic::{AtomicU32, Ordering};
+//! `raw_spinlock_t` and its API (Linux's `kernel/locking/spinlock.c`): the `_raw_spin_*`
+//! functions with their irq and preempt semantics.
+use crate::arch::x86::irqflags::{
+    local_irq_disable, local_irq_enable, local_irq_restore, local_irq_save,
+};
+use crate::arch::x86::preempt::{preempt_disable, preempt_enable};
+use crate::kernel::locking::qspinlock::QSpinlock;
 
-use crate::arch::x86::irqflags::{local_irq_restore, local_irq_save};
-use crate::arch::x86::lockvmm;
-use crate::arch::x86::percpu::smp_processor_id;
-
-const CONTENDED: u32 = 1 << 31;
-
+/// `raw_spinlock_t`: 4 bytes, the queued spinlock word.
 #[repr(C)]
-pub struct RawSpinLock {
-    val: AtomicU32,
+pub struct RawSpinlock {
+    pub raw_lock: QSpinlock,
 }
 
-impl Default for RawSpinLock {
+impl Default for RawSpinlock {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl RawSpinLock {
+impl RawSpinlock {
     pub const fn new() -> Self {
-        RawSpinLock {
-            val: AtomicU32::new(0),
+        RawSpinlock {
+            raw_lock: QSpinlock::new(),
         }
+    }
+
+    pub fn owner(&self) -> Option<u32> {
+        self.raw_lock.owner()
     }
 
     pub fn lock(&self) {
-        let me = smp_processor_id() + 1;
-        loop {
-            match self
-                .val
-                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => return,
-                Err(cur) => {
-                    let marked = cur | CONTENDED;
-                    if cur == marked
-                        || self
-                            .val
-                            .compare_exchange(cur, marked, Ordering::Relaxed, Ordering::Relaxed)
-                            .is_ok()
-                    {
-                        lockvmm::wait_on(&self.val, marked);
-                    }
-                }
-            }
-        }
+        _raw_spin_lock(self)
     }
 
     pub fn unlock(&self) {
-        if self.val.swap(0, Ordering::Release) & CONTENDED != 0 {
-            lockvmm::kick(&self.val);
-        }
+        _raw_spin_unlock(self)
+    }
+
+    pub fn lock_irq(&self) {
+        _raw_spin_lock_irq(self)
+    }
+
+    pub fn unlock_irq(&self) {
+        _raw_spin_unlock_irq(self)
     }
 
     pub fn lock_irqsave(&self) -> u64 {
-        let flags = local_irq_save();
-        self.lock();
-        flags
+        _raw_spin_lock_irqsave(self)
     }
 
     pub fn unlock_irqrestore(&self, flags: u64) {
-        self.unlock();
-        local_irq_restore(flags);
+        _raw_spin_unlock_irqrestore(self, flags)
     }
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn _raw_spin_lock(lock: &RawSpinlock) {
+    preempt_disable();
+    lock.raw_lock.lock();
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn _raw_spin_lock_irq(lock: &RawSpinlock) {
+    local_irq_disable();
+    preempt_disable();
+    lock.raw_lock.lock();
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn _raw_spin_lock_irqsave(lock: &RawSpinlock) -> u64 {
+    let flags = local_irq_save();
+    preempt_disable();
+    lock.raw_lock.lock();
+    flags
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn _raw_spin_unlock(lock: &RawSpinlock) {
+    lock.raw_lock.unlock();
+    preempt_enable();
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn _raw_spin_unlock_irq(lock: &RawSpinlock) {
+    lock.raw_lock.unlock();
+    local_irq_enable();
+    preempt_enable();
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn _raw_spin_unlock_irqrestore(lock: &RawSpinlock, flags: u64) {
+    lock.raw_lock.unlock();
+    local_irq_restore(flags);
+    preempt_enable();
 }

@@ -115,8 +115,48 @@ end_repeat_nmi:
         iretq
     .size nmi, . - nmi
 
-    /* Device and IPI vectors 32..255: each 16-byte stub pushes ~vector (as orig_rax) and
-       joins common_interrupt, like Linux's irq_entries_start. */
+    /* Hardware interrupts run on the per-CPU IRQ stack (Linux's ENTER_IRQ_STACK): the first
+       level switches to it, nested ones stay. The old stack pointer (= the pt_regs) is kept
+       on the IRQ stack so that `pop rsp` returns to the task stack; then the preemption check
+       runs there (Linux's retint_kernel). */
+    .macro IRQ_BODY handler
+        PUSH_REGS
+        mov rdi, rsp
+        add dword ptr gs:[{irq_count}], 1
+        jnz 1f
+        mov rsp, gs:[{irq_stack}]
+1:
+        and rsp, -16
+        sub rsp, 8
+        push rdi
+        cld
+        call \handler
+        pop rsp
+        sub dword ptr gs:[{irq_count}], 1
+        mov rdi, rsp
+        sub rsp, 8
+        call retint_kernel
+        add rsp, 8
+        POP_REGS
+        add rsp, 8
+        iretq
+    .endm
+
+    .macro apicinterrupt name, vector, handler
+    .global \name
+    .type \name, @function
+    .balign 16
+\name:
+        push ~\vector
+        IRQ_BODY \handler
+    .size \name, . - \name
+    .endm
+
+    apicinterrupt apic_timer_interrupt,   0xec, smp_apic_timer_interrupt
+    apicinterrupt reschedule_interrupt,   0xfd, smp_reschedule_interrupt
+
+    /* Every other vector 32..255: a 16-byte stub pushes ~vector (as orig_rax) and joins
+       common_interrupt, like Linux's irq_entries_start. */
     .global irq_entries_start
     .balign 16
 irq_entries_start:
@@ -131,20 +171,47 @@ irq_entries_start:
     .global common_interrupt
     .type common_interrupt, @function
 common_interrupt:
-        PUSH_REGS
-        mov rdi, rsp
-        mov rsi, [rsp + 15*8]
-        not rsi                     /* the vector */
-        cld
-        sub rsp, 8
-        call do_IRQ
-        add rsp, 8
-        POP_REGS
-        add rsp, 8
-        iretq
+        IRQ_BODY do_IRQ
     .size common_interrupt, . - common_interrupt
+
+    /* switch_to(prev = rdi, next = rsi): save the callee-saved registers on prev's stack,
+       switch stacks, restore next's, and continue in __switch_to, which returns prev. */
+    .global __switch_to_asm
+    .type __switch_to_asm, @function
+__switch_to_asm:
+        push rbp
+        push rbx
+        push r12
+        push r13
+        push r14
+        push r15
+        mov [rdi + {thread_sp}], rsp
+        mov rsp, [rsi + {thread_sp}]
+        pop r15
+        pop r14
+        pop r13
+        pop r12
+        pop rbx
+        pop rbp
+        jmp __switch_to
+    .size __switch_to_asm, . - __switch_to_asm
+
+    /* A new task's first return from __switch_to lands here: rax = prev, rbx = the thread
+       function, r12 = its argument (Linux's ret_from_fork for kernel threads). */
+    .global ret_from_fork
+    .type ret_from_fork, @function
+ret_from_fork:
+        mov rdi, rax
+        call schedule_tail
+        mov rdi, r12
+        call rbx
+        ud2
+    .size ret_from_fork, . - ret_from_fork
     .text
-    "#
+    "#,
+    irq_count = const crate::arch::x86::percpu::PERCPU_IRQ_COUNT,
+    irq_stack = const crate::arch::x86::percpu::PERCPU_IRQ_STACK_PTR,
+    thread_sp = const core::mem::offset_of!(crate::kernel::sched::task::TaskStruct, thread_sp),
 );
 
 unsafe extern "C" {
@@ -170,6 +237,14 @@ unsafe extern "C" {
     pub fn simd_coprocessor_error();
     pub fn reserved_exception();
     pub fn irq_entries_start();
+    pub fn apic_timer_interrupt();
+    pub fn reschedule_interrupt();
+    pub fn ret_from_fork();
+    /// Switches from `prev` to `next`; returns (on `next`'s stack) the task switched away from.
+    pub fn __switch_to_asm(
+        prev: *mut crate::kernel::sched::task::TaskStruct,
+        next: *mut crate::kernel::sched::task::TaskStruct,
+    ) -> *mut crate::kernel::sched::task::TaskStruct;
 }
 
 /// Size of one stub in `irq_entries_start`.

@@ -2,6 +2,8 @@
 use core::arch::asm;
 
 use super::cpu::common::{__KERNEL_CS, IST_DB, IST_DF, IST_MCE, IST_NMI};
+use lockvmm_abi::vector::{LOCAL_TIMER_VECTOR, RESCHEDULE_VECTOR};
+
 use crate::arch::x86::entry::entry_64 as e;
 
 #[repr(C)]
@@ -92,6 +94,8 @@ pub extern "C" fn idt_setup_traps() {
     for v in 32..256 {
         set_gate_addr(v, base + (v as u64 - 32) * e::IRQ_STUB_SIZE, 0);
     }
+    set_gate(usize::from(LOCAL_TIMER_VECTOR), e::apic_timer_interrupt, 0);
+    set_gate(usize::from(RESCHEDULE_VECTOR), e::reschedule_interrupt, 0);
 }
 
 /// Loads the shared IDT on this CPU.

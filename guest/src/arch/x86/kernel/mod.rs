@@ -3,5 +3,7 @@ pub mod apic;
 pub mod cpu;
 pub mod head_64;
 pub mod idt;
+pub mod irq;
+pub mod nmi;
 pub mod smpboot;
 pub mod traps;

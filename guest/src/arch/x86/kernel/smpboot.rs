@@ -1,15 +1,8 @@
-//! Bringing secondary CPUs up (Linux's `arch/x86/kernel/smpboot.c`) and the idle loop
-//! (`kernel/sched/idle.c`).
-use core::arch::asm;
-use core::sync::atomic::{AtomicU32, Ordering};
+//! Bringing secondary CPUs up (Linux's `arch/x86/kernel/smpboot.c`).
+use core::sync::atomic::Ordering;
 
-use lockvmm_abi::{HYPERCALL_PORT, Hypercall};
-
-use crate::arch::x86::irqflags::local_irq_disable;
-use crate::arch::x86::kernel::apic::apic::setup_local_APIC;
-use crate::arch::x86::kernel::cpu::common::cpu_init;
 use crate::arch::x86::lockvmm;
-use crate::arch::x86::percpu::{per_cpu, this_cpu};
+use crate::arch::x86::percpu::per_cpu;
 use crate::init::main::boot_info;
 
 /// Starts every secondary CPU, one after the other, as Linux's `smp_init`.
@@ -50,55 +43,7 @@ pub fn set_cpu_online(cpu: u32) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn start_secondary(cpu: u64) -> ! {
-    cpu_init(cpu as u32);
-    setup_local_APIC();
+    crate::init::main::cpu_bringup(cpu as u32);
     set_cpu_online(cpu as u32);
-    cpu_startup_entry()
-}
-
-/// The idle loop every CPU ends in.
-#[inline(never)]
-#[unsafe(no_mangle)]
-pub extern "C" fn cpu_startup_entry() -> ! {
-    loop {
-        do_idle();
-    }
-}
-
-#[inline(never)]
-#[unsafe(no_mangle)]
-pub extern "C" fn do_idle() {
-    local_irq_disable();
-    let pending = &this_cpu().pending_task;
-    match pending.load(Ordering::Acquire) {
-        0 => default_idle(pending),
-        task => {
-            crate::arch::x86::irqflags::local_irq_enable();
-            crate::lab::run_task(task - 1);
-            pending.store(0, Ordering::Release);
-            lockvmm::kick(pending);
-        }
-    }
-}
-
-/// Linux's `safe_halt` (`sti; hlt`) with the host's wait in place of `hlt`: interrupts are
-/// enabled in the shadow of `sti`, so a wake-up interrupt is taken right after the wait returns.
-#[inline(never)]
-#[unsafe(no_mangle)]
-pub extern "C" fn default_idle(work: &AtomicU32) {
-    // SAFETY: the hypercall only exits to the host (see `lockvmm::hypercall`); enabling
-    // interrupts here is what idle is for.
-    unsafe {
-        asm!(
-            "sti",
-            "out dx, eax",
-            inlateout("rax") Hypercall::Wait as u64 => _,
-            in("dx") HYPERCALL_PORT,
-            in("rdi") work.as_ptr() as u64,
-            in("rsi") 0u64,
-            in("rcx") 0u64,
-            in("r8") 0u64,
-            options(nostack)
-        );
-    }
+    crate::kernel::sched::idle::cpu_startup_entry()
 }

@@ -1,7 +1,6 @@
 //! Exception and interrupt handlers (Linux's `arch/x86/kernel/traps.c`, `irq.c`, `nmi.c`).
 use lockvmm_abi::{Hypercall, PtRegs, exception_name};
 
-use crate::arch::x86::kernel::apic::apic;
 use crate::arch::x86::lockvmm;
 use crate::arch::x86::percpu::smp_processor_id;
 
@@ -10,7 +9,7 @@ use crate::arch::x86::percpu::smp_processor_id;
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub fn die(msg: &str, regs: &PtRegs, vector: u64, err: u64, cr2: u64) -> ! {
-    printk!("{}: {:04x} [#1] SMP", msg, err);
+    pr_alert!("{}: {:04x} [#1] SMP", msg, err);
     show_regs(regs);
     lockvmm::hypercall(
         Hypercall::Exception as u32,
@@ -27,10 +26,12 @@ pub fn die(msg: &str, regs: &PtRegs, vector: u64, err: u64, cr2: u64) -> ! {
 
 /// Linux's `__show_regs`, in its layout.
 pub fn show_regs(r: &PtRegs) {
+    let cur = crate::kernel::sched::core::current();
     printk!(
-        "CPU: {} PID: 0 Comm: swapper/{}",
+        "CPU: {} PID: {} Comm: {}",
         smp_processor_id(),
-        smp_processor_id()
+        cur.pid,
+        cur.comm()
     );
     printk!("RIP: {:04x}:[<{:016x}>]", r.cs, r.rip);
     printk!("RSP: {:04x}:{:016x}  EFLAGS: {:08x}", r.ss, r.rsp, r.rflags);
@@ -93,23 +94,4 @@ pub extern "C" fn do_double_fault(regs: &mut PtRegs, vector: u64) {
         err,
         crate::arch::x86::msr::read_cr2(),
     );
-}
-
-/// NMIs: nothing raises them yet but the host; they are acknowledged and ignored.
-#[inline(never)]
-#[unsafe(no_mangle)]
-pub extern "C" fn do_nmi(_regs: &mut PtRegs, _vector: u64) {}
-
-/// Device interrupts and IPIs arriving through `common_interrupt`.
-#[inline(never)]
-#[unsafe(no_mangle)]
-pub extern "C" fn do_IRQ(_regs: &mut PtRegs, vector: u64) {
-    apic::ack_APIC_irq();
-    if vector != u64::from(lockvmm_abi::vector::SPURIOUS_APIC_VECTOR) {
-        printk!(
-            "do_IRQ: {}.{} No irq handler for vector",
-            smp_processor_id(),
-            vector
-        );
-    }
 }

@@ -45,8 +45,8 @@ pub extern "C" fn no_context(regs: &mut PtRegs, error_code: u64, address: u64) {
     } else {
         "paging request"
     };
-    printk!("BUG: unable to handle kernel {} at {:016x}", what, address);
-    printk!("IP: [<{:016x}>]", regs.rip);
+    pr_alert!("BUG: unable to handle kernel {} at {:016x}", what, address);
+    pr_alert!("IP: [<{:016x}>]", regs.rip);
     let access = if error_code & PF_WRITE != 0 {
         "write"
     } else {

@@ -1,0 +1,3 @@
+//! Intel PMU specifics.
+pub mod core;
+pub mod lbr;

@@ -1,0 +1,78 @@
+//! `preempt_count` and its context tests (Linux's `include/linux/preempt.h`).
+use core::sync::atomic::Ordering;
+
+use crate::arch::x86::percpu::this_cpu;
+
+pub const PREEMPT_OFFSET: u32 = 1;
+pub const SOFTIRQ_OFFSET: u32 = 1 << 8;
+pub const HARDIRQ_OFFSET: u32 = 1 << 16;
+pub const NMI_OFFSET: u32 = 1 << 20;
+const SOFTIRQ_MASK: u32 = 0xff << 8;
+const HARDIRQ_MASK: u32 = 0xf << 16;
+const NMI_MASK: u32 = 0xf << 20;
+
+#[inline(always)]
+pub fn preempt_count() -> u32 {
+    this_cpu().preempt_count.load(Ordering::Relaxed)
+}
+
+#[inline(always)]
+pub fn preempt_count_add(val: u32) {
+    this_cpu().preempt_count.fetch_add(val, Ordering::Relaxed);
+}
+
+#[inline(always)]
+pub fn preempt_count_sub(val: u32) {
+    this_cpu().preempt_count.fetch_sub(val, Ordering::Relaxed);
+}
+
+#[inline(always)]
+pub fn preempt_disable() {
+    preempt_count_add(PREEMPT_OFFSET);
+}
+
+/// Re-enables preemption without rescheduling (the caller reschedules when it may).
+#[inline(always)]
+pub fn preempt_enable_no_resched() {
+    preempt_count_sub(PREEMPT_OFFSET);
+}
+
+/// Re-enables preemption and reschedules if something asked for it meanwhile.
+#[inline(always)]
+pub fn preempt_enable() {
+    preempt_count_sub(PREEMPT_OFFSET);
+    if preempt_count() == 0 && crate::kernel::sched::core::need_resched() {
+        crate::kernel::sched::core::preempt_schedule();
+    }
+}
+
+pub fn in_nmi() -> bool {
+    preempt_count() & NMI_MASK != 0
+}
+
+pub fn in_irq() -> bool {
+    preempt_count() & HARDIRQ_MASK != 0
+}
+
+pub fn in_softirq() -> bool {
+    preempt_count() & SOFTIRQ_MASK != 0
+}
+
+/// `in_interrupt()`: hardirq, softirq or NMI context.
+pub fn in_interrupt() -> bool {
+    preempt_count() & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_MASK) != 0
+}
+
+/// Which of the four MCS nodes a spinlock waiter uses (task, softirq, hardirq, NMI).
+pub fn context_index() -> usize {
+    let pc = preempt_count();
+    if pc & NMI_MASK != 0 {
+        3
+    } else if pc & HARDIRQ_MASK != 0 {
+        2
+    } else if pc & SOFTIRQ_MASK != 0 {
+        1
+    } else {
+        0
+    }
+}

@@ -1,0 +1,2 @@
+//! The framebuffer console.
+pub mod fbcon;

@@ -1,0 +1,2 @@
+//! Framebuffer devices.
+pub mod core;

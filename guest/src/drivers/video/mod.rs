@@ -1,0 +1,2 @@
+//! Video drivers.
+pub mod fbdev;

@@ -1,0 +1,2 @@
+//! Performance events (Linux's `kernel/events`).
+pub mod core;

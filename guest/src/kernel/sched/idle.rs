@@ -1,0 +1,74 @@
+//! The idle loop (Linux's `kernel/sched/idle.c`). An idle CPU polls its `need_resched` flag
+//! the way mwait idle does: it waits on the flag's address with interrupts enabled, so a wakeup
+//! from another CPU is a kick on the flag and needs no IPI.
+use core::arch::asm;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use lockvmm_abi::{HYPERCALL_PORT, Hypercall};
+
+use super::core::{__schedule, need_resched};
+use crate::arch::x86::irqflags::{local_irq_disable, local_irq_enable};
+use crate::arch::x86::percpu::this_cpu;
+use crate::kernel::time::tick_sched::{tick_nohz_idle_enter, tick_nohz_idle_exit};
+
+/// Every CPU ends its bring-up here.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn cpu_startup_entry() -> ! {
+    loop {
+        do_idle();
+    }
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn do_idle() {
+    tick_nohz_idle_enter();
+    while !need_resched() {
+        local_irq_disable();
+        if need_resched() {
+            local_irq_enable();
+            break;
+        }
+        arch_cpu_idle();
+    }
+    tick_nohz_idle_exit();
+    schedule_idle();
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn arch_cpu_idle() {
+    default_idle(&this_cpu().need_resched);
+}
+
+/// Linux's `safe_halt` (`sti; hlt`) with the host's wait in place of `hlt`: interrupts come on
+/// in the shadow of `sti`, so a wake-up interrupt is taken right after the wait returns.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn default_idle(flag: &AtomicU32) {
+    // SAFETY: the hypercall only exits to the host (see `lockvmm::hypercall`); enabling
+    // interrupts here is what idle is for.
+    unsafe {
+        asm!(
+            "sti",
+            "out dx, eax",
+            inlateout("rax") Hypercall::Wait as u64 => _,
+            in("dx") HYPERCALL_PORT,
+            in("rdi") flag.as_ptr() as u64,
+            in("rsi") 0u64,
+            in("rcx") 0u64,
+            in("r8") 0u64,
+            options(nostack)
+        );
+    }
+    let _ = flag.load(Ordering::Relaxed);
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn schedule_idle() {
+    // The idle task already runs with preemption disabled (one PREEMPT_OFFSET), which is the
+    // count every switch happens at.
+    __schedule(false);
+}

@@ -1,0 +1,66 @@
+//! Interrupt context accounting and softirqs (Linux's `kernel/softirq.c`).
+use core::sync::atomic::Ordering;
+
+use crate::arch::x86::irqflags::{local_irq_disable, local_irq_enable};
+use crate::arch::x86::percpu::this_cpu;
+use crate::arch::x86::preempt::{
+    HARDIRQ_OFFSET, SOFTIRQ_OFFSET, in_interrupt, preempt_count_add, preempt_count_sub,
+};
+
+pub const HI_SOFTIRQ: u32 = 0;
+pub const TIMER_SOFTIRQ: u32 = 1;
+const MAX_SOFTIRQ_RESTART: u32 = 10;
+
+pub fn raise_softirq(nr: u32) {
+    this_cpu()
+        .softirq_pending
+        .fetch_or(1 << nr, Ordering::Relaxed);
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn irq_enter() {
+    preempt_count_add(HARDIRQ_OFFSET);
+}
+
+/// Leaving hardirq context: run pending softirqs unless still nested in an interrupt.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn irq_exit() {
+    preempt_count_sub(HARDIRQ_OFFSET);
+    if !in_interrupt() && this_cpu().softirq_pending.load(Ordering::Relaxed) != 0 {
+        do_softirq();
+    }
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn do_softirq() {
+    call_softirq();
+}
+
+/// Linux switches to the IRQ stack here; lockvmm's interrupts already run on it.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn call_softirq() {
+    __do_softirq();
+}
+
+/// Runs the pending softirqs with interrupts enabled (as Linux does).
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn __do_softirq() {
+    preempt_count_add(SOFTIRQ_OFFSET);
+    for _ in 0..MAX_SOFTIRQ_RESTART {
+        let pending = this_cpu().softirq_pending.swap(0, Ordering::Relaxed);
+        if pending == 0 {
+            break;
+        }
+        local_irq_enable();
+        if pending & (1 << TIMER_SOFTIRQ) != 0 {
+            crate::kernel::time::timer::run_timer_softirq();
+        }
+        local_irq_disable();
+    }
+    preempt_count_sub(SOFTIRQ_OFFSET);
+}

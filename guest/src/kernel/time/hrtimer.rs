@@ -1,0 +1,172 @@
+//! High-resolution timers (Linux's `kernel/time/hrtimer.c`): a per-CPU list sorted by expiry;
+//! the earliest one programs the clockevent device.
+use core::sync::atomic::Ordering;
+
+use lockvmm_abi::NR_CPUS;
+
+use super::clockevents::{clockevents_program_event, clockevents_shutdown};
+use super::ktime_get;
+use crate::arch::x86::percpu::smp_processor_id;
+use crate::kernel::locking::spinlock::RawSpinlock;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum HrtimerRestart {
+    NoRestart,
+    Restart,
+}
+
+pub type HrtimerFn = fn(&mut Hrtimer) -> HrtimerRestart;
+
+#[repr(C)]
+pub struct Hrtimer {
+    pub expires: u64,
+    pub function: Option<HrtimerFn>,
+    enqueued: bool,
+    next: *mut Hrtimer,
+}
+
+impl Hrtimer {
+    pub const fn new(function: HrtimerFn) -> Self {
+        Hrtimer {
+            expires: 0,
+            function: Some(function),
+            enqueued: false,
+            next: core::ptr::null_mut(),
+        }
+    }
+
+    pub fn is_queued(&self) -> bool {
+        self.enqueued
+    }
+
+    /// `hrtimer_forward_now`: moves the expiry forward by whole intervals past now.
+    pub fn forward_now(&mut self, interval: u64) {
+        let now = ktime_get();
+        if self.expires > now {
+            return;
+        }
+        let n = (now - self.expires) / interval + 1;
+        self.expires += n * interval;
+    }
+}
+
+/// `struct hrtimer_cpu_base`.
+#[repr(C)]
+pub struct HrtimerCpuBase {
+    pub lock: RawSpinlock,
+    head: *mut Hrtimer,
+}
+
+#[unsafe(no_mangle)]
+pub static mut hrtimer_bases: [HrtimerCpuBase; NR_CPUS] = [const {
+    HrtimerCpuBase {
+        lock: RawSpinlock::new(),
+        head: core::ptr::null_mut(),
+    }
+}; NR_CPUS];
+
+fn this_base() -> &'static mut HrtimerCpuBase {
+    // SAFETY: a CPU only touches its own base, under its lock or with interrupts off.
+    unsafe { &mut (*core::ptr::addr_of_mut!(hrtimer_bases))[smp_processor_id() as usize] }
+}
+
+fn remove(base: &mut HrtimerCpuBase, t: *mut Hrtimer) {
+    let mut link: *mut *mut Hrtimer = &mut base.head;
+    // SAFETY: the list holds only live, enqueued timers of this CPU.
+    unsafe {
+        while !(*link).is_null() {
+            if *link == t {
+                *link = (*t).next;
+                (*t).enqueued = false;
+                return;
+            }
+            link = &mut (**link).next;
+        }
+    }
+}
+
+fn enqueue(base: &mut HrtimerCpuBase, t: *mut Hrtimer) {
+    let mut link: *mut *mut Hrtimer = &mut base.head;
+    // SAFETY: as in `remove`; `t` is not on the list.
+    unsafe {
+        while !(*link).is_null() && (**link).expires <= (*t).expires {
+            link = &mut (**link).next;
+        }
+        (*t).next = *link;
+        (*t).enqueued = true;
+        *link = t;
+    }
+}
+
+fn reprogram(base: &HrtimerCpuBase) {
+    if base.head.is_null() {
+        clockevents_shutdown();
+    } else {
+        // SAFETY: the head is a live enqueued timer.
+        clockevents_program_event(unsafe { (*base.head).expires });
+    }
+}
+
+/// Arms `timer` (absolute expiry) on this CPU.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn hrtimer_start(timer: &mut Hrtimer, expires: u64) {
+    let base = this_base();
+    let flags = base.lock.lock_irqsave();
+    if timer.enqueued {
+        remove(base, timer);
+    }
+    timer.expires = expires;
+    enqueue(base, timer);
+    reprogram(base);
+    base.lock.unlock_irqrestore(flags);
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn hrtimer_cancel(timer: &mut Hrtimer) {
+    let base = this_base();
+    let flags = base.lock.lock_irqsave();
+    if timer.enqueued {
+        remove(base, timer);
+        reprogram(base);
+    }
+    base.lock.unlock_irqrestore(flags);
+}
+
+/// The clockevent interrupt: run every expired timer (Linux's `hrtimer_interrupt`).
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn hrtimer_interrupt() {
+    let base = this_base();
+    base.lock.lock();
+    __hrtimer_run_queues(base, ktime_get());
+    reprogram(base);
+    base.lock.unlock();
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn __hrtimer_run_queues(base: &mut HrtimerCpuBase, now: u64) {
+    // SAFETY: the head is a live enqueued timer while non-null.
+    while !base.head.is_null() && unsafe { (*base.head).expires } <= now {
+        let t = base.head;
+        remove(base, t);
+        // SAFETY: `t` was just taken off the list; its owner keeps it alive while armed.
+        __run_hrtimer(base, unsafe { &mut *t });
+    }
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn __run_hrtimer(base: &mut HrtimerCpuBase, timer: &mut Hrtimer) {
+    let Some(f) = timer.function else { return };
+    // The callback runs without the base lock, as in Linux.
+    base.lock.unlock();
+    let restart = f(timer);
+    base.lock.lock();
+    if restart == HrtimerRestart::Restart && !timer.enqueued {
+        enqueue(base, timer);
+    }
+    let _ = Ordering::Relaxed;
+}

@@ -1,0 +1,86 @@
+//! The hard-lockup detector (Linux's `kernel/watchdog_hld.c`): a perf cycles counter per CPU
+//! overflows every `watchdog_thresh` seconds into an NMI; if the CPU's hrtimer has not run since
+//! the last one, interrupts are stuck off: a hard lockup.
+use core::fmt::Write;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use lockvmm_abi::{CPU_KHZ, LOCKUP_HARD, NR_CPUS, PtRegs};
+
+use crate::arch::x86::kernel::traps::show_regs;
+use crate::arch::x86::percpu::smp_processor_id;
+use crate::kernel::events::core::{PerfEvent, perf_event_create_kernel_counter};
+use crate::kernel::watchdog::{
+    MsgBuf, hrtimer_interrupts, print_modules, report_to_host, watchdog_thresh,
+};
+
+#[allow(clippy::declare_interior_mutable_const)]
+const Z: AtomicU64 = AtomicU64::new(0);
+#[unsafe(no_mangle)]
+pub static hrtimer_interrupts_saved: [AtomicU64; NR_CPUS] = [Z; NR_CPUS];
+#[unsafe(no_mangle)]
+pub static hard_watchdog_warn: [AtomicU64; NR_CPUS] = [Z; NR_CPUS];
+#[unsafe(no_mangle)]
+pub static watchdog_ev: [AtomicU64; NR_CPUS] = [Z; NR_CPUS];
+
+/// `hw_nmi_get_sample_period`: cycles in `watchdog_thresh` seconds.
+fn hw_nmi_get_sample_period() -> u64 {
+    CPU_KHZ * 1000 * watchdog_thresh()
+}
+
+/// `is_hardlockup`: the hrtimer has not run since the last NMI.
+fn is_hardlockup() -> bool {
+    let c = smp_processor_id() as usize;
+    let hrint = hrtimer_interrupts[c].load(Ordering::Relaxed);
+    if hrtimer_interrupts_saved[c].load(Ordering::Relaxed) == hrint {
+        return true;
+    }
+    hrtimer_interrupts_saved[c].store(hrint, Ordering::Relaxed);
+    false
+}
+
+/// Runs in NMI context on every counter overflow.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub fn watchdog_overflow_callback(_event: &mut PerfEvent, regs: &PtRegs) {
+    let c = smp_processor_id() as usize;
+    if !is_hardlockup() {
+        hard_watchdog_warn[c].store(0, Ordering::Relaxed);
+        return;
+    }
+    if hard_watchdog_warn[c].load(Ordering::Relaxed) != 0 {
+        return;
+    }
+    let mut msg = MsgBuf::new();
+    let _ = write!(msg, "Watchdog detected hard LOCKUP on cpu {}", c);
+    report_to_host(LOCKUP_HARD, regs, &msg);
+    printk!("NMI watchdog: {}", msg.as_str());
+    print_modules();
+    show_regs(regs);
+    if crate::init::main::boot_info().hardlockup_panic != 0 {
+        nmi_panic(regs, "Hard LOCKUP");
+    }
+    hard_watchdog_warn[c].store(1, Ordering::Relaxed);
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub fn nmi_panic(regs: &PtRegs, msg: &str) {
+    crate::kernel::panic::panic_regs(Some(regs), format_args!("{}", msg));
+}
+
+/// Creates this CPU's NMI watchdog counter (unless `nmi_watchdog=0`).
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn hardlockup_detector_perf_enable() {
+    if crate::init::main::boot_info().nmi_watchdog == 0 {
+        return;
+    }
+    let c = smp_processor_id();
+    if let Some(ev) = perf_event_create_kernel_counter(
+        c as i32,
+        hw_nmi_get_sample_period(),
+        watchdog_overflow_callback,
+    ) {
+        watchdog_ev[c as usize].store(ev as *mut PerfEvent as u64, Ordering::Relaxed);
+    }
+}
