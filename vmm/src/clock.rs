@@ -80,6 +80,30 @@ pub fn advance(m: &Machine, mut idle: Idle) -> Step {
     }
 }
 
+/// A host action: `cpu` (running, at a hook) takes its next timer interrupt now. The clock
+/// moves to that CPU's programmed deadline and everything due by then is delivered, to every
+/// CPU, so no event is seen out of order; the others run once this one waits.
+pub fn fire_next_timer(m: &Machine, cpu: usize) {
+    let deadlines = read_deadlines(m);
+    let at = match deadlines[cpu] {
+        NO_EVENT => m.now_ns(),
+        d => d.max(m.now_ns()),
+    };
+    if at > m.now_ns() && at <= m.max_vtime_ns {
+        m.set_now_ns(at);
+    }
+    let now = m.now_ns();
+    for c in (0..m.nr_cpus).filter(|&c| m.sched.is_started(c)) {
+        if c != cpu && m.pmu_next_overflow(c, now).is_some_and(|t| t <= now) {
+            m.pmu_overflow(c, now);
+            m.deliver_nmi(c);
+        } else if c == cpu || deadlines[c] <= now {
+            clear_deadline(m, c);
+            m.deliver_interrupt(c, LOCAL_TIMER_VECTOR);
+        }
+    }
+}
+
 fn read_deadlines(m: &Machine) -> Vec<u64> {
     match m.memory.read_phys(CLOCKEVENT_PADDR, m.nr_cpus * 8) {
         Ok(bytes) => bytes

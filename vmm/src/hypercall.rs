@@ -9,6 +9,7 @@ use lockvmm_abi::{
 
 use crate::machine::Machine;
 use crate::report::{FaultKind, FaultReport, HookEvent, LockupEvent, Outcome, Regs};
+use crate::scenario::Deliver;
 use crate::sched::Wait;
 use crate::vcpu::{Next, capture_fault_ref};
 
@@ -239,6 +240,12 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
                 rip_symbol: m.kernel.symbols.describe(regs.rip),
                 rflags: regs.rflags,
             });
+            for deliver in m.actions_for(id, cpu) {
+                match deliver {
+                    Deliver::TimerTick => crate::clock::fire_next_timer(m, cpu),
+                    Deliver::Nmi => m.deliver_nmi(cpu),
+                }
+            }
             ret(m, vcpu, regs, HC_OK)
         }
     }

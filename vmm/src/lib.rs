@@ -118,6 +118,7 @@ pub fn run_scenario(opts: &RunOptions) -> Result<(LoadedScenario, RunResult), La
         knobs: scenario.knobs(),
         max_vtime_ns: scenario.max_vtime_ns(),
         stop_on_lockup: scenario.stop_on_lockup(),
+        actions: scenario.actions(),
     };
     let result = machine::Machine::run(cfg)?;
     Ok((scenario, result))

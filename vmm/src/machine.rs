@@ -47,6 +47,22 @@ pub struct MachineConfig {
     pub max_vtime_ns: u64,
     /// End the run once a lockup has been detected and the kernel has printed its report.
     pub stop_on_lockup: bool,
+    /// What the host does at hook points.
+    pub actions: Vec<HookAction>,
+}
+
+/// A host action at a hook point (see `scenario::ActionSpec`).
+#[derive(Debug, Clone)]
+pub struct HookAction {
+    pub hook: u64,
+    pub cpu: Option<usize>,
+    pub deliver: crate::scenario::Deliver,
+    pub once: bool,
+}
+
+/// The id of a hook by name.
+pub fn hook_id(name: &str) -> Option<u64> {
+    (1..16).find(|&id| lockvmm_abi::hook::name(id) == Some(name))
 }
 
 /// Kernel knobs passed in `BootInfo`, with Linux's defaults.
@@ -169,6 +185,8 @@ pub struct Machine {
     pmus: Mutex<Vec<Pmu>>,
     lockups: Mutex<Vec<LockupEvent>>,
     hooks: Mutex<Vec<HookEvent>>,
+    /// Host actions, and whether each has fired.
+    actions: Mutex<Vec<(HookAction, bool)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -255,6 +273,19 @@ impl Machine {
 
     pub fn record_hook(&self, event: HookEvent) {
         lock(&self.hooks).push(event);
+    }
+
+    /// The deliveries the scenario asks for when `cpu` reaches `hook` (each `once` action only
+    /// the first time).
+    pub fn actions_for(&self, hook: u64, cpu: usize) -> Vec<crate::scenario::Deliver> {
+        let mut out = Vec::new();
+        for (a, fired) in lock(&self.actions).iter_mut() {
+            if a.hook == hook && a.cpu.is_none_or(|c| c == cpu) && !(a.once && *fired) {
+                *fired = true;
+                out.push(a.deliver);
+            }
+        }
+        out
     }
 
     /// Whether the run should end now because a lockup was reported.
@@ -402,6 +433,7 @@ impl Machine {
             pmus: Mutex::new(vec![Pmu::default(); cfg.vcpus]),
             lockups: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
+            actions: Mutex::new(cfg.actions.iter().cloned().map(|a| (a, false)).collect()),
         });
 
         install_kick_handler()?;

@@ -26,6 +26,37 @@ pub struct Scenario {
     pub faults: FaultSpec,
     #[serde(default)]
     pub run: RunSpec,
+    /// Host actions at hook points.
+    #[serde(default)]
+    pub action: Vec<Spanned<ActionSpec>>,
+}
+
+/// What the host does when a CPU reaches a hook point in guest code.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpec {
+    /// The hook (`allocate_slab`, `task_start`).
+    pub at_hook: Spanned<String>,
+    /// Only on this CPU (any CPU if absent).
+    pub cpu: Option<Spanned<i64>>,
+    pub deliver: Deliver,
+    /// Act only the first time (default), or every time.
+    #[serde(default = "yes")]
+    pub once: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An event the host delivers to the CPU at the hook.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Deliver {
+    /// The CPU's next timer interrupt, now: the clock moves to its next programmed deadline.
+    TimerTick,
+    /// An NMI.
+    Nmi,
 }
 
 /// The lockup detectors' sysctls (Linux's defaults).
@@ -295,6 +326,30 @@ impl LoadedScenario {
                 ));
             }
         }
+        for a in &self.scenario.action {
+            let a = a.get_ref();
+            if crate::machine::hook_id(a.at_hook.get_ref()).is_none() {
+                return Err(self.error_at(
+                    a.at_hook.span(),
+                    format!(
+                        "action.at_hook: unknown hook `{}` (allocate_slab, task_start)",
+                        a.at_hook.get_ref()
+                    ),
+                ));
+            }
+            if let Some(cpu) = &a.cpu {
+                if !(0..vcpus).contains(cpu.get_ref()) {
+                    return Err(self.error_at(
+                        cpu.span(),
+                        format!(
+                            "action.cpu = {}: the machine has CPUs 0 to {}",
+                            cpu.get_ref(),
+                            vcpus - 1
+                        ),
+                    ));
+                }
+            }
+        }
         let thresh = &self.scenario.watchdog.watchdog_thresh;
         if !(1..=60).contains(thresh.get_ref()) {
             return Err(self.error_at(
@@ -369,6 +424,23 @@ impl LoadedScenario {
                 .iter()
                 .any(|c| c.get_ref() == "tty0"),
         }
+    }
+
+    /// The host actions, for the machine.
+    pub fn actions(&self) -> Vec<crate::machine::HookAction> {
+        self.scenario
+            .action
+            .iter()
+            .filter_map(|a| {
+                let a = a.get_ref();
+                Some(crate::machine::HookAction {
+                    hook: crate::machine::hook_id(a.at_hook.get_ref())?,
+                    cpu: a.cpu.as_ref().map(|c| *c.get_ref() as usize),
+                    deliver: a.deliver,
+                    once: a.once,
+                })
+            })
+            .collect()
     }
 
     pub fn max_vtime_ns(&self) -> u64 {
