@@ -218,6 +218,10 @@ pub struct TaskDesc {
     pub comm: [u8; 16],
     pub first_op: u32,
     pub nr_ops: u32,
+    /// 0 = SCHED_NORMAL, 1 = SCHED_FIFO.
+    pub policy: u32,
+    /// 1..99 for SCHED_FIFO.
+    pub rt_priority: u32,
 }
 
 /// One operation a task performs.
@@ -261,7 +265,7 @@ pub mod op {
     /// With interrupts off, `kmem_cache_alloc` from a fresh cache with GFP_KERNEL (`args[0]` =
     /// 0) or GFP_ATOMIC (1).
     pub const KMALLOC_IRQS_OFF: u32 = 13;
-    /// Busy for `args[0]` virtual milliseconds (preemptible, interrupts on).
+    /// Busy for `args[0]` virtual milliseconds (preemptible, interrupts on); `u64::MAX`: forever.
     pub const BUSY_MS: u32 = 14;
 }
 

@@ -9,6 +9,19 @@
 #![no_std]
 #![no_main]
 
+/// Keeps the calling function's frame in backtraces: an (empty) instruction barrier after a
+/// call stops the compiler from turning the call into a jump. Linux's call chains in the seeds
+/// (`_raw_spin_lock` → `native_queued_spin_lock_slowpath`, …) show these frames.
+#[macro_export]
+macro_rules! keep_frame {
+    ($call:expr) => {{
+        let r = $call;
+        // SAFETY: an empty asm block with no operands has no effect.
+        unsafe { core::arch::asm!("", options(nomem, nostack, preserves_flags)) };
+        r
+    }};
+}
+
 #[macro_use]
 pub mod kernel;
 pub mod arch;

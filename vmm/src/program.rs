@@ -3,7 +3,7 @@
 use lockvmm_abi::{OpDesc, ProgramHeader, TaskDesc, op};
 use vm_memory::ByteValued;
 
-use crate::scenario::{GfpSpec, ModuleVariant, OpSpec, Scenario};
+use crate::scenario::{GfpSpec, ModuleVariant, OpSpec, Policy, Scenario};
 
 /// The program bytes for `scenario`.
 pub fn encode(scenario: &Scenario) -> Vec<u8> {
@@ -23,6 +23,8 @@ pub fn encode(scenario: &Scenario) -> Vec<u8> {
             comm,
             first_op: ops.len() as u32,
             nr_ops: t.ops.len() as u32,
+            policy: u32::from(t.policy == Policy::Fifo),
+            rt_priority: t.rt_priority.as_ref().map_or(0, |p| *p.get_ref() as u32),
         });
         ops.extend(t.ops.iter().map(|o| encode_op(o.get_ref())));
     }
@@ -68,6 +70,7 @@ fn encode_op(o: &OpSpec) -> OpDesc {
         OpSpec::HogSpinLockIrqsave => (op::HOG, [op::HOG_SPIN_LOCK_IRQSAVE, 0, 0, 0]),
         OpSpec::Sleep { ms } => (op::SLEEP_MS, [ms.0, 0, 0, 0]),
         OpSpec::Busy { ms } => (op::BUSY_MS, [ms.0, 0, 0, 0]),
+        OpSpec::BusyLoop => (op::BUSY_MS, [u64::MAX, 0, 0, 0]),
         OpSpec::Setsid => (op::SETSID, [0; 4]),
         OpSpec::PerfEventOpenLbr => (op::PERF_EVENT_OPEN_LBR, [0; 4]),
         OpSpec::ModuleLoad { variant } => {

@@ -141,8 +141,22 @@ pub struct TaskSpec {
     pub pid: Option<Spanned<i64>>,
     /// The CPU the task is pinned to.
     pub cpu: Spanned<i64>,
+    /// Scheduling policy: `SCHED_NORMAL` (default) or `SCHED_FIFO`.
+    #[serde(default)]
+    pub policy: Policy,
+    /// SCHED_FIFO priority, 1..99.
+    pub rt_priority: Option<Spanned<i64>>,
     #[serde(default)]
     pub ops: Vec<Spanned<OpSpec>>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    #[default]
+    #[serde(rename = "SCHED_NORMAL")]
+    Normal,
+    #[serde(rename = "SCHED_FIFO")]
+    Fifo,
 }
 
 /// What a task does, one step at a time.
@@ -173,6 +187,8 @@ pub enum OpSpec {
     Sleep { ms: Addr },
     /// Busy (interrupts on, preemptible) for `ms` virtual milliseconds.
     Busy { ms: Addr },
+    /// Busy forever (interrupts on, preemptible): a runaway task, kernel or user.
+    BusyLoop,
     /// `setsid()`: a new autogroup, onlined on every CPU under each rq lock.
     Setsid,
     /// `perf_event_open` of an LBR event on this task (`perf record -b`).

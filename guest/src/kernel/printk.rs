@@ -97,13 +97,13 @@ macro_rules! pr_emerg {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub fn printk(level: u8, args: fmt::Arguments) {
-    vprintk_default(level, args);
+    keep_frame!(vprintk_default(level, args));
 }
 
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub fn vprintk_default(level: u8, args: fmt::Arguments) {
-    vprintk_emit(level, args);
+    keep_frame!(vprintk_emit(level, args));
 }
 
 #[inline(never)]
@@ -175,6 +175,6 @@ pub fn call_console_drivers(level: u8, text: &[u8]) {
     serial8250::serial8250_console_write(text);
     serial8250::serial8250_console_write(b"\n");
     if level < LOGLEVEL_WARNING {
-        crate::drivers::tty::vt::vt_console_print(text);
+        keep_frame!(crate::drivers::tty::vt::vt_console_print(text));
     }
 }

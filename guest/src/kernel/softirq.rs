@@ -36,14 +36,14 @@ pub extern "C" fn irq_exit() {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn do_softirq() {
-    call_softirq();
+    keep_frame!(call_softirq());
 }
 
 /// Linux switches to the IRQ stack here; lockvmm's interrupts already run on it.
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn call_softirq() {
-    __do_softirq();
+    keep_frame!(__do_softirq());
 }
 
 /// Runs the pending softirqs with interrupts enabled (as Linux does).

@@ -13,5 +13,5 @@ pub extern "C" fn ksys_setsid() -> i64 {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn __x64_sys_setsid() -> i64 {
-    ksys_setsid()
+    keep_frame!(ksys_setsid())
 }

@@ -13,8 +13,10 @@ use crate::arch::x86::kernel::idt::load_empty_idt;
 use crate::arch::x86::lockvmm;
 use crate::arch::x86::preempt::preempt_disable;
 use crate::init::main::{boot_info, local_clock};
-use crate::kernel::kthread::kthread_run;
+use crate::kernel::kthread::kthread_create_on_cpu;
 use crate::kernel::locking::spinlock::RawSpinlock;
+use crate::kernel::sched::core::wake_up_process;
+use crate::kernel::sched::task::SCHED_FIFO;
 use crate::mm::gfp::{GFP_ATOMIC, GFP_KERNEL};
 
 /// Number of tasks that have run to completion.
@@ -58,9 +60,16 @@ pub fn run_program() -> usize {
     let Some(prog) = program() else { return 0 };
     for (i, t) in prog.tasks.iter().enumerate() {
         let comm_len = t.comm.iter().position(|&b| b == 0).unwrap_or(t.comm.len());
-        if kthread_run(lab_task, i as u64, t.cpu, &t.comm[..comm_len], t.pid).is_none() {
+        let Some(p) = kthread_create_on_cpu(lab_task, i as u64, t.cpu, &t.comm[..comm_len], t.pid)
+        else {
             printk!("lab: cannot create task {}", i);
+            continue;
+        };
+        if t.policy == 1 {
+            p.policy = SCHED_FIFO;
+            p.rt_priority = t.rt_priority.clamp(1, 99);
         }
+        wake_up_process(p);
     }
     prog.tasks.len()
 }
@@ -165,7 +174,7 @@ pub fn cpu_relax() {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn lab_busy(ms: u64) {
-    let end = local_clock() + ms * 1_000_000;
+    let end = local_clock().saturating_add(ms.saturating_mul(1_000_000));
     while local_clock() < end {
         cpu_relax();
     }

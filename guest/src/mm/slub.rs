@@ -51,13 +51,13 @@ pub fn kmem_cache_create(name: &[u8], size: u32) -> *mut KmemCache {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn kmem_cache_alloc(s: &mut KmemCache, gfpflags: GfpT) -> u64 {
-    slab_alloc(s, gfpflags)
+    keep_frame!(slab_alloc(s, gfpflags))
 }
 
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn slab_alloc(s: &mut KmemCache, gfpflags: GfpT) -> u64 {
-    slab_alloc_node(s, gfpflags)
+    keep_frame!(slab_alloc_node(s, gfpflags))
 }
 
 #[inline(never)]
@@ -84,7 +84,7 @@ fn take(s: &mut KmemCache) -> u64 {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn __slab_alloc(s: &mut KmemCache, gfpflags: GfpT) -> u64 {
-    ___slab_alloc(s, gfpflags)
+    keep_frame!(___slab_alloc(s, gfpflags))
 }
 
 #[inline(never)]
@@ -99,7 +99,7 @@ pub extern "C" fn ___slab_alloc(s: &mut KmemCache, gfpflags: GfpT) -> u64 {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn new_slab(s: &mut KmemCache, flags: GfpT) -> bool {
-    allocate_slab(s, flags)
+    keep_frame!(allocate_slab(s, flags))
 }
 
 /// Linux:
@@ -141,5 +141,5 @@ pub extern "C" fn allocate_slab(s: &mut KmemCache, flags: GfpT) -> bool {
 #[unsafe(no_mangle)]
 pub extern "C" fn alloc_slab_page(s: &mut KmemCache, flags: GfpT) -> u64 {
     lockvmm::hook(hook::ALLOCATE_SLAB, u64::from(flags));
-    alloc_pages(flags, s.order)
+    keep_frame!(alloc_pages(flags, s.order))
 }

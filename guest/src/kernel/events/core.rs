@@ -88,7 +88,7 @@ pub extern "C" fn perf_event_open_lbr(task: &mut TaskStruct) -> bool {
 pub extern "C" fn perf_event_task_sched_in(_prev: *mut TaskStruct, task: &mut TaskStruct) {
     let ev = task.perf_event.load(Ordering::Acquire);
     if ev != 0 {
-        __perf_event_task_sched_in(task);
+        keep_frame!(__perf_event_task_sched_in(task));
     }
 }
 
@@ -97,13 +97,13 @@ pub extern "C" fn perf_event_task_sched_in(_prev: *mut TaskStruct, task: &mut Ta
 pub extern "C" fn __perf_event_task_sched_in(task: &mut TaskStruct) {
     // SAFETY: `perf_event` holds a pool event once set.
     let event = unsafe { &mut *(task.perf_event.load(Ordering::Acquire) as *mut PerfEvent) };
-    x86_pmu_add(event);
+    keep_frame!(x86_pmu_add(event));
 }
 
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn perf_event_overflow(event: &mut PerfEvent, regs: &PtRegs) {
-    __perf_event_overflow(event, regs);
+    keep_frame!(__perf_event_overflow(event, regs));
 }
 
 #[inline(never)]

@@ -58,7 +58,7 @@ impl RawSpinlock {
 #[unsafe(no_mangle)]
 pub extern "C" fn _raw_spin_lock(lock: &RawSpinlock) {
     preempt_disable();
-    lock.raw_lock.lock();
+    keep_frame!(lock.raw_lock.lock());
 }
 
 #[inline(never)]
@@ -66,7 +66,7 @@ pub extern "C" fn _raw_spin_lock(lock: &RawSpinlock) {
 pub extern "C" fn _raw_spin_lock_irq(lock: &RawSpinlock) {
     local_irq_disable();
     preempt_disable();
-    lock.raw_lock.lock();
+    keep_frame!(lock.raw_lock.lock());
 }
 
 #[inline(never)]
@@ -74,7 +74,7 @@ pub extern "C" fn _raw_spin_lock_irq(lock: &RawSpinlock) {
 pub extern "C" fn _raw_spin_lock_irqsave(lock: &RawSpinlock) -> u64 {
     let flags = local_irq_save();
     preempt_disable();
-    lock.raw_lock.lock();
+    keep_frame!(lock.raw_lock.lock());
     flags
 }
 

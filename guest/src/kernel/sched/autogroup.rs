@@ -30,11 +30,11 @@ pub extern "C" fn sched_autogroup_create_attach() {
     // SAFETY: each group slot is handed out to one caller at a time (bounded lab use).
     let tg = unsafe { &mut (*core::ptr::addr_of_mut!(task_groups))[i] };
     tg.id = i as u32 + 1;
-    sched_online_group(tg);
+    keep_frame!(sched_online_group(tg));
 }
 
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn sched_online_group(tg: &mut TaskGroup) {
-    online_fair_sched_group(tg);
+    keep_frame!(online_fair_sched_group(tg));
 }

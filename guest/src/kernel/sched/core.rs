@@ -101,11 +101,11 @@ pub fn sched_init_cpu(cpu: u32) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn raw_spin_rq_lock_nested(rq: &Rq, _subclass: u32) {
-    _raw_spin_lock(&rq.__lock);
+    keep_frame!(_raw_spin_lock(&rq.__lock));
 }
 
 pub fn raw_spin_rq_lock(rq: &Rq) {
-    raw_spin_rq_lock_nested(rq, 0);
+    keep_frame!(raw_spin_rq_lock_nested(rq, 0));
 }
 
 #[inline(never)]
@@ -356,7 +356,7 @@ pub extern "C" fn try_to_wake_up(p: &mut TaskStruct) -> bool {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn wake_up_process(p: &mut TaskStruct) -> bool {
-    try_to_wake_up(p)
+    keep_frame!(try_to_wake_up(p))
 }
 
 /// `set_current_state`.

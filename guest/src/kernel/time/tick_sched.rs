@@ -47,14 +47,14 @@ pub fn tick_sched_timer(timer: &mut Hrtimer) -> HrtimerRestart {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn tick_sched_handle() {
-    update_process_times();
+    keep_frame!(update_process_times());
 }
 
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn update_process_times() {
     run_local_timers();
-    scheduler_tick();
+    keep_frame!(scheduler_tick());
 }
 
 /// Starts the periodic tick on this CPU (at bring-up and when it leaves idle).

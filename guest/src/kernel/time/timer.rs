@@ -174,7 +174,7 @@ pub extern "C" fn mod_timer(timer: &mut TimerList, expires: u64) -> bool {
 #[unsafe(no_mangle)]
 pub extern "C" fn add_timer(timer: &mut TimerList) {
     let expires = timer.expires;
-    mod_timer(timer, expires);
+    keep_frame!(mod_timer(timer, expires));
 }
 
 #[inline(never)]

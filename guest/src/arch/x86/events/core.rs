@@ -61,7 +61,7 @@ pub extern "C" fn init_hw_perf_events() {
 #[unsafe(no_mangle)]
 pub extern "C" fn x86_pmu_add(event: &mut PerfEvent) {
     if event.branch_sample_type != 0 {
-        intel_pmu_lbr_add(event);
+        keep_frame!(intel_pmu_lbr_add(event));
     }
 }
 

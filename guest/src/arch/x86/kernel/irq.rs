@@ -49,7 +49,7 @@ pub extern "C" fn smp_apic_timer_interrupt(regs: &mut PtRegs) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn local_apic_timer_interrupt() {
-    crate::kernel::time::hrtimer::hrtimer_interrupt();
+    keep_frame!(crate::kernel::time::hrtimer::hrtimer_interrupt());
 }
 
 /// RESCHEDULE_VECTOR.

@@ -14,26 +14,26 @@ const PF_PROT: u64 = 1 << 0;
 pub extern "C" fn do_page_fault(regs: &mut PtRegs, _vector: u64) {
     let address = read_cr2();
     let error_code = regs.orig_rax;
-    __do_page_fault(regs, error_code, address);
+    keep_frame!(__do_page_fault(regs, error_code, address));
 }
 
 /// The kernel has no demand paging: every kernel-mode fault is a bad area.
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn __do_page_fault(regs: &mut PtRegs, error_code: u64, address: u64) {
-    bad_area_nosemaphore(regs, error_code, address);
+    keep_frame!(bad_area_nosemaphore(regs, error_code, address));
 }
 
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn bad_area_nosemaphore(regs: &mut PtRegs, error_code: u64, address: u64) {
-    __bad_area_nosemaphore(regs, error_code, address);
+    keep_frame!(__bad_area_nosemaphore(regs, error_code, address));
 }
 
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn __bad_area_nosemaphore(regs: &mut PtRegs, error_code: u64, address: u64) {
-    no_context(regs, error_code, address);
+    keep_frame!(no_context(regs, error_code, address));
 }
 
 /// No exception-table fixup exists for the faulting instruction: oops.

@@ -14,12 +14,12 @@ pub fn vt_console_print(_text: &[u8]) {
     if !VT_CONSOLE.load(Ordering::Relaxed) {
         return;
     }
-    hide_cursor();
+    keep_frame!(hide_cursor());
     // (the text goes to the framebuffer; nothing reads it back in the lab)
 }
 
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn hide_cursor() {
-    fbcon_cursor(CM_ERASE);
+    keep_frame!(fbcon_cursor(CM_ERASE));
 }

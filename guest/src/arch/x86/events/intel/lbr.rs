@@ -45,7 +45,7 @@ pub extern "C" fn intel_pmu_lbr_add(_event: &mut PerfEvent) {
     } else {
         GFP_KERNEL
     };
-    let buf = kmem_cache_alloc(cache(), gfp);
+    let buf = keep_frame!(kmem_cache_alloc(cache(), gfp));
     cpuc.lbr_xsave.store(buf, Ordering::Relaxed);
 }
 

@@ -21,7 +21,7 @@ const CUR_BLINK_JIFFIES: u64 = HZ / 5;
 #[unsafe(no_mangle)]
 pub extern "C" fn fbcon_cursor(_mode: u32) {
     if fbcon_flags.load(Ordering::Relaxed) & FBCON_FLAGS_CURSOR_TIMER == 0 {
-        fbcon_add_cursor_timer();
+        keep_frame!(fbcon_add_cursor_timer());
     }
 }
 
