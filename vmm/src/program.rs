@@ -28,9 +28,6 @@ pub fn encode(scenario: &Scenario) -> Vec<u8> {
         });
         ops.extend(t.ops.iter().map(|o| encode_op(o.get_ref())));
     }
-    if tasks.is_empty() {
-        return Vec::new();
-    }
     let flags = if scenario.run.power_off_when_done {
         lockvmm_abi::PROGRAM_POWER_OFF_WHEN_DONE
     } else {

@@ -353,17 +353,15 @@ impl LoadedScenario {
                     ),
                 ));
             }
-            if let Some(cpu) = &a.cpu {
-                if !(0..vcpus).contains(cpu.get_ref()) {
-                    return Err(self.error_at(
-                        cpu.span(),
-                        format!(
-                            "action.cpu = {}: the machine has CPUs 0 to {}",
-                            cpu.get_ref(),
-                            vcpus - 1
-                        ),
-                    ));
-                }
+            if let Some(cpu) = a.cpu.as_ref().filter(|c| !(0..vcpus).contains(c.get_ref())) {
+                return Err(self.error_at(
+                    cpu.span(),
+                    format!(
+                        "action.cpu = {}: the machine has CPUs 0 to {}",
+                        cpu.get_ref(),
+                        vcpus - 1
+                    ),
+                ));
             }
         }
         let thresh = &self.scenario.watchdog.watchdog_thresh;

@@ -73,7 +73,7 @@ pub extern "C" fn start_kernel() -> ! {
     set_cpu_online(0);
     smp_init();
     crate::kernel::watchdog::lockup_detector_init();
-    if crate::lab::run_program() == 0 {
+    if crate::lab::run_program() {
         crate::kernel::reboot::kernel_power_off();
     }
     crate::kernel::sched::idle::cpu_startup_entry()

@@ -55,9 +55,13 @@ fn program() -> Option<Program> {
     }
 }
 
-/// Starts every task on its CPU. Returns how many were started.
-pub fn run_program() -> usize {
-    let Some(prog) = program() else { return 0 };
+/// Starts every task on its CPU. Returns whether the machine should power off now (nothing
+/// to run, and the scenario does not ask to keep running).
+pub fn run_program() -> bool {
+    let Some(prog) = program() else { return true };
+    if prog.tasks.is_empty() {
+        return prog.header.flags & PROGRAM_POWER_OFF_WHEN_DONE != 0;
+    }
     for (i, t) in prog.tasks.iter().enumerate() {
         let comm_len = t.comm.iter().position(|&b| b == 0).unwrap_or(t.comm.len());
         let Some(p) = kthread_create_on_cpu(lab_task, i as u64, t.cpu, &t.comm[..comm_len], t.pid)
@@ -71,7 +75,7 @@ pub fn run_program() -> usize {
         }
         wake_up_process(p);
     }
-    prog.tasks.len()
+    false
 }
 
 /// Body of every lab task.
