@@ -23,8 +23,9 @@ pub enum Step {
     Stopped,
 }
 
-/// Advances the clock until a vCPU can run, or the run ends.
-pub fn advance(m: &Machine, mut idle: Idle) -> Step {
+/// Advances the clock until a vCPU can run, or the run ends. `cpu`/`vcpu` are the caller's
+/// (the last vCPU to wait), in case the end needs a snapshot.
+pub fn advance(m: &Machine, mut idle: Idle, cpu: usize, vcpu: &kvm_ioctls::VcpuFd) -> Step {
     loop {
         if m.is_stopped() {
             return Step::Stopped;
@@ -44,6 +45,11 @@ pub fn advance(m: &Machine, mut idle: Idle) -> Step {
             .filter(|&t| t != NO_EVENT)
             .min();
         let Some(next) = next else {
+            m.take_snapshot(
+                cpu,
+                vcpu,
+                "every CPU is waiting and nothing can wake any of them".into(),
+            );
             m.report_all_waiting(idle);
             return Step::Stopped;
         };

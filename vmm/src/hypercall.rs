@@ -91,6 +91,7 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
                     }
                 },
             };
+            m.take_snapshot(cpu, vcpu, format!("panic on CPU {cpu}: {message}"));
             m.finish(Outcome::Panic { message, report });
             Next::Stop
         }
@@ -127,6 +128,9 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
                     capture_fault_ref(m, vcpu, cpu, fault)
                 }
             };
+            if let Outcome::Fault(r) = &outcome {
+                m.take_snapshot(cpu, vcpu, r.headline());
+            }
             m.finish(outcome);
             Next::Stop
         }

@@ -6,9 +6,12 @@
 //! [`sched`] (the run token), [`hypercall`] (the guest→host interface), [`devices`] (the
 //! serial console), [`machine`] (a whole run), [`scenario`] and [`program`] (what to run),
 //! [`report`] (how it ended), [`output`] (files written atomically), [`bench`].
+pub mod analysis;
 pub mod bench;
 pub mod clock;
+pub mod crashreport;
 pub mod devices;
+pub mod dwarf;
 pub mod hypercall;
 pub mod loader;
 pub mod machine;
@@ -19,6 +22,7 @@ pub mod program;
 pub mod report;
 pub mod scenario;
 pub mod sched;
+pub mod snapshot;
 pub mod symbols;
 pub mod vcpu;
 pub mod vm;

@@ -23,7 +23,8 @@ use crate::loader::{KernelImage, LoadError};
 use crate::memory::{GuestMemory, MemError};
 use crate::pmu::Pmu;
 use crate::report::{HookEvent, LockupEvent, Outcome, WaitingCpu};
-use crate::sched::{Idle, Scheduler};
+use crate::sched::{CpuState, Idle, Scheduler};
+use crate::snapshot::{self, Snapshot, VcpuState};
 use crate::vcpu;
 use crate::vm::{self, VmError};
 
@@ -132,6 +133,8 @@ pub struct RunResult {
     pub vtime_ns: u64,
     /// NMIs the emulated PMU delivered, per CPU.
     pub pmu_nmis: Vec<u64>,
+    /// The machine frozen at the first lockup, panic or fault, if any.
+    pub snapshot: Option<Snapshot>,
 }
 
 /// Wall-clock milestones, from the start of `Machine::run`.
@@ -187,7 +190,16 @@ pub struct Machine {
     hooks: Mutex<Vec<HookEvent>>,
     /// Host actions, and whether each has fired.
     actions: Mutex<Vec<(HookAction, bool)>>,
+    /// The first snapshot of the run.
+    snapshot: Mutex<Option<Snapshot>>,
+    /// Captures delivered by parked vCPU threads for the snapshot being taken.
+    captures: Mutex<Vec<Option<VcpuState>>>,
+    captures_done: std::sync::Condvar,
+    capture_started: Mutex<Option<Instant>>,
 }
+
+/// How long a snapshot waits for parked vCPUs to report their state.
+const CAPTURE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -296,6 +308,73 @@ impl Machine {
     pub fn finish_with_lockups(&self) {
         let events = lock(&self.lockups).clone();
         self.finish(Outcome::Lockup { events });
+    }
+
+    /// Whether a snapshot was taken already.
+    pub fn has_snapshot(&self) -> bool {
+        lock(&self.snapshot).is_some()
+    }
+
+    /// Freezes the machine's picture: this vCPU (the caller's, holding the run token or the
+    /// last to wait) captures itself, every parked vCPU captures itself on request, then guest
+    /// memory is copied. Only the first snapshot of a run is kept.
+    pub fn take_snapshot(&self, cpu: usize, vcpu: &kvm_ioctls::VcpuFd, reason: String) {
+        if self.has_snapshot() {
+            return;
+        }
+        let t0 = Instant::now();
+        *lock(&self.capture_started) = Some(t0);
+        *lock(&self.captures) = vec![None; self.nr_cpus];
+        let epoch = self.sched.request_capture();
+        let own = snapshot::capture(vcpu, cpu).unwrap_or(VcpuState {
+            cpu,
+            ..Default::default()
+        });
+        self.deliver_capture(cpu, epoch, own);
+        let deadline = t0 + CAPTURE_TIMEOUT;
+        let mut caps = lock(&self.captures);
+        while caps.iter().any(Option::is_none) && Instant::now() < deadline {
+            caps = self
+                .captures_done
+                .wait_timeout(caps, deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        let states = self.sched.states();
+        let cpus: Vec<VcpuState> = caps
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut st = c.clone().unwrap_or(VcpuState {
+                    cpu: i,
+                    ..Default::default()
+                });
+                st.sched = describe_sched(&states[i], &self.kernel.symbols);
+                st
+            })
+            .collect();
+        drop(caps);
+        let freeze_us = t0.elapsed().as_micros() as u64;
+        let memory = self.memory.copy_all();
+        *lock(&self.snapshot) = Some(Snapshot {
+            reason,
+            vtime_ns: self.now_ns(),
+            cpus,
+            memory: Arc::new(memory),
+            freeze_us,
+            memory_copy_us: t0.elapsed().as_micros() as u64 - freeze_us,
+        });
+    }
+
+    /// A parked vCPU's answer to capture request `epoch`.
+    pub fn deliver_capture(&self, cpu: usize, _epoch: u64, mut state: VcpuState) {
+        let started = lock(&self.capture_started).unwrap_or_else(Instant::now);
+        state.freeze_us = started.elapsed().as_micros() as u64;
+        let mut caps = lock(&self.captures);
+        if let Some(slot) = caps.get_mut(cpu) {
+            *slot = Some(state);
+        }
+        self.captures_done.notify_all();
     }
 
     /// Nobody can run and nothing will wake anyone.
@@ -434,6 +513,10 @@ impl Machine {
             lockups: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
             actions: Mutex::new(cfg.actions.iter().cloned().map(|a| (a, false)).collect()),
+            snapshot: Mutex::new(None),
+            captures: Mutex::new(Vec::new()),
+            captures_done: std::sync::Condvar::new(),
+            capture_started: Mutex::new(None),
         });
 
         install_kick_handler()?;
@@ -473,6 +556,7 @@ impl Machine {
             hooks: std::mem::take(&mut lock(&machine.hooks)),
             vtime_ns: machine.now_ns(),
             pmu_nmis: lock(&machine.pmus).iter().map(|p| p.overflows).collect(),
+            snapshot: lock(&machine.snapshot).take(),
         })
     }
 }
@@ -481,6 +565,30 @@ impl CpuSlot {
     pub fn mark_entry(&self) {
         let now = START.get().map_or(0, |s| s.elapsed().as_millis() as u64);
         self.last_entry_ms.store(now, Ordering::Release);
+    }
+}
+
+/// What the run token knew of a vCPU, in words.
+fn describe_sched(s: &CpuState, syms: &crate::symbols::Symbols) -> String {
+    match s {
+        CpuState::Offline => "offline (never started)".into(),
+        CpuState::Ready => "ready".into(),
+        CpuState::Running => "running".into(),
+        CpuState::Waiting(w) => {
+            let irq = if w.irq_enabled {
+                "interrupts on"
+            } else {
+                "interrupts off"
+            };
+            match w.addr {
+                Some(a) => format!(
+                    "waiting on {} ({irq})",
+                    syms.lookup(a)
+                        .map_or(format!("{a:#x}"), |l| format!("&{l}"))
+                ),
+                None => format!("waiting for an interrupt ({irq})"),
+            }
+        }
     }
 }
 

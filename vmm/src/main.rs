@@ -118,6 +118,15 @@ fn run(args: RunArgs, started: Instant) -> i32 {
     // Timings in the JSON count from the start of this process's main().
     let offset_ms = (result.timings.t0 - started).as_secs_f64() * 1e3;
     let syms = &result.kernel.symbols;
+    let crash = lockvmm::crashreport::for_run(&result, None);
+    if let Some(c) = &crash {
+        if let Err(e) = output::write_atomic(&out.join("report.txt"), c.render().as_bytes()) {
+            eprintln!(
+                "lockvmm: cannot write {}: {e}",
+                out.join("report.txt").display()
+            );
+        }
+    }
     let summary = serde_json::json!({
         "scenario": scenario.name(),
         "description": scenario.scenario.description,
@@ -133,6 +142,7 @@ fn run(args: RunArgs, started: Instant) -> i32 {
             "exit_ms": started.elapsed().as_secs_f64() * 1e3,
         },
         "max_rss_kib": max_rss_kib(),
+        "report": crash,
         "console_log": console_log,
     });
     let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
@@ -154,7 +164,10 @@ fn run(args: RunArgs, started: Instant) -> i32 {
         for (cpu, why) in &result.bad_hypercalls {
             println!("lockvmm: refused a hypercall from CPU {cpu}: {why}");
         }
-        print!("lockvmm: {}", result.outcome.render(syms));
+        match &crash {
+            Some(c) => print!("\n{}", c.render()),
+            None => print!("lockvmm: {}", result.outcome.render(syms)),
+        }
         println!("lockvmm: console log: {}", console_log.display());
     }
     if matches!(result.outcome, Outcome::Shutdown { status: 0 })

@@ -10,7 +10,7 @@ use crate::memory::GuestMemory;
 use crate::symbols::Symbols;
 
 /// General registers as captured (from KVM, or from a `pt_regs` the guest saved).
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Regs {
     pub rip: u64,
     pub rsp: u64,
@@ -257,7 +257,7 @@ pub fn backtrace(
             return (frames, None);
         }
         frames.push(Frame {
-            sp: fp + 8,
+            sp: fp.wrapping_add(8),
             pc: ret,
             symbol: syms.describe_return(ret),
         });

@@ -39,6 +39,19 @@ struct Inner {
     cpus: Vec<CpuState>,
     token: Option<usize>,
     stopped: bool,
+    /// Raised to ask every parked vCPU thread to capture its state (see `Grant::Capture`).
+    capture_epoch: u64,
+}
+
+/// What `acquire` hands a vCPU thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// It holds the run token.
+    Token,
+    /// The machine stopped.
+    Stopped,
+    /// A snapshot is being taken: capture this vCPU's state (for epoch `n`), then acquire again.
+    Capture(u64),
 }
 
 pub struct Scheduler {
@@ -56,6 +69,7 @@ impl Scheduler {
                 cpus,
                 token: Some(0),
                 stopped: false,
+                capture_epoch: 0,
             }),
             wakeups: (0..n).map(|_| Condvar::new()).collect(),
         }
@@ -65,20 +79,34 @@ impl Scheduler {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Blocks until `cpu` holds the token. `false` once the machine has stopped.
-    pub fn acquire(&self, cpu: usize) -> bool {
+    /// Blocks until `cpu` holds the token, the machine stops, or a snapshot newer than
+    /// `seen_epoch` wants this vCPU's state.
+    pub fn acquire(&self, cpu: usize, seen_epoch: u64) -> Grant {
         let mut inner = self.lock();
         loop {
+            if inner.capture_epoch > seen_epoch {
+                return Grant::Capture(inner.capture_epoch);
+            }
             if inner.stopped {
-                return false;
+                return Grant::Stopped;
             }
             if inner.token == Some(cpu) {
-                return true;
+                return Grant::Token;
             }
             inner = self.wakeups[cpu]
                 .wait(inner)
                 .unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// Asks every parked vCPU thread to capture its state; returns the request's epoch.
+    pub fn request_capture(&self) -> u64 {
+        let mut inner = self.lock();
+        inner.capture_epoch += 1;
+        for cv in &self.wakeups {
+            cv.notify_one();
+        }
+        inner.capture_epoch
     }
 
     /// `cpu` (the holder) starts waiting and gives the token to the next ready vCPU.
@@ -156,9 +184,19 @@ impl Scheduler {
         self.lock().token
     }
 
+    /// The epoch of the latest capture request.
+    pub fn capture_epoch(&self) -> u64 {
+        self.lock().capture_epoch
+    }
+
     /// Every vCPU's state (for reports).
     pub fn states(&self) -> Vec<CpuState> {
         self.lock().cpus.clone()
+    }
+
+    /// One vCPU's state.
+    pub fn state(&self, cpu: usize) -> CpuState {
+        self.lock().cpus[cpu].clone()
     }
 
     fn pass_token(&self, inner: &mut Inner) -> Result<(), Idle> {

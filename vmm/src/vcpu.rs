@@ -13,7 +13,7 @@ use crate::hypercall;
 use crate::machine::Machine;
 use crate::memory::{BOOT_CR3, BOOT_GDT_PADDR};
 use crate::report::{FaultKind, FaultReport, Outcome, Regs};
-use crate::sched::Wait;
+use crate::sched::{Grant, Wait};
 use crate::vm::VmError;
 
 const X86_CR0_PE: u64 = 1 << 0;
@@ -141,7 +141,23 @@ pub enum Next {
 /// Runs vCPU `cpu` until the machine stops. Only the holder of the run token is in `KVM_RUN`.
 pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) {
     let mut started = cpu == 0;
-    'token: while m.sched.acquire(cpu) {
+    let mut seen_epoch = 0;
+    'token: loop {
+        match m.sched.acquire(cpu, seen_epoch) {
+            Grant::Token => {}
+            Grant::Stopped => break,
+            Grant::Capture(epoch) => {
+                seen_epoch = epoch;
+                let state =
+                    crate::snapshot::capture(&vcpu, cpu).unwrap_or(crate::snapshot::VcpuState {
+                        cpu,
+                        ..Default::default()
+                    });
+                m.deliver_capture(cpu, epoch, state);
+                continue;
+            }
+        }
+        seen_epoch = m.sched.capture_epoch();
         if !started {
             // The boot CPU started it (StartCpu): leave wait-for-SIPI for the entry point set
             // at creation.
@@ -165,7 +181,11 @@ pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) {
                 Event::Halt => halt(&vcpu),
                 Event::Interrupted => interrupted(&m, &vcpu, cpu),
                 Event::Fault(kind) => {
-                    m.finish(capture_fault(&m, &mut vcpu, cpu, kind));
+                    let outcome = capture_fault(&m, &mut vcpu, cpu, kind);
+                    if let Outcome::Fault(r) = &outcome {
+                        m.take_snapshot(cpu, &vcpu, r.headline());
+                    }
+                    m.finish(outcome);
                     Next::Stop
                 }
                 Event::HostError(message) => {
@@ -178,7 +198,7 @@ pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) {
                 Next::Continue => {}
                 Next::Block(wait) => {
                     if let Err(idle) = m.sched.release(cpu, wait) {
-                        crate::clock::advance(&m, idle);
+                        crate::clock::advance(&m, idle, cpu, &vcpu);
                     }
                     continue 'token;
                 }

@@ -32,13 +32,17 @@ pub const LOG_RECORDS: usize = 2048;
 /// One record of the log buffer.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct PrintkLog {
+#[allow(non_camel_case_types)]
+pub struct printk_log {
     pub ts_nsec: u64,
     pub len: u16,
     pub level: u8,
     pub _pad: [u8; 5],
     pub text: [u8; LOG_LINE_MAX],
 }
+
+/// The Rust-style name of `printk_log`.
+pub type PrintkLog = printk_log;
 
 /// `__log_buf`: the last `LOG_RECORDS` records, indexed by sequence number modulo its size.
 #[unsafe(no_mangle)]

@@ -14,7 +14,8 @@ use crate::arch::x86::lockvmm;
 
 /// `struct kmem_cache`.
 #[repr(C)]
-pub struct KmemCache {
+#[allow(non_camel_case_types)]
+pub struct kmem_cache {
     pub name: [u8; 16],
     pub size: u32,
     pub order: u32,
@@ -22,6 +23,9 @@ pub struct KmemCache {
     pub freelist: u64,
     pub nr_slabs: u32,
 }
+
+/// The Rust-style name of `kmem_cache`.
+pub type KmemCache = kmem_cache;
 
 const MAX_CACHES: usize = 16;
 #[unsafe(no_mangle)]

@@ -7,7 +7,8 @@ use lockvmm_abi::NR_CPUS;
 /// What each CPU keeps for itself. `GS_BASE` points at its own entry; the entry code reaches
 /// `irq_count` and `irq_stack_ptr` by offset (see `entry_64`).
 #[repr(C)]
-pub struct PerCpu {
+#[allow(non_camel_case_types)]
+pub struct percpu {
     /// Linux's `this_cpu_off`: the entry's own address.
     pub this: u64,
     /// `smp_processor_id()`.
@@ -27,6 +28,9 @@ pub struct PerCpu {
     /// Pending softirqs (`local_softirq_pending()`).
     pub softirq_pending: AtomicU32,
 }
+
+/// The Rust-style name of `percpu`.
+pub type PerCpu = percpu;
 
 impl PerCpu {
     const fn new() -> Self {

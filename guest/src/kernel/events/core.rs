@@ -13,7 +13,8 @@ pub type OverflowHandler = fn(&mut PerfEvent, &PtRegs);
 
 /// `struct perf_event` (what the lab needs of it).
 #[repr(C)]
-pub struct PerfEvent {
+#[allow(non_camel_case_types)]
+pub struct perf_event {
     /// The CPU a CPU-bound event counts on (-1 for task-bound).
     pub cpu: i32,
     pub sample_period: u64,
@@ -23,6 +24,9 @@ pub struct PerfEvent {
     /// Overflows delivered.
     pub count: u64,
 }
+
+/// The Rust-style name of `perf_event`.
+pub type PerfEvent = perf_event;
 
 impl PerfEvent {
     const fn empty() -> Self {

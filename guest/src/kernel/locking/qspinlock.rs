@@ -27,17 +27,25 @@ const MAX_NODES: usize = 4;
 
 /// `arch_spinlock_t` / `struct qspinlock`.
 #[repr(C)]
-pub struct QSpinlock {
+#[allow(non_camel_case_types)]
+pub struct qspinlock {
     pub val: AtomicU32,
 }
 
+/// The Rust-style name of `qspinlock`.
+pub type QSpinlock = qspinlock;
+
 /// `struct mcs_spinlock`: a waiter's queue node (one per CPU per context).
 #[repr(C)]
-pub struct McsSpinlock {
+#[allow(non_camel_case_types)]
+pub struct mcs_spinlock {
     next: AtomicU64,
     locked: AtomicU32,
     count: AtomicU32,
 }
+
+/// The Rust-style name of `mcs_spinlock`.
+pub type McsSpinlock = mcs_spinlock;
 
 #[allow(clippy::declare_interior_mutable_const)]
 const NODE_INIT: McsSpinlock = McsSpinlock {
@@ -51,6 +59,14 @@ const NODES_INIT: [McsSpinlock; MAX_NODES] = [NODE_INIT; MAX_NODES];
 /// Linux's per-CPU `qnodes`.
 #[unsafe(no_mangle)]
 pub static qnodes: [[McsSpinlock; MAX_NODES]; NR_CPUS] = [NODES_INIT; NR_CPUS];
+
+/// Lock debugging: the lock each CPU is spinning on in the slow path, per context (task,
+/// softirq, hardirq, NMI), so that a vmcore tells who waits for what even for a waiter queued
+/// on its MCS node (lockdep keeps similar per-task bookkeeping).
+#[allow(clippy::declare_interior_mutable_const)]
+const WAIT_INIT: [AtomicU64; MAX_NODES] = [const { AtomicU64::new(0) }; MAX_NODES];
+#[unsafe(no_mangle)]
+pub static qspinlock_spinning_on: [[AtomicU64; MAX_NODES]; NR_CPUS] = [WAIT_INIT; NR_CPUS];
 
 /// The locked-byte value that names this CPU.
 #[inline(always)]
@@ -133,7 +149,15 @@ fn spin_until(word: &AtomicU32, cond: impl Fn(u32) -> bool) -> u32 {
 /// The contended path: pending-bit handover for a single waiter, MCS queue for the rest.
 #[inline(never)]
 #[unsafe(no_mangle)]
-pub extern "C" fn native_queued_spin_lock_slowpath(lock: &QSpinlock, mut val: u32) {
+pub extern "C" fn native_queued_spin_lock_slowpath(lock: &QSpinlock, val: u32) {
+    let slot = &qspinlock_spinning_on[smp_processor_id() as usize][context_index()];
+    slot.store(lock as *const QSpinlock as u64, Ordering::Relaxed);
+    queued_spin_lock_slowpath(lock, val);
+    slot.store(0, Ordering::Relaxed);
+}
+
+#[inline(always)]
+fn queued_spin_lock_slowpath(lock: &QSpinlock, mut val: u32) {
     let me = locked_val();
     // Only the owner is there: become the pending waiter (Linux's pending fast path).
     if val & !Q_LOCKED_MASK == 0 {

@@ -8,9 +8,13 @@ use crate::kernel::locking::qspinlock::QSpinlock;
 
 /// `raw_spinlock_t`: 4 bytes, the queued spinlock word.
 #[repr(C)]
-pub struct RawSpinlock {
+#[allow(non_camel_case_types)]
+pub struct raw_spinlock_t {
     pub raw_lock: QSpinlock,
 }
+
+/// The Rust-style name of `raw_spinlock_t`.
+pub type RawSpinlock = raw_spinlock_t;
 
 impl Default for RawSpinlock {
     fn default() -> Self {

@@ -8,10 +8,14 @@ use super::fair::online_fair_sched_group;
 
 /// A task group (only what onlining touches).
 #[repr(C)]
-pub struct TaskGroup {
+#[allow(non_camel_case_types)]
+pub struct task_group {
     pub id: u32,
     pub se_attached: [bool; NR_CPUS],
 }
+
+/// The Rust-style name of `task_group`.
+pub type TaskGroup = task_group;
 
 const MAX_GROUPS: usize = 8;
 #[unsafe(no_mangle)]

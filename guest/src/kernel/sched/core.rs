@@ -21,7 +21,8 @@ use crate::kernel::locking::spinlock::{_raw_spin_lock, _raw_spin_unlock, RawSpin
 
 /// `struct rq`. `__lock` first and `nr_running` at offset 4, as `crash> struct rq -o` shows.
 #[repr(C)]
-pub struct Rq {
+#[allow(non_camel_case_types)]
+pub struct rq {
     pub __lock: RawSpinlock,
     pub nr_running: AtomicU32,
     pub cpu: u32,
@@ -36,6 +37,9 @@ pub struct Rq {
     /// `rq->clock`, in virtual nanoseconds.
     pub clock: AtomicU64,
 }
+
+/// The Rust-style name of `rq`.
+pub type Rq = rq;
 
 #[allow(clippy::declare_interior_mutable_const)]
 const RQ_INIT: Rq = Rq {
@@ -240,7 +244,7 @@ pub extern "C" fn __schedule(preempt: bool) {
     rq.curr
         .store(next as *mut TaskStruct as u64, Ordering::Relaxed);
     rq.nr_switches.fetch_add(1, Ordering::Relaxed);
-    context_switch(rq, prev, next);
+    keep_frame!(context_switch(rq, prev, next));
 }
 
 #[inline(never)]
@@ -250,7 +254,7 @@ pub extern "C" fn context_switch(_rq: &Rq, prev: &mut TaskStruct, next: &mut Tas
     // here, or `copy_thread` built its first frame).
     let prev = unsafe { __switch_to_asm(prev, next) };
     // Now on `next`'s stack; `prev` is the task we switched away from.
-    finish_task_switch(prev);
+    keep_frame!(finish_task_switch(prev));
 }
 
 /// The C half of `switch_to`: `current` becomes `next`. Returns `prev` to the new stack.

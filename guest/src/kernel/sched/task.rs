@@ -20,7 +20,8 @@ pub const TASK_COMM_LEN: usize = 16;
 
 /// A task. `thread_sp` must stay first: `__switch_to_asm` saves and loads it by offset.
 #[repr(C)]
-pub struct TaskStruct {
+#[allow(non_camel_case_types)]
+pub struct task_struct {
     /// Saved kernel stack pointer while switched out (`thread.sp`).
     pub thread_sp: u64,
     pub state: AtomicU32,
@@ -43,6 +44,9 @@ pub struct TaskStruct {
     /// The task-bound perf event (LBR users), or 0.
     pub perf_event: AtomicU64,
 }
+
+/// The Rust-style name of `task_struct`.
+pub type TaskStruct = task_struct;
 
 impl TaskStruct {
     const fn empty() -> Self {

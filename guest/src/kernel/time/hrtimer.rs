@@ -18,12 +18,16 @@ pub enum HrtimerRestart {
 pub type HrtimerFn = fn(&mut Hrtimer) -> HrtimerRestart;
 
 #[repr(C)]
-pub struct Hrtimer {
+#[allow(non_camel_case_types)]
+pub struct hrtimer {
     pub expires: u64,
     pub function: Option<HrtimerFn>,
     enqueued: bool,
     next: *mut Hrtimer,
 }
+
+/// The Rust-style name of `hrtimer`.
+pub type Hrtimer = hrtimer;
 
 impl Hrtimer {
     pub const fn new(function: HrtimerFn) -> Self {
@@ -52,10 +56,14 @@ impl Hrtimer {
 
 /// `struct hrtimer_cpu_base`.
 #[repr(C)]
-pub struct HrtimerCpuBase {
+#[allow(non_camel_case_types)]
+pub struct hrtimer_cpu_base {
     pub lock: RawSpinlock,
     head: *mut Hrtimer,
 }
+
+/// The Rust-style name of `hrtimer_cpu_base`.
+pub type HrtimerCpuBase = hrtimer_cpu_base;
 
 #[unsafe(no_mangle)]
 pub static mut hrtimer_bases: [HrtimerCpuBase; NR_CPUS] = [const {

@@ -10,10 +10,14 @@ use crate::arch::x86::percpu::smp_processor_id;
 use crate::kernel::sched::core::scheduler_tick;
 
 #[repr(C)]
-pub struct TickSched {
+#[allow(non_camel_case_types)]
+pub struct tick_sched {
     pub sched_timer: Hrtimer,
     pub tick_stopped: bool,
 }
+
+/// The Rust-style name of `tick_sched`.
+pub type TickSched = tick_sched;
 
 #[unsafe(no_mangle)]
 pub static mut tick_cpu_sched: [TickSched; NR_CPUS] = [const {

@@ -14,16 +14,21 @@ use crate::kernel::softirq::{TIMER_SOFTIRQ, raise_softirq};
 
 /// `struct hlist_node`.
 #[repr(C)]
-pub struct HlistNode {
+#[allow(non_camel_case_types)]
+pub struct hlist_node {
     pub next: *mut HlistNode,
     pub pprev: *mut *mut HlistNode,
 }
+
+/// The Rust-style name of `hlist_node`.
+pub type HlistNode = hlist_node;
 
 pub type TimerFn = extern "C" fn(&mut TimerList);
 
 /// `struct timer_list`: `entry` first, so a node pointer is the timer's address.
 #[repr(C)]
-pub struct TimerList {
+#[allow(non_camel_case_types)]
+pub struct timer_list {
     pub entry: HlistNode,
     /// In jiffies.
     pub expires: u64,
@@ -31,6 +36,9 @@ pub struct TimerList {
     /// The CPU whose base the timer belongs to (`TIMER_CPUMASK` bits of `flags`).
     pub flags: u32,
 }
+
+/// The Rust-style name of `timer_list`.
+pub type TimerList = timer_list;
 
 impl TimerList {
     pub const fn new() -> Self {
@@ -58,7 +66,8 @@ impl Default for TimerList {
 
 /// `struct timer_base`.
 #[repr(C)]
-pub struct TimerBase {
+#[allow(non_camel_case_types)]
+pub struct timer_base {
     pub lock: RawSpinlock,
     pub running_timer: *mut TimerList,
     pub cpu: u32,
@@ -68,6 +77,9 @@ pub struct TimerBase {
     /// `base->next_expiry` so the tick and NO_HZ never read timer memory.
     pub next_expiry: u64,
 }
+
+/// The Rust-style name of `timer_base`.
+pub type TimerBase = timer_base;
 
 #[unsafe(no_mangle)]
 pub static mut timer_bases: [TimerBase; NR_CPUS] = [const {
@@ -294,5 +306,5 @@ pub extern "C" fn schedule_timeout(timeout: u64) {
 #[unsafe(no_mangle)]
 pub extern "C" fn msleep(ms: u64) {
     crate::kernel::sched::core::set_current_state(crate::kernel::sched::task::TASK_UNINTERRUPTIBLE);
-    schedule_timeout(ms.div_ceil(1000 / super::HZ));
+    keep_frame!(schedule_timeout(ms.div_ceil(1000 / super::HZ)));
 }

@@ -107,6 +107,7 @@ nmi:
         cld
         sub rsp, 8
     .global end_repeat_nmi
+    .type end_repeat_nmi, @function
 end_repeat_nmi:
         call do_nmi
         add rsp, 8

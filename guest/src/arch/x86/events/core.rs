@@ -12,13 +12,17 @@ use crate::kernel::events::core::PerfEvent;
 
 /// `struct cpu_hw_events` (the parts the lab uses).
 #[repr(C)]
-pub struct CpuHwEvents {
+#[allow(non_camel_case_types)]
+pub struct cpu_hw_events {
     /// The event on general-purpose counter 0 (`*mut PerfEvent`).
     pub event0: AtomicU64,
     pub lbr_users: AtomicU32,
     /// `lbr_xsave`: the LBR save area (`kmem_cache_alloc`'d).
     pub lbr_xsave: AtomicU64,
 }
+
+/// The Rust-style name of `cpu_hw_events`.
+pub type CpuHwEvents = cpu_hw_events;
 
 #[allow(clippy::declare_interior_mutable_const)]
 const HW_INIT: CpuHwEvents = CpuHwEvents {

@@ -1,0 +1,408 @@
+//! The guest kernel's types and variables from its DWARF (gimli): struct layouts for
+//! `struct NAME -o`, and addresses named as C expressions (`runqueues[56].__lock`).
+//!
+//! Type names print the way `crash` prints C: the guest's Rust integer and atomic types map to
+//! `unsigned int`, `unsigned long`, …; the kernel's structs carry Linux's names (`rq`,
+//! `raw_spinlock_t`, `task_struct`).
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use gimli::{AttributeValue, EndianSlice, RunTimeEndian};
+use object::{Object, ObjectSection};
+
+use crate::symbols::Symbols;
+
+type R<'a> = EndianSlice<'a, RunTimeEndian>;
+
+#[derive(Debug, Clone)]
+enum Type {
+    Base {
+        name: String,
+        size: u64,
+    },
+    Struct {
+        name: String,
+        size: u64,
+        members: Vec<Member>,
+    },
+    Pointer {
+        target: Option<usize>,
+    },
+    Array {
+        elem: Option<usize>,
+        count: u64,
+    },
+    Named {
+        name: String,
+        target: Option<usize>,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Member {
+    name: String,
+    offset: u64,
+    ty: Option<usize>,
+}
+
+/// One member of a struct layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub offset: u64,
+    pub type_name: String,
+    pub name: String,
+}
+
+#[derive(Debug, Default)]
+pub struct DebugInfo {
+    types: HashMap<usize, Type>,
+    /// Struct name → type (the first definition with members wins).
+    structs: HashMap<String, usize>,
+    /// Variable name → type.
+    vars: HashMap<String, usize>,
+}
+
+/// Rust types shown as the C types a kernel engineer expects.
+fn c_name(rust: &str) -> Option<&'static str> {
+    Some(match rust {
+        "u8" => "unsigned char",
+        "u16" => "unsigned short",
+        "u32" | "AtomicU32" => "unsigned int",
+        "u64" | "usize" | "AtomicU64" | "AtomicUsize" => "unsigned long",
+        "i8" => "signed char",
+        "i16" => "short",
+        "i32" | "AtomicI32" => "int",
+        "i64" | "isize" | "AtomicI64" => "long",
+        "bool" | "AtomicBool" => "bool",
+        _ => return None,
+    })
+}
+
+/// Types whose insides are not interesting to a kernel engineer.
+fn is_leaf(name: &str) -> bool {
+    c_name(name).is_some() || name.starts_with("UnsafeCell") || name.starts_with("Option")
+}
+
+impl DebugInfo {
+    /// Reads the DWARF of an ELF image (empty if it has none).
+    pub fn from_elf(elf: &[u8]) -> Result<Self, String> {
+        let file = object::File::parse(elf).map_err(|e| e.to_string())?;
+        let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
+            Ok(file
+                .section_by_name(id.name())
+                .and_then(|s| s.uncompressed_data().ok())
+                .unwrap_or(Cow::Borrowed(&[])))
+        };
+        let sections = gimli::DwarfSections::load(load).map_err(|e| e.to_string())?;
+        let dwarf = sections.borrow(|s| EndianSlice::new(s, RunTimeEndian::Little));
+        let mut info = DebugInfo::default();
+        let mut units = dwarf.units();
+        while let Some(header) = units.next().map_err(|e| e.to_string())? {
+            let unit = dwarf.unit(header).map_err(|e| e.to_string())?;
+            let mut tree = unit.entries_tree(None).map_err(|e| e.to_string())?;
+            let root = tree.root().map_err(|e| e.to_string())?;
+            info.walk(&dwarf, &unit, root).map_err(|e| e.to_string())?;
+        }
+        Ok(info)
+    }
+
+    fn walk(
+        &mut self,
+        dwarf: &gimli::Dwarf<R<'_>>,
+        unit: &gimli::Unit<R<'_>>,
+        node: gimli::EntriesTreeNode<'_, '_, '_, R<'_>>,
+    ) -> gimli::Result<()> {
+        let entry = node.entry().clone();
+        let global = |off: gimli::UnitOffset| off.to_debug_info_offset(&unit.header).map(|o| o.0);
+        let here = global(entry.offset()).unwrap_or(0);
+        let name = match entry.attr_value(gimli::DW_AT_name)? {
+            Some(v) => dwarf
+                .attr_string(unit, v)
+                .map(|s| s.to_string_lossy().into_owned())
+                .ok(),
+            None => None,
+        };
+        let type_of =
+            |e: &gimli::DebuggingInformationEntry<R<'_>>| -> gimli::Result<Option<usize>> {
+                Ok(match e.attr_value(gimli::DW_AT_type)? {
+                    Some(AttributeValue::UnitRef(o)) => global(o),
+                    Some(AttributeValue::DebugInfoRef(o)) => Some(o.0),
+                    _ => None,
+                })
+            };
+        let size = entry
+            .attr_value(gimli::DW_AT_byte_size)?
+            .and_then(|v| v.udata_value())
+            .unwrap_or(0);
+        let tag = entry.tag();
+        let mut members = Vec::new();
+        let mut count = 0;
+        let mut children = node.children();
+        while let Some(child) = children.next()? {
+            let ce = child.entry().clone();
+            match ce.tag() {
+                gimli::DW_TAG_member if tag == gimli::DW_TAG_structure_type => {
+                    let mname = match ce.attr_value(gimli::DW_AT_name)? {
+                        Some(v) => dwarf
+                            .attr_string(unit, v)
+                            .map(|s| s.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        None => String::new(),
+                    };
+                    let offset = ce
+                        .attr_value(gimli::DW_AT_data_member_location)?
+                        .and_then(|v| v.udata_value())
+                        .unwrap_or(0);
+                    members.push(Member {
+                        name: mname,
+                        offset,
+                        ty: type_of(&ce)?,
+                    });
+                }
+                gimli::DW_TAG_subrange_type if tag == gimli::DW_TAG_array_type => {
+                    count = match ce
+                        .attr_value(gimli::DW_AT_count)?
+                        .and_then(|v| v.udata_value())
+                    {
+                        Some(c) => c,
+                        None => ce
+                            .attr_value(gimli::DW_AT_upper_bound)?
+                            .and_then(|v| v.udata_value())
+                            .map_or(0, |u| u + 1),
+                    };
+                }
+                _ => self.walk(dwarf, unit, child)?,
+            }
+        }
+        match tag {
+            gimli::DW_TAG_base_type => {
+                self.types.insert(
+                    here,
+                    Type::Base {
+                        name: name.unwrap_or_default(),
+                        size,
+                    },
+                );
+            }
+            gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type => {
+                let name = name.unwrap_or_default();
+                members.sort_by_key(|m| m.offset);
+                if !members.is_empty() && !name.is_empty() {
+                    self.structs.entry(name.clone()).or_insert(here);
+                }
+                self.types.insert(
+                    here,
+                    Type::Struct {
+                        name,
+                        size,
+                        members,
+                    },
+                );
+            }
+            gimli::DW_TAG_pointer_type => {
+                self.types.insert(
+                    here,
+                    Type::Pointer {
+                        target: type_of(&entry)?,
+                    },
+                );
+            }
+            gimli::DW_TAG_array_type => {
+                self.types.insert(
+                    here,
+                    Type::Array {
+                        elem: type_of(&entry)?,
+                        count,
+                    },
+                );
+            }
+            gimli::DW_TAG_typedef | gimli::DW_TAG_enumeration_type | gimli::DW_TAG_const_type => {
+                let target = type_of(&entry)?;
+                self.types.insert(
+                    here,
+                    Type::Named {
+                        name: name.unwrap_or_default(),
+                        target,
+                    },
+                );
+            }
+            gimli::DW_TAG_variable => {
+                if let (Some(n), Some(t)) = (name, type_of(&entry)?) {
+                    self.vars.entry(n).or_insert(t);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn size_of(&self, ty: Option<usize>) -> u64 {
+        match ty.and_then(|t| self.types.get(&t)) {
+            Some(Type::Base { size, .. } | Type::Struct { size, .. }) => *size,
+            Some(Type::Pointer { .. }) => 8,
+            Some(Type::Array { elem, count }) => self.size_of(*elem) * count,
+            Some(Type::Named { target, .. }) => self.size_of(*target),
+            None => 0,
+        }
+    }
+
+    /// The C-style name of a type (`raw_spinlock_t`, `unsigned int`, `struct task_struct *`).
+    fn type_name(&self, ty: Option<usize>) -> String {
+        match ty.and_then(|t| self.types.get(&t)) {
+            Some(Type::Base { name, .. }) => c_name(name).map_or(name.clone(), str::to_string),
+            Some(Type::Struct { name, .. }) => c_name(name).map_or(name.clone(), str::to_string),
+            Some(Type::Pointer { target }) => format!("{} *", self.type_name(*target)),
+            Some(Type::Array { elem, count }) => format!("{} [{count}]", self.type_name(*elem)),
+            Some(Type::Named { name, .. }) => name.clone(),
+            None => "void".into(),
+        }
+    }
+
+    /// `struct NAME -o`: the members with their offsets, and the struct's size.
+    pub fn struct_layout(&self, name: &str) -> Option<(Vec<Field>, u64)> {
+        let ty = *self.structs.get(name)?;
+        let Some(Type::Struct { members, size, .. }) = self.types.get(&ty) else {
+            return None;
+        };
+        let fields = members
+            .iter()
+            .map(|m| Field {
+                offset: m.offset,
+                type_name: self.type_name(m.ty),
+                name: m.name.clone(),
+            })
+            .collect();
+        Some((fields, *size))
+    }
+
+    /// Names of every struct with members (for completion and errors).
+    pub fn struct_names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.structs.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The type of a global variable, as a C name.
+    pub fn var_type_name(&self, var: &str) -> Option<String> {
+        self.vars.get(var).map(|&t| self.type_name(Some(t)))
+    }
+
+    /// Element size and count of a global array variable.
+    pub fn array_of(&self, var: &str) -> Option<(u64, u64)> {
+        let mut ty = self.vars.get(var).copied();
+        while let Some(Type::Named { target, .. }) = ty.and_then(|t| self.types.get(&t)) {
+            ty = *target;
+        }
+        match ty.and_then(|t| self.types.get(&t)) {
+            Some(Type::Array { elem, count }) => Some((self.size_of(*elem), *count)),
+            _ => None,
+        }
+    }
+
+    /// Offset of `member` in struct `name`.
+    pub fn member_offset(&self, name: &str, member: &str) -> Option<u64> {
+        let (fields, _) = self.struct_layout(name)?;
+        fields.iter().find(|f| f.name == member).map(|f| f.offset)
+    }
+
+    /// Names `addr` as a C expression rooted at a global (`runqueues[56].__lock`): array
+    /// indices and struct members are followed until the address is the start of a member.
+    pub fn describe(&self, syms: &Symbols, addr: u64) -> Option<String> {
+        let loc = syms.lookup(addr)?;
+        let ty = *self.vars.get(&loc.name)?;
+        let mut out = loc.name.clone();
+        self.descend(Some(ty), loc.offset, &mut out, 0);
+        Some(out)
+    }
+
+    fn descend(&self, ty: Option<usize>, off: u64, out: &mut String, depth: u32) {
+        if depth > 16 {
+            return;
+        }
+        match ty.and_then(|t| self.types.get(&t)) {
+            Some(Type::Array { elem, count }) => {
+                let esz = self.size_of(*elem).max(1);
+                let idx = off / esz;
+                if idx < (*count).max(1) {
+                    out.push_str(&format!("[{idx}]"));
+                    self.descend(*elem, off % esz, out, depth + 1);
+                } else {
+                    out.push_str(&format!("+{off}"));
+                }
+            }
+            Some(Type::Struct { name, members, .. }) if !is_leaf(name) => {
+                let m = members
+                    .iter()
+                    .rev()
+                    .find(|m| m.offset <= off && off < m.offset + self.size_of(m.ty).max(1));
+                match m {
+                    Some(m) => {
+                        out.push('.');
+                        out.push_str(&m.name);
+                        if off > m.offset {
+                            self.descend(m.ty, off - m.offset, out, depth + 1);
+                        }
+                    }
+                    None if off > 0 => out.push_str(&format!("+{off}")),
+                    None => {}
+                }
+            }
+            Some(Type::Named { target, .. }) => self.descend(*target, off, out, depth + 1),
+            _ if off > 0 => out.push_str(&format!("+{off}")),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::EMBEDDED_GUEST;
+
+    fn guest() -> (DebugInfo, Symbols) {
+        (
+            DebugInfo::from_elf(EMBEDDED_GUEST).unwrap(),
+            Symbols::from_elf(EMBEDDED_GUEST).unwrap(),
+        )
+    }
+
+    #[test]
+    fn struct_rq_starts_with_its_raw_spinlock() {
+        let (d, _) = guest();
+        let (fields, size) = d.struct_layout("rq").expect("struct rq");
+        assert_eq!(
+            fields[0],
+            Field {
+                offset: 0,
+                type_name: "raw_spinlock_t".into(),
+                name: "__lock".into()
+            }
+        );
+        assert_eq!(
+            (
+                fields[1].offset,
+                fields[1].type_name.as_str(),
+                fields[1].name.as_str()
+            ),
+            (4, "unsigned int", "nr_running")
+        );
+        assert!(size >= 8);
+    }
+
+    #[test]
+    fn per_cpu_addresses_read_as_c_expressions() {
+        let (d, s) = guest();
+        let (esz, count) = d.array_of("runqueues").unwrap();
+        assert_eq!(count, lockvmm_abi::NR_CPUS as u64);
+        let base = s.addr_of("runqueues").unwrap();
+        assert_eq!(
+            d.describe(&s, base + 56 * esz).as_deref(),
+            Some("runqueues[56].__lock")
+        );
+        let nr = d.member_offset("rq", "nr_running").unwrap();
+        assert_eq!(
+            d.describe(&s, base + 3 * esz + nr).as_deref(),
+            Some("runqueues[3].nr_running")
+        );
+    }
+}
