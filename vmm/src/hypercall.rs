@@ -195,6 +195,7 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
                 &m.memory,
                 &m.kernel.symbols,
             );
+            let reason = format!("{kind} lockup on CPU {cpu}: {message}");
             m.record_lockup(LockupEvent {
                 vtime_ns: m.now_ns(),
                 cpu,
@@ -202,6 +203,7 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
                 message,
                 report,
             });
+            m.take_snapshot(cpu, vcpu, reason);
             ret(m, vcpu, regs, HC_OK)
         }
         Hypercall::SendIpi => {

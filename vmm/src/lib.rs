@@ -26,6 +26,7 @@ pub mod snapshot;
 pub mod symbols;
 pub mod vcpu;
 pub mod vm;
+pub mod vmcore;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -118,7 +118,20 @@ fn run(args: RunArgs, started: Instant) -> i32 {
     // Timings in the JSON count from the start of this process's main().
     let offset_ms = (result.timings.t0 - started).as_secs_f64() * 1e3;
     let syms = &result.kernel.symbols;
-    let crash = lockvmm::crashreport::for_run(&result, None);
+    let vmcore = out.join("vmcore");
+    let dumpfile = match lockvmm::vmcore::write_for_run(&vmcore, &result) {
+        Ok(true) => {
+            // gdb vmlinux vmcore, from the run directory.
+            let _ = output::write_atomic(&out.join("vmlinux"), &result.kernel.elf);
+            Some(vmcore.display().to_string())
+        }
+        Ok(false) => None,
+        Err(e) => {
+            eprintln!("lockvmm: {e}");
+            None
+        }
+    };
+    let crash = lockvmm::crashreport::for_run(&result, dumpfile);
     if let Some(c) = &crash {
         if let Err(e) = output::write_atomic(&out.join("report.txt"), c.render().as_bytes()) {
             eprintln!(
