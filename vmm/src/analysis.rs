@@ -53,7 +53,7 @@ const EXCEPTION_STUBS: [&str; 22] = [
 ];
 
 /// A task, as read from its `task_struct`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct TaskInfo {
     pub addr: u64,
     pub pid: u32,
@@ -61,7 +61,7 @@ pub struct TaskInfo {
 }
 
 /// One line of a backtrace.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BtItem {
     /// `#N [sp] function at pc`.
@@ -84,7 +84,7 @@ pub enum BtItem {
     Note { text: String },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CpuBacktrace {
     pub cpu: usize,
     pub task: Option<TaskInfo>,
@@ -116,7 +116,7 @@ impl CpuBacktrace {
 }
 
 /// A CPU spinning on a lock.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct LockWait {
     pub cpu: usize,
     /// task, softirq, hardirq or NMI.

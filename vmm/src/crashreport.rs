@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::analysis::{Analysis, BtItem, CpuBacktrace, LockWait};
 use crate::report::{Outcome, Regs, describe_if};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CrashReport {
     /// The guest kernel ELF.
     pub kernel: String,

@@ -49,6 +49,7 @@ struct Member {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field {
     pub offset: u64,
+    pub size: u64,
     pub type_name: String,
     pub name: String,
 }
@@ -268,6 +269,7 @@ impl DebugInfo {
             .iter()
             .map(|m| Field {
                 offset: m.offset,
+                size: self.size_of(m.ty),
                 type_name: self.type_name(m.ty),
                 name: m.name.clone(),
             })
@@ -296,6 +298,19 @@ impl DebugInfo {
         match ty.and_then(|t| self.types.get(&t)) {
             Some(Type::Array { elem, count }) => Some((self.size_of(*elem), *count)),
             _ => None,
+        }
+    }
+
+    /// The type name and size of a global variable's elements (arrays) or of itself.
+    pub fn var_elem(&self, var: &str) -> Option<(String, u64)> {
+        let mut ty = self.vars.get(var).copied();
+        while let Some(Type::Named { target, .. }) = ty.and_then(|t| self.types.get(&t)) {
+            ty = *target;
+        }
+        match ty.and_then(|t| self.types.get(&t)) {
+            Some(Type::Array { elem, .. }) => Some((self.type_name(*elem), self.size_of(*elem))),
+            Some(_) => Some((self.type_name(ty), self.size_of(ty))),
+            None => None,
         }
     }
 

@@ -1,12 +1,14 @@
 //! The `lockvmm` command line. Errors become one line on stderr and an exit status:
 //! 0 success, 1 the guest failed (fault, panic, lockup, stuck), 2 bad input (scenario file,
 //! flags), 3 the environment or the host (no /dev/kvm, no permission, KVM refused).
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use lockvmm::{RunOptions, bench, output, report::Outcome};
+use lockvmm::RunOptions;
+use lockvmm::bench;
+use lockvmm::runner::{self, Completed, Fingerprint};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +29,18 @@ enum Command {
     List {
         #[arg(default_value = "scenarios")]
         dir: PathBuf,
+    },
+    /// Inspect a saved vmcore like crash: `bt -a`, `regs 1`, `struct rq -o`, … (interactive
+    /// without a command).
+    Inspect {
+        /// The vmcore a run left (lockvmm-runs/<scenario>/vmcore).
+        vmcore: PathBuf,
+        /// The guest kernel ELF (default: vmlinux beside the vmcore).
+        #[arg(long)]
+        kernel: Option<PathBuf>,
+        /// A command to run instead of the prompt.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
     },
     /// Measure lockvmm (see `lockvmm bench boot --help`).
     #[command(subcommand)]
@@ -58,6 +72,9 @@ struct RunArgs {
     /// Seconds a vCPU may run guest code without yielding before the run stops as stalled.
     #[arg(long, default_value_t = 30)]
     stall_timeout: u64,
+    /// Run the scenario N times and check that every run gives the same report.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    repeat: u16,
 }
 
 #[derive(Subcommand)]
@@ -72,6 +89,17 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => run(args, started),
         Command::List { dir } => list(&dir),
+        Command::Inspect {
+            vmcore,
+            kernel,
+            command,
+        } => match lockvmm::inspect::Inspector::open(&vmcore, kernel.as_deref()) {
+            Ok(insp) => lockvmm::inspect::run(&insp, &command),
+            Err(e) => {
+                eprintln!("lockvmm: {e}");
+                2
+            }
+        },
         Command::Bench(BenchCommand::Boot(args)) => match bench::boot(&args) {
             Ok(()) => 0,
             Err(e) => {
@@ -84,7 +112,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: RunArgs, started: Instant) -> i32 {
-    let quiet = args.quiet || args.json;
+    let quiet = args.quiet || args.json || args.repeat > 1;
     let name = args
         .scenario
         .file_stem()
@@ -93,118 +121,129 @@ fn run(args: RunArgs, started: Instant) -> i32 {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("lockvmm-runs").join(&name));
-    if let Err(e) = std::fs::create_dir_all(&out) {
+    let mut opts = RunOptions::new(&args.scenario);
+    opts.vcpus = args.vcpus;
+    opts.echo_console = !quiet;
+    opts.kernel = args.kernel.clone();
+    opts.stall_timeout = Duration::from_secs(args.stall_timeout.max(1));
+    if args.repeat > 1 {
+        return repeat(&args, &opts, &out, started);
+    }
+    match run_once(&args, &mut opts, &out, started) {
+        Ok(done) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&done.summary).unwrap_or_default()
+                );
+            } else {
+                print_outcome(&done, &opts);
+            }
+            done.exit_code()
+        }
+        Err(code) => code,
+    }
+}
+
+/// One run into `out`; `Err` carries the exit status after a one-line error.
+fn run_once(
+    args: &RunArgs,
+    opts: &mut RunOptions,
+    out: &Path,
+    started: Instant,
+) -> Result<Completed, i32> {
+    if let Err(e) = std::fs::create_dir_all(out) {
         eprintln!(
             "lockvmm: cannot create the run directory {}: {e}",
             out.display()
         );
-        return 3;
+        return Err(3);
     }
     let console_log = args.log.clone().unwrap_or_else(|| out.join("console.log"));
-    let mut opts = RunOptions::new(&args.scenario);
-    opts.vcpus = args.vcpus;
     opts.console_log = Some(console_log.clone());
-    opts.echo_console = !quiet;
-    opts.kernel = args.kernel.clone();
-    opts.stall_timeout = Duration::from_secs(args.stall_timeout.max(1));
+    let (scenario, result) = lockvmm::run_scenario(opts).map_err(|e| {
+        eprintln!("lockvmm: {e}");
+        e.exit_code()
+    })?;
+    let vcpus = opts.vcpus.unwrap_or_else(|| scenario.vcpus());
+    let done = runner::complete(&scenario, &result, vcpus, out, &console_log, started);
+    for w in &done.warnings {
+        eprintln!("lockvmm: {w}");
+    }
+    Ok(done)
+}
 
-    let (scenario, result) = match lockvmm::run_scenario(&opts) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("lockvmm: {e}");
-            return e.exit_code();
+fn print_outcome(done: &Completed, opts: &RunOptions) {
+    let s = &done.summary;
+    println!(
+        "lockvmm: {}/{} CPUs came online",
+        s.cpus_online.len(),
+        s.vcpus
+    );
+    for (cpu, why) in &s.bad_hypercalls {
+        println!("lockvmm: refused a hypercall from CPU {cpu}: {why}");
+    }
+    match &done.report {
+        Some(c) => print!("\n{}", c.render()),
+        None => {
+            let kernel = lockvmm::loader::KernelImage::open(opts.kernel.as_deref()).ok();
+            let syms = kernel
+                .as_ref()
+                .map(|k| k.symbols.as_ref().clone())
+                .unwrap_or_default();
+            print!("lockvmm: {}", s.outcome.render(&syms));
         }
-    };
-    // Timings in the JSON count from the start of this process's main().
-    let offset_ms = (result.timings.t0 - started).as_secs_f64() * 1e3;
-    let syms = &result.kernel.symbols;
-    let vmcore = out.join("vmcore");
-    let dumpfile = match lockvmm::vmcore::write_for_run(&vmcore, &result) {
-        Ok(true) => {
-            // gdb vmlinux vmcore, from the run directory.
-            let _ = output::write_atomic(&out.join("vmlinux"), &result.kernel.elf);
-            Some(vmcore.display().to_string())
-        }
-        Ok(false) => None,
-        Err(e) => {
-            eprintln!("lockvmm: {e}");
-            None
-        }
-    };
-    let crash = lockvmm::crashreport::for_run(&result, dumpfile);
-    if let Some(c) = &crash {
-        if let Err(e) = output::write_atomic(&out.join("report.txt"), c.render().as_bytes()) {
-            eprintln!(
-                "lockvmm: cannot write {}: {e}",
-                out.join("report.txt").display()
+    }
+    if !s.expectations.is_empty() {
+        println!();
+        for v in &s.expectations {
+            let mark = if v.ok { "ok  " } else { "FAIL" };
+            println!(
+                "lockvmm: expect {mark} {:<12} expected {:<32} observed {}",
+                v.what, v.expected, v.observed
             );
         }
     }
-    let summary = serde_json::json!({
-        "scenario": scenario.name(),
-        "description": scenario.scenario.description,
-        "kernel": result.kernel.path,
-        "vcpus": result.online.len().max(opts.vcpus.unwrap_or_else(|| scenario.vcpus())),
-        "cpus_online": result.online,
-        "outcome": result.outcome,
-        "bad_hypercalls": result.bad_hypercalls.iter().map(|(cpu, why)| serde_json::json!({"cpu": cpu, "why": why})).collect::<Vec<_>>(),
-        "timings": {
-            "vcpus_created_ms": offset_ms + result.timings.vcpus_created_ms,
-            "all_online_ms": result.timings.all_online_ms.map(|t| offset_ms + t),
-            "finished_ms": offset_ms + result.timings.finished_ms,
-            "exit_ms": started.elapsed().as_secs_f64() * 1e3,
-        },
-        "max_rss_kib": max_rss_kib(),
-        "report": crash,
-        "console_log": console_log,
-    });
-    let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
-    if let Err(e) = output::write_atomic(&out.join("result.json"), text.as_bytes()) {
-        eprintln!(
-            "lockvmm: cannot write {}: {e}",
-            out.join("result.json").display()
-        );
-    }
-    if args.json {
-        println!("{text}");
-    } else {
-        let expected = opts.vcpus.unwrap_or_else(|| scenario.vcpus());
+    if let Some(v) = &s.vmcore {
         println!(
-            "lockvmm: {}/{} CPUs came online",
-            result.online.len(),
-            expected
+            "lockvmm: vmcore: {v} (gdb {} {v}, or lockvmm inspect {v})",
+            Path::new(v).with_file_name("vmlinux").display()
         );
-        for (cpu, why) in &result.bad_hypercalls {
-            println!("lockvmm: refused a hypercall from CPU {cpu}: {why}");
-        }
-        match &crash {
-            Some(c) => print!("\n{}", c.render()),
-            None => print!("lockvmm: {}", result.outcome.render(syms)),
-        }
-        println!("lockvmm: console log: {}", console_log.display());
     }
-    if matches!(result.outcome, Outcome::Shutdown { status: 0 })
-        && result.online.len() < expected_cpus(&opts, &scenario)
-    {
-        return 1;
-    }
-    result.outcome.exit_code()
+    println!("lockvmm: console log: {}", s.console_log);
 }
 
-fn expected_cpus(opts: &RunOptions, s: &lockvmm::LoadedScenario) -> usize {
-    opts.vcpus.unwrap_or_else(|| s.vcpus())
-}
-
-/// Peak resident memory of this process.
-fn max_rss_kib() -> i64 {
-    // SAFETY: getrusage writes into the zeroed struct we pass; RUSAGE_SELF is always valid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
-        usage.ru_maxrss
-    } else {
-        -1
+/// `--repeat N`: the same scenario N times; every run's fingerprint must equal the first's.
+fn repeat(args: &RunArgs, opts: &RunOptions, out: &Path, started: Instant) -> i32 {
+    let mut first: Option<Fingerprint> = None;
+    let mut failed_expectations = 0;
+    let n = usize::from(args.repeat);
+    for i in 1..=n {
+        let mut o = opts.clone();
+        let done = match run_once(args, &mut o, &runner::repeat_dir(out, i), started) {
+            Ok(d) => d,
+            Err(code) => return code,
+        };
+        if done.exit_code() != 0 {
+            failed_expectations += 1;
+        }
+        let fp = Fingerprint::of(&done.summary);
+        match &first {
+            None => first = Some(fp),
+            Some(f) if *f == fp => {}
+            Some(f) => {
+                let diff = f.first_difference(&fp).unwrap_or_default();
+                println!("lockvmm: NOT deterministic: run {i} of {n} differs from run 1 in {diff}");
+                return 1;
+            }
+        }
     }
+    let digest = first.map(|f| f.digest()).unwrap_or_default();
+    println!(
+        "lockvmm: deterministic: {n}/{n} runs gave the same report (fingerprint {digest}); {ok}/{n} met the scenario's expectations",
+        ok = n - failed_expectations
+    );
+    i32::from(failed_expectations > 0)
 }
 
 fn list(dir: &std::path::Path) -> i32 {
@@ -220,10 +259,19 @@ fn list(dir: &std::path::Path) -> i32 {
         }
     };
     entries.sort();
+    let width = entries
+        .iter()
+        .map(|p| p.display().to_string().len())
+        .max()
+        .unwrap_or(0);
     let mut status = 0;
     for path in entries {
         match lockvmm::LoadedScenario::load(&path) {
-            Ok(s) => println!("{:<28} {}", path.display(), s.scenario.description),
+            Ok(s) => println!(
+                "{:<width$}  {}",
+                path.display().to_string(),
+                s.scenario.description
+            ),
             Err(e) => {
                 eprintln!("lockvmm: {e}");
                 status = 2;

@@ -92,7 +92,7 @@ impl Regs {
 }
 
 /// How a fault stopped the machine.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(tag = "fault", rename_all = "snake_case")]
 pub enum FaultKind {
     /// The kernel hit an exception it cannot handle and reported it (an oops).
@@ -118,7 +118,7 @@ pub enum FaultKind {
 }
 
 /// One stack frame of a frame-pointer walk.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Frame {
     /// The frame's address on the stack (crash's `#N [rsp]`).
     pub sp: u64,
@@ -127,7 +127,7 @@ pub struct Frame {
 }
 
 /// The state of the CPU that stopped the machine, decoded.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct FaultReport {
     pub cpu: usize,
     pub fault: FaultKind,
@@ -145,7 +145,7 @@ pub struct FaultReport {
 
 /// A lockup detector's report, with the state of the CPU it fired on: the registers of the
 /// context the NMI or timer interrupt interrupted.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct LockupEvent {
     pub vtime_ns: u64,
     pub cpu: usize,
@@ -157,7 +157,7 @@ pub struct LockupEvent {
 }
 
 /// A hook point the guest passed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct HookEvent {
     pub vtime_ns: u64,
     pub cpu: usize,
@@ -169,7 +169,7 @@ pub struct HookEvent {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     /// The guest powered off with this status.
@@ -199,7 +199,7 @@ pub enum Outcome {
     },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct WaitingCpu {
     pub cpu: usize,
     pub addr: Option<u64>,

@@ -29,6 +29,9 @@ pub struct Scenario {
     /// Host actions at hook points.
     #[serde(default)]
     pub action: Vec<Spanned<ActionSpec>>,
+    /// What the run must show (see `expect`).
+    #[serde(default)]
+    pub expect: crate::expect::ExpectSpec,
 }
 
 /// What the host does when a CPU reaches a hook point in guest code.
@@ -359,6 +362,19 @@ impl LoadedScenario {
                     format!(
                         "action.cpu = {}: the machine has CPUs 0 to {}",
                         cpu.get_ref(),
+                        vcpus - 1
+                    ),
+                ));
+            }
+        }
+        let e = &self.scenario.expect;
+        for c in [&e.cpu, &e.holder].into_iter().flatten() {
+            if !(0..vcpus).contains(c.get_ref()) {
+                return Err(self.error_at(
+                    c.span(),
+                    format!(
+                        "expect: CPU {} does not exist (0 to {})",
+                        c.get_ref(),
                         vcpus - 1
                     ),
                 ));

@@ -50,6 +50,8 @@ pub struct CoreMeta {
     pub console: String,
     pub freeze_us: u64,
     pub memory_copy_us: u64,
+    /// The CPU the run's report is about (where the watchdog fired, or the fault or panic).
+    pub report_cpu: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -286,6 +288,7 @@ pub fn write_for_run(path: &Path, r: &crate::RunResult) -> Result<bool, CoreErro
         console: r.console.clone(),
         freeze_us: snap.freeze_us,
         memory_copy_us: snap.memory_copy_us,
+        report_cpu: crate::crashreport::report_cpu(&r.outcome),
     };
     write(path, snap, &meta, &nmi).map(|()| true)
 }
