@@ -50,3 +50,38 @@ pub fn lockvmm() -> std::process::Command {
     cmd.current_dir(root(""));
     cmd
 }
+
+/// Runs a scenario end to end as `lockvmm run` does (vmcore, report, result.json) into a fresh
+/// directory; returns the run, what it wrote, and the directory.
+pub fn run_complete(rel: &str) -> (lockvmm::RunResult, lockvmm::runner::Completed, PathBuf) {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "lockvmm-test-{}-{}-{}",
+        std::process::id(),
+        rel.replace('/', "_"),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (scenario, result) = run(rel, None);
+    let vcpus = scenario.vcpus();
+    let done = lockvmm::runner::complete(
+        &scenario,
+        &result,
+        vcpus,
+        &dir,
+        &dir.join("console.log"),
+        std::time::Instant::now(),
+    );
+    assert!(done.warnings.is_empty(), "{:?}", done.warnings);
+    (result, done, dir)
+}
+
+/// A symbol's address range.
+pub fn range_of(r: &RunResult, name: &str) -> std::ops::Range<u64> {
+    let s = r
+        .kernel
+        .symbols
+        .get(name)
+        .unwrap_or_else(|| panic!("no symbol {name}"));
+    s.addr..s.addr + s.size
+}

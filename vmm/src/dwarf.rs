@@ -389,6 +389,7 @@ mod tests {
             fields[0],
             Field {
                 offset: 0,
+                size: 4,
                 type_name: "raw_spinlock_t".into(),
                 name: "__lock".into()
             }

@@ -532,23 +532,18 @@ pub fn run(insp: &Inspector, command: &[String]) -> i32 {
     if let Some(h) = &history {
         let _ = rl.load_history(h);
     }
-    loop {
-        match rl.readline("crash> ") {
-            Ok(line) => {
-                let line = line.trim();
-                if line.is_empty() {
-                    continue;
-                }
-                let _ = rl.add_history_entry(line);
-                if matches!(line, "q" | "quit" | "exit") {
-                    break;
-                }
-                match insp.exec(line) {
-                    Ok(out) => print!("{out}"),
-                    Err(e) => println!("{e}"),
-                }
-            }
-            Err(_) => break,
+    while let Ok(line) = rl.readline("crash> ") {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let _ = rl.add_history_entry(line);
+        if matches!(line, "q" | "quit" | "exit") {
+            break;
+        }
+        match insp.exec(line) {
+            Ok(out) => print!("{out}"),
+            Err(e) => println!("{e}"),
         }
     }
     if let Some(h) = &history {

@@ -87,13 +87,14 @@ pub fn complete(
         }
     };
     let report = crate::crashreport::for_run(r, vmcore.clone());
-    if let Some(c) = &report {
-        if let Err(e) = write_atomic(&out.join("report.txt"), c.render().as_bytes()) {
-            warnings.push(format!(
-                "cannot write {}: {e}",
-                out.join("report.txt").display()
-            ));
-        }
+    if let Some(Err(e)) = report
+        .as_ref()
+        .map(|c| write_atomic(&out.join("report.txt"), c.render().as_bytes()))
+    {
+        warnings.push(format!(
+            "cannot write {}: {e}",
+            out.join("report.txt").display()
+        ));
     }
     let expectations = crate::expect::check(&scenario.scenario.expect, r, report.as_ref());
     let offset_ms = (r.timings.t0 - started).as_secs_f64() * 1e3;
