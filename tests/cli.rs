@@ -166,3 +166,42 @@ fn no_permission_on_kvm_device() {
     };
     assert_error(&out, 3, &["no permission to open", "`kvm` group"]);
 }
+
+#[test]
+fn unknown_lock_suggests_the_declared_one() {
+    let p = scenario(
+        "lockname.toml",
+        "description = \"x\"\n[machine]\nvcpus = 2\n[[lock]]\nname = \"lock_a\"\n[[task]]\ncomm = \"t\"\ncpu = 1\nops = [{ op = \"lock\", lock = \"lock_b\" }]\n",
+    );
+    assert_error(
+        &run(&[path_str(&p)], &[]),
+        2,
+        &[&format!("{}:9:", path_str(&p)), "did you mean `lock_a`?"],
+    );
+}
+
+#[test]
+fn unknown_op_suggests_the_nearest_op() {
+    let p = scenario(
+        "op.toml",
+        "description = \"x\"\n[machine]\nvcpus = 2\n[[task]]\ncomm = \"t\"\ncpu = 1\nops = [{ op = \"slep\", ms = 1 }]\n",
+    );
+    assert_error(
+        &run(&[path_str(&p)], &[]),
+        2,
+        &[&format!("{}:7:", path_str(&p)), "did you mean `sleep`?"],
+    );
+}
+
+#[test]
+fn unknown_hook_in_an_action() {
+    let p = scenario(
+        "hook.toml",
+        "description = \"x\"\n[machine]\nvcpus = 2\n[[action]]\nat_hook = \"alloc_slab\"\ndeliver = \"nmi\"\n",
+    );
+    assert_error(
+        &run(&[path_str(&p)], &[]),
+        2,
+        &[&format!("{}:5:", path_str(&p)), "unknown hook `alloc_slab`"],
+    );
+}

@@ -79,3 +79,101 @@ fn replays_are_deterministic() {
         }
     }
 }
+
+#[test]
+fn a_users_abba_deadlock_is_found_as_a_cycle() {
+    let (r, done, _) = common::run_complete("examples/abba_irq.toml");
+    assert_eq!(done.exit_code(), 0, "{:?}", done.failed_expectations());
+    let report = done.report.unwrap();
+    let waits: Vec<(usize, &str, Option<usize>)> = report
+        .locks
+        .iter()
+        .map(|w| (w.cpu, w.lock_name.as_str(), w.holder))
+        .collect();
+    assert_eq!(waits, [(1, "lock_b", Some(2)), (2, "lock_a", Some(1))]);
+    // The lock words in guest memory agree: lab_locks[0] (lock_a) is held by CPU 1, [1] by CPU 2.
+    let snap = r.snapshot.as_ref().unwrap();
+    let mem = lockvmm::memory::FrozenMemory {
+        phys: &snap.memory,
+        cr3: snap.cpus[0].sregs.cr3,
+    };
+    let locks = r.kernel.symbols.addr_of("lab_locks").unwrap();
+    assert_eq!(mem.u32(locks).unwrap() & 0xff, 2);
+    assert_eq!(mem.u32(locks + 4).unwrap() & 0xff, 3);
+}
+
+#[test]
+fn generic_ops_really_run_in_the_guest() {
+    let (r, done, _) = common::run_complete("tests/scenarios/generic_ops.toml");
+    assert!(
+        matches!(
+            done.summary.outcome,
+            lockvmm::report::Outcome::Shutdown { status: 0 }
+        ),
+        "{:?}",
+        done.summary.outcome
+    );
+    assert_eq!(
+        common::read_u32(&r, "lab_softirqs", 0),
+        1,
+        "HI_SOFTIRQ ran once"
+    );
+    assert_eq!(
+        common::read_u32(&r, "lab_locks", 0),
+        0,
+        "the lock was released"
+    );
+    // The armed timer fired: it is no longer queued (its hlist pprev is NULL again) …
+    assert_eq!(common::read_u64(&r, "lab_timers", 8), 0);
+    // … and both allocations went through allocate_slab, with interrupts as their GFP flags say.
+    let slabs: Vec<_> = r
+        .hooks
+        .iter()
+        .filter(|h| h.hook == "allocate_slab")
+        .collect();
+    assert_eq!(slabs.len(), 2);
+    assert!(
+        slabs
+            .iter()
+            .all(|h| (h.arg == 0xcc0) == (h.rflags & (1 << 9) != 0))
+    );
+}
+
+#[test]
+fn a_failed_expectation_exits_one_naming_the_observed_value() {
+    let src = std::fs::read_to_string(common::root("scenarios/hog_hard.toml")).unwrap();
+    let wrong = src.replace("cpu = 1\ncomm", "cpu = 0\ncomm");
+    assert_ne!(src, wrong);
+    let path = std::env::temp_dir().join(format!("lockvmm-wrong-{}.toml", std::process::id()));
+    std::fs::write(&path, wrong).unwrap();
+    let out = common::lockvmm()
+        .args(["run", "-q", "--out"])
+        .arg(std::env::temp_dir().join(format!("lockvmm-wrong-out-{}", std::process::id())))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("FAIL"))
+        .expect("a FAIL line");
+    assert!(
+        line.contains("cpu") && line.contains("expected 0") && line.contains("observed 1"),
+        "{line}"
+    );
+}
+
+#[test]
+fn list_shows_every_scenario_with_its_description() {
+    let out = common::lockvmm().arg("list").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for s in shipped() {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&s) && l.len() > s.len() + 10),
+            "{s} missing from:\n{text}"
+        );
+    }
+}

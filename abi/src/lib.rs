@@ -36,9 +36,10 @@ pub enum Hypercall {
     /// `a0 = address of the saved [`PtRegs`], a1 = vector, a2 = error code, a3 = CR2`: an
     /// exception the kernel cannot handle (an oops). The host stops and reports.
     Exception = 5,
-    /// `a0 = address of a u32, a1 = expected value`: block this vCPU until it is kicked, an event
-    /// it can take is delivered to it, or (checked first) the u32 no longer holds the value.
-    /// `a0 = 0` waits for an event only. This is how every guest wait loop yields the host CPU.
+    /// `a0 = address of a u32, a1 = expected value, a2 = deadline`: block this vCPU until it is
+    /// kicked, an event it can take is delivered to it, the virtual clock reaches the deadline
+    /// (`a2 = 0`: none), or (checked first) the u32 no longer holds the value. `a0 = 0` waits for
+    /// an event (or the deadline) only. This is how every guest wait loop yields the host CPU.
     Wait = 6,
     /// `a0 = address`: wake every vCPU waiting on that address.
     Kick = 7,
@@ -265,8 +266,29 @@ pub mod op {
     /// With interrupts off, `kmem_cache_alloc` from a fresh cache with GFP_KERNEL (`args[0]` =
     /// 0) or GFP_ATOMIC (1).
     pub const KMALLOC_IRQS_OFF: u32 = 13;
-    /// Busy for `args[0]` virtual milliseconds (preemptible, interrupts on); `u64::MAX`: forever.
+    /// Busy for `args[0]` virtual milliseconds (as the CPU is: preemptible or not, interrupts on
+    /// or off); `u64::MAX`: forever.
     pub const BUSY_MS: u32 = 14;
+    /// Take scenario lock `args[0]` with `args[1]` = [`LOCK_PLAIN`], [`LOCK_IRQ`] or
+    /// [`LOCK_IRQSAVE`].
+    pub const LOCK: u32 = 15;
+    /// Release scenario lock `args[0]` the way `args[1]` says it was taken.
+    pub const UNLOCK: u32 = 16;
+    pub const LOCK_PLAIN: u64 = 0;
+    pub const LOCK_IRQ: u64 = 1;
+    pub const LOCK_IRQSAVE: u64 = 2;
+    pub const IRQ_DISABLE: u32 = 17;
+    pub const IRQ_ENABLE: u32 = 18;
+    pub const PREEMPT_DISABLE: u32 = 19;
+    pub const PREEMPT_ENABLE: u32 = 20;
+    /// `kmem_cache_alloc` in the current context with GFP_KERNEL (`args[0]` = 0) or GFP_ATOMIC.
+    pub const KMALLOC: u32 = 21;
+    /// Raise HI_SOFTIRQ (its handler counts and logs).
+    pub const RAISE_SOFTIRQ: u32 = 22;
+    /// Arm a timer on this CPU firing in `args[0]` virtual milliseconds.
+    pub const ARM_TIMER: u32 = 23;
+    /// How many locks a scenario may declare.
+    pub const MAX_LOCKS: usize = 16;
 }
 
 /// The registers an interrupt or exception entry stub saves, in Linux's `struct pt_regs` order.

@@ -357,11 +357,20 @@ impl<'a> Analysis<'a> {
         out
     }
 
-    /// `runqueues[56].__lock`, else `symbol+off`, else the hex address.
+    /// `runqueues[56].__lock`, a scenario lock's own name, else `symbol+off`, else hex.
     pub fn name_of(&self, addr: u64) -> String {
-        self.dwarf
+        let name = self
+            .dwarf
             .describe(self.syms, addr)
-            .unwrap_or_else(|| self.syms.describe(addr))
+            .unwrap_or_else(|| self.syms.describe(addr));
+        let lab = name
+            .strip_prefix("lab_locks[")
+            .and_then(|r| r.strip_suffix(']'))
+            .and_then(|i| i.parse::<usize>().ok());
+        match lab.and_then(|i| self.snap.lock_names.get(i)) {
+            Some(user) => user.clone(),
+            None => name,
+        }
     }
 
     /// Registers that point into kernel data or text, named.

@@ -101,3 +101,64 @@ fn sample(
         rss_mib: rss / 1024.0,
     })
 }
+
+#[derive(clap::Args, Debug)]
+pub struct ScenarioBenchArgs {
+    /// Runs per scenario.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// The directory of scenarios.
+    #[arg(long, default_value = "scenarios")]
+    pub dir: PathBuf,
+}
+
+/// `lockvmm bench scenarios`: wall time of each scenario end to end (process start to exit,
+/// vmcore and report included) and how many virtual seconds it covers per wall second.
+pub fn scenarios(args: &ScenarioBenchArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the lockvmm executable")?;
+    let out = std::env::temp_dir().join(format!("lockvmm-bench-{}", std::process::id()));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.dir)
+        .with_context(|| format!("cannot list {}", args.dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    println!("lockvmm bench scenarios: {} runs each", args.runs);
+    println!(
+        "| scenario | vCPUs | outcome | virtual s | wall ms (median [min–max]) | virtual/wall |"
+    );
+    println!("|---|---:|---|---:|---:|---:|");
+    for f in files {
+        let mut walls = Vec::new();
+        let mut last: Option<serde_json::Value> = None;
+        for _ in 0..args.runs {
+            let t = Instant::now();
+            let child = Command::new(&exe)
+                .arg("run")
+                .arg(&f)
+                .args(["--json", "--out"])
+                .arg(&out)
+                .output()?;
+            walls.push(t.elapsed().as_secs_f64() * 1e3);
+            last = serde_json::from_slice(&child.stdout).ok();
+        }
+        let Some(v) = last else {
+            bail!("{}: no JSON", f.display())
+        };
+        walls.sort_by(f64::total_cmp);
+        let med = walls[walls.len() / 2];
+        let vsec = v["vtime_ns"].as_f64().unwrap_or(0.0) / 1e9;
+        let outcome = v["outcome"]["outcome"].as_str().unwrap_or("?");
+        println!(
+            "| {} | {} | {outcome} | {vsec:.2} | {med:.0} [{:.0}–{:.0}] | {:.0}x |",
+            f.file_stem().unwrap_or_default().to_string_lossy(),
+            v["vcpus"],
+            walls[0],
+            walls[walls.len() - 1],
+            vsec / (med / 1e3)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(())
+}

@@ -39,9 +39,11 @@ pub fn advance(m: &Machine, mut idle: Idle, cpu: usize, vcpu: &kvm_ioctls::VcpuF
         let overflows: Vec<Option<u64>> = (0..m.nr_cpus)
             .map(|c| m.pmu_next_overflow(c, now))
             .collect();
+        let busy_until = m.sched.next_deadline().map(|(t, _)| t);
         let next = (0..m.nr_cpus)
             .filter(|&c| m.sched.is_started(c))
             .flat_map(|c| [deadlines[c], overflows[c].unwrap_or(NO_EVENT)])
+            .chain(busy_until)
             .filter(|&t| t != NO_EVENT)
             .min();
         let Some(next) = next else {
@@ -62,6 +64,7 @@ pub fn advance(m: &Machine, mut idle: Idle, cpu: usize, vcpu: &kvm_ioctls::VcpuF
             return Step::Stopped;
         }
         m.set_now_ns(at);
+        m.sched.wake_deadlines(at);
         for cpu in 0..m.nr_cpus {
             if !m.sched.is_started(cpu) {
                 continue;

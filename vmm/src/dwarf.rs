@@ -79,9 +79,13 @@ fn c_name(rust: &str) -> Option<&'static str> {
     })
 }
 
-/// Types whose insides are not interesting to a kernel engineer.
+/// Types whose insides are not interesting to a kernel engineer: integers, atomics, and the
+/// lock types (`&lab_locks[1]` is the lock, not its first member).
 fn is_leaf(name: &str) -> bool {
-    c_name(name).is_some() || name.starts_with("UnsafeCell") || name.starts_with("Option")
+    c_name(name).is_some()
+        || name.starts_with("UnsafeCell")
+        || name.starts_with("Option")
+        || matches!(name, "raw_spinlock_t" | "qspinlock" | "mcs_spinlock")
 }
 
 impl DebugInfo {

@@ -135,11 +135,15 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
             Next::Stop
         }
         Hypercall::Wait => {
-            let [addr, expected, ..] = args;
+            let [addr, expected, until, _] = args;
+            if until != 0 && until <= m.now_ns() {
+                return ret(m, vcpu, regs, HC_OK);
+            }
             let wait = Wait {
                 addr: (addr != 0).then_some(addr),
                 irq_enabled: regs.rflags & X86_EFLAGS_IF != 0,
                 rip: regs.rip,
+                until: (args[2] != 0).then_some(args[2]),
             };
             if addr != 0 {
                 match m.memory.read_virt_u32(cr3, addr) {

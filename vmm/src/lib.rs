@@ -128,6 +128,7 @@ pub fn run_scenario(opts: &RunOptions) -> Result<(LoadedScenario, RunResult), La
         max_vtime_ns: scenario.max_vtime_ns(),
         stop_on_lockup: scenario.stop_on_lockup(),
         actions: scenario.actions(),
+        lock_names: scenario.lock_names(),
     };
     let result = machine::Machine::run(cfg)?;
     Ok((scenario, result))

@@ -50,6 +50,8 @@ pub struct MachineConfig {
     pub stop_on_lockup: bool,
     /// What the host does at hook points.
     pub actions: Vec<HookAction>,
+    /// Names of the scenario's locks (`lab_locks[i]`), for reports.
+    pub lock_names: Vec<String>,
 }
 
 /// A host action at a hook point (see `scenario::ActionSpec`).
@@ -190,6 +192,7 @@ pub struct Machine {
     hooks: Mutex<Vec<HookEvent>>,
     /// Host actions, and whether each has fired.
     actions: Mutex<Vec<(HookAction, bool)>>,
+    lock_names: Vec<String>,
     /// The first snapshot of the run.
     snapshot: Mutex<Option<Snapshot>>,
     /// Captures delivered by parked vCPU threads for the snapshot being taken.
@@ -361,6 +364,7 @@ impl Machine {
             vtime_ns: self.now_ns(),
             cpus,
             memory: Arc::new(memory),
+            lock_names: self.lock_names.clone(),
             freeze_us,
             memory_copy_us: t0.elapsed().as_micros() as u64 - freeze_us,
         });
@@ -513,6 +517,7 @@ impl Machine {
             lockups: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
             actions: Mutex::new(cfg.actions.iter().cloned().map(|a| (a, false)).collect()),
+            lock_names: cfg.lock_names.clone(),
             snapshot: Mutex::new(None),
             captures: Mutex::new(Vec::new()),
             captures_done: std::sync::Condvar::new(),

@@ -81,6 +81,8 @@ struct RunArgs {
 enum BenchCommand {
     /// Wall time from process start to all CPUs online and to exit, and resident memory.
     Boot(bench::BootBenchArgs),
+    /// Wall time of each scenario end to end, and virtual seconds per wall second.
+    Scenarios(bench::ScenarioBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +100,13 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("lockvmm: {e}");
                 2
+            }
+        },
+        Command::Bench(BenchCommand::Scenarios(args)) => match bench::scenarios(&args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("lockvmm: {e:#}");
+                3
             }
         },
         Command::Bench(BenchCommand::Boot(args)) => match bench::boot(&args) {

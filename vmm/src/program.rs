@@ -3,7 +3,7 @@
 use lockvmm_abi::{OpDesc, ProgramHeader, TaskDesc, op};
 use vm_memory::ByteValued;
 
-use crate::scenario::{GfpSpec, ModuleVariant, OpSpec, Policy, Scenario};
+use crate::scenario::{GfpSpec, LockMode, ModuleVariant, OpSpec, Policy, Scenario};
 
 /// The program bytes for `scenario`.
 pub fn encode(scenario: &Scenario) -> Vec<u8> {
@@ -26,7 +26,11 @@ pub fn encode(scenario: &Scenario) -> Vec<u8> {
             policy: u32::from(t.policy == Policy::Fifo),
             rt_priority: t.rt_priority.as_ref().map_or(0, |p| *p.get_ref() as u32),
         });
-        ops.extend(t.ops.iter().map(|o| encode_op(o.get_ref())));
+        ops.extend(
+            t.ops
+                .iter()
+                .map(|o| encode_op(o.get_ref(), |name| lock_index(scenario, name))),
+        );
     }
     let flags = if scenario.run.power_off_when_done {
         lockvmm_abi::PROGRAM_POWER_OFF_WHEN_DONE
@@ -49,7 +53,22 @@ pub fn encode(scenario: &Scenario) -> Vec<u8> {
     out
 }
 
-fn encode_op(o: &OpSpec) -> OpDesc {
+fn lock_index(s: &Scenario, name: &str) -> u64 {
+    s.lock
+        .iter()
+        .position(|l| l.name.get_ref() == name)
+        .unwrap_or(0) as u64
+}
+
+fn lock_mode(m: LockMode) -> u64 {
+    match m {
+        LockMode::Plain => op::LOCK_PLAIN,
+        LockMode::Irq => op::LOCK_IRQ,
+        LockMode::Irqsave => op::LOCK_IRQSAVE,
+    }
+}
+
+fn encode_op(o: &OpSpec, lock: impl Fn(&str) -> u64) -> OpDesc {
     let (kind, args) = match o {
         OpSpec::Read { addr } => (op::READ, [addr.0, 0, 0, 0]),
         OpSpec::Write { addr, value } => (op::WRITE, [addr.0, value.0, 0, 0]),
@@ -80,6 +99,15 @@ fn encode_op(o: &OpSpec) -> OpDesc {
             (op::MODULE_LOAD, [v, 0, 0, 0])
         }
         OpSpec::ModuleUnload => (op::MODULE_UNLOAD, [0; 4]),
+        OpSpec::Lock { lock: l, mode } => (op::LOCK, [lock(l), lock_mode(*mode), 0, 0]),
+        OpSpec::Unlock { lock: l, mode } => (op::UNLOCK, [lock(l), lock_mode(*mode), 0, 0]),
+        OpSpec::IrqDisable => (op::IRQ_DISABLE, [0; 4]),
+        OpSpec::IrqEnable => (op::IRQ_ENABLE, [0; 4]),
+        OpSpec::PreemptDisable => (op::PREEMPT_DISABLE, [0; 4]),
+        OpSpec::PreemptEnable => (op::PREEMPT_ENABLE, [0; 4]),
+        OpSpec::Kmalloc { gfp } => (op::KMALLOC, [u64::from(*gfp == GfpSpec::Atomic), 0, 0, 0]),
+        OpSpec::RaiseSoftirq => (op::RAISE_SOFTIRQ, [0; 4]),
+        OpSpec::ArmTimer { ms } => (op::ARM_TIMER, [ms.0, 0, 0, 0]),
         OpSpec::KmallocIrqsOff { gfp } => (
             op::KMALLOC_IRQS_OFF,
             [u64::from(*gfp == GfpSpec::Atomic), 0, 0, 0],

@@ -32,6 +32,9 @@ pub struct Scenario {
     /// What the run must show (see `expect`).
     #[serde(default)]
     pub expect: crate::expect::ExpectSpec,
+    /// Spinlocks the tasks use by name.
+    #[serde(default)]
+    pub lock: Vec<LockSpec>,
 }
 
 /// What the host does when a CPU reaches a hook point in guest code.
@@ -167,9 +170,14 @@ pub enum Policy {
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OpSpec {
     /// Read a u64 at a kernel virtual address.
-    Read { addr: Addr },
+    Read {
+        addr: Addr,
+    },
     /// Write a u64 at a kernel virtual address.
-    Write { addr: Addr, value: Addr },
+    Write {
+        addr: Addr,
+        value: Addr,
+    },
     /// Make this CPU triple-fault.
     TripleFault,
     /// Issue a raw hypercall (for testing the host's validation).
@@ -179,17 +187,26 @@ pub enum OpSpec {
         args: Vec<Addr>,
     },
     /// Print this many console lines.
-    Printk { lines: Addr },
+    Printk {
+        lines: Addr,
+    },
     /// Read a u64 at `addr` with the frame pointer set to `frame_pointer` (tests unwinding).
-    ReadWithBadFramePointer { addr: Addr, frame_pointer: Addr },
+    ReadWithBadFramePointer {
+        addr: Addr,
+        frame_pointer: Addr,
+    },
     /// Loop forever in `hog_thread` with preemption off (seed 001's soft-lockup module).
     Hog,
     /// `spin_lock_irqsave` then loop forever (seed 001's hard-lockup module).
     HogSpinLockIrqsave,
     /// `msleep(ms)`.
-    Sleep { ms: Addr },
+    Sleep {
+        ms: Addr,
+    },
     /// Busy (interrupts on, preemptible) for `ms` virtual milliseconds.
-    Busy { ms: Addr },
+    Busy {
+        ms: Addr,
+    },
     /// Busy forever (interrupts on, preemptible): a runaway task, kernel or user.
     BusyLoop,
     /// `setsid()`: a new autogroup, onlined on every CPU under each rq lock.
@@ -204,7 +221,54 @@ pub enum OpSpec {
     /// Unload `timer_mod` (its memory is unmapped).
     ModuleUnload,
     /// With interrupts off, allocate from a fresh slab cache with `gfp`.
-    KmallocIrqsOff { gfp: GfpSpec },
+    KmallocIrqsOff {
+        gfp: GfpSpec,
+    },
+    /// Take a scenario lock (`[[lock]]`): `spin_lock`, `spin_lock_irq` or `spin_lock_irqsave`.
+    Lock {
+        lock: String,
+        #[serde(default)]
+        mode: LockMode,
+    },
+    /// Release a scenario lock the way it was taken.
+    Unlock {
+        lock: String,
+        #[serde(default)]
+        mode: LockMode,
+    },
+    /// `local_irq_disable()` / `local_irq_enable()`.
+    IrqDisable,
+    IrqEnable,
+    /// `preempt_disable()` / `preempt_enable()`.
+    PreemptDisable,
+    PreemptEnable,
+    /// `kmem_cache_alloc(…, gfp)` in the current context (interrupts as they are).
+    Kmalloc {
+        gfp: GfpSpec,
+    },
+    /// `raise_softirq(HI_SOFTIRQ)`; it runs at the next interrupt exit.
+    RaiseSoftirq,
+    /// Arm a timer on this CPU that fires in `ms` virtual milliseconds.
+    ArmTimer {
+        ms: Addr,
+    },
+}
+
+/// How a lock is taken.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LockMode {
+    #[default]
+    Plain,
+    Irq,
+    Irqsave,
+}
+
+/// A spinlock the scenario declares; it lives in guest memory and reports name it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockSpec {
+    pub name: Spanned<String>,
 }
 
 /// How `timer_mod` handles its timer (seed 002's three causes, or correctly).
@@ -394,6 +458,41 @@ impl LoadedScenario {
                 "run.max_virtual_seconds must be in (0, 86400]",
             ));
         }
+        let names: Vec<&str> = self
+            .scenario
+            .lock
+            .iter()
+            .map(|l| l.name.get_ref().as_str())
+            .collect();
+        if names.len() > lockvmm_abi::op::MAX_LOCKS {
+            let at = self.scenario.lock[lockvmm_abi::op::MAX_LOCKS].name.span();
+            return Err(self.error_at(at, format!("at most {} locks", lockvmm_abi::op::MAX_LOCKS)));
+        }
+        for (i, l) in self.scenario.lock.iter().enumerate() {
+            if names[..i].contains(&l.name.get_ref().as_str()) {
+                return Err(self.error_at(
+                    l.name.span(),
+                    format!("lock `{}` is declared twice", l.name.get_ref()),
+                ));
+            }
+        }
+        for task in &self.scenario.task {
+            for op in &task.get_ref().ops {
+                if let OpSpec::Lock { lock, .. } | OpSpec::Unlock { lock, .. } = op.get_ref()
+                    && !names.contains(&lock.as_str())
+                {
+                    {
+                        let hint = nearest(lock, &names).map_or_else(
+                            || " (declare it with [[lock]] name = ...)".to_string(),
+                            |n| format!(" (did you mean `{n}`?)"),
+                        );
+                        return Err(
+                            self.error_at(op.span(), format!("no lock named `{lock}`{hint}"))
+                        );
+                    }
+                }
+            }
+        }
         for task in &self.scenario.task {
             let t = task.get_ref();
             let cpu = *t.cpu.get_ref();
@@ -454,6 +553,24 @@ impl LoadedScenario {
                 .iter()
                 .any(|c| c.get_ref() == "tty0"),
         }
+    }
+
+    /// Index of a declared lock.
+    pub fn lock_index(&self, name: &str) -> u64 {
+        self.scenario
+            .lock
+            .iter()
+            .position(|l| l.name.get_ref() == name)
+            .unwrap_or(0) as u64
+    }
+
+    /// The declared locks' names, by index.
+    pub fn lock_names(&self) -> Vec<String> {
+        self.scenario
+            .lock
+            .iter()
+            .map(|l| l.name.get_ref().clone())
+            .collect()
     }
 
     /// The host actions, for the machine.
@@ -520,12 +637,19 @@ fn with_suggestion(message: &str) -> String {
         return message;
     };
     let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    match candidates.iter().min_by_key(|c| edit_distance(unknown, c)) {
-        Some(best) if edit_distance(unknown, best) <= best.len().max(2) / 2 + 1 => {
-            format!("{message} (did you mean `{best}`?)")
-        }
-        _ => message,
+    match nearest(unknown, &candidates) {
+        Some(best) => format!("{message} (did you mean `{best}`?)"),
+        None => message,
     }
+}
+
+/// The candidate closest to `word`, if it is close enough to be a typo.
+fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .copied()
+        .min_by_key(|c| edit_distance(word, c))
+        .filter(|c| edit_distance(word, c) <= c.len().max(2) / 2 + 1)
 }
 
 /// Levenshtein distance.

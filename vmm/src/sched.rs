@@ -17,6 +17,8 @@ pub struct Wait {
     pub irq_enabled: bool,
     /// Where it waits (the RIP after the hypercall).
     pub rip: u64,
+    /// Virtual time at which it wakes by itself (a busy loop's end), if any.
+    pub until: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -156,6 +158,30 @@ impl Scheduler {
         }
     }
 
+    /// The earliest self-wake deadline of a waiting vCPU (`Wait::until`), with the vCPU.
+    pub fn next_deadline(&self) -> Option<(u64, usize)> {
+        let inner = self.lock();
+        inner
+            .cpus
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                CpuState::Waiting(w) => w.until.map(|t| (t, i)),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Wakes every waiting vCPU whose deadline is at or before `now`.
+    pub fn wake_deadlines(&self, now: u64) {
+        let mut inner = self.lock();
+        for s in inner.cpus.iter_mut() {
+            if matches!(s, CpuState::Waiting(w) if w.until.is_some_and(|t| t <= now)) {
+                *s = CpuState::Ready;
+            }
+        }
+    }
+
     /// Hands the token out if nobody holds it (after the clock delivered events).
     pub fn dispatch(&self) -> Result<(), Idle> {
         let mut inner = self.lock();
@@ -228,6 +254,7 @@ mod tests {
             addr: Some(addr),
             irq_enabled: true,
             rip: 0,
+            until: None,
         }
     }
 
@@ -264,6 +291,7 @@ mod tests {
                 addr: None,
                 irq_enabled: false,
                 rip: 0,
+                until: None,
             },
         )
         .unwrap();
@@ -273,7 +301,8 @@ mod tests {
                 Wait {
                     addr: None,
                     irq_enabled: true,
-                    rip: 0
+                    rip: 0,
+                    until: None,
                 }
             )
             .is_err()

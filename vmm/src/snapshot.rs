@@ -190,6 +190,8 @@ pub struct Snapshot {
     pub cpus: Vec<VcpuState>,
     /// All of guest RAM, from physical 0.
     pub memory: std::sync::Arc<Vec<u8>>,
+    /// Names of the scenario's locks (`lab_locks[i]`).
+    pub lock_names: Vec<String>,
     /// Wall time the freeze took (request to the last vCPU's capture), microseconds.
     pub freeze_us: u64,
     /// Wall time the copy of guest memory took after that, microseconds.

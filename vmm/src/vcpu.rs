@@ -273,6 +273,7 @@ fn halt(vcpu: &VcpuFd) -> Next {
         addr: None,
         irq_enabled: rflags & (1 << 9) != 0,
         rip,
+        until: None,
     })
 }
 

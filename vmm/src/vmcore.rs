@@ -52,6 +52,9 @@ pub struct CoreMeta {
     pub memory_copy_us: u64,
     /// The CPU the run's report is about (where the watchdog fired, or the fault or panic).
     pub report_cpu: Option<usize>,
+    /// Names of the scenario's locks.
+    #[serde(default)]
+    pub lock_names: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -289,6 +292,7 @@ pub fn write_for_run(path: &Path, r: &crate::RunResult) -> Result<bool, CoreErro
         freeze_us: snap.freeze_us,
         memory_copy_us: snap.memory_copy_us,
         report_cpu: crate::crashreport::report_cpu(&r.outcome),
+        lock_names: snap.lock_names.clone(),
     };
     write(path, snap, &meta, &nmi).map(|()| true)
 }
@@ -386,6 +390,7 @@ impl LoadedCore {
             vtime_ns: self.meta.vtime_ns,
             cpus: self.meta.cpus.clone(),
             memory: std::sync::Arc::new(self.memory.clone()),
+            lock_names: self.meta.lock_names.clone(),
             freeze_us: self.meta.freeze_us,
             memory_copy_us: self.meta.memory_copy_us,
         }

@@ -57,6 +57,9 @@ pub extern "C" fn __do_softirq() {
             break;
         }
         local_irq_enable();
+        if pending & (1 << HI_SOFTIRQ) != 0 {
+            crate::lab::lab_softirq_action();
+        }
         if pending & (1 << TIMER_SOFTIRQ) != 0 {
             crate::kernel::time::timer::run_timer_softirq();
         }

@@ -3,7 +3,7 @@
 //! Each task becomes a kernel thread pinned to its CPU, with the scenario's comm and pid, that
 //! performs its ops in order through the kernel's real paths.
 use core::mem::size_of;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use lockvmm_abi::{
     OpDesc, PAGE_OFFSET, PROGRAM_POWER_OFF_WHEN_DONE, ProgramHeader, TaskDesc, hook, op,
@@ -146,6 +146,29 @@ fn run_op(o: &OpDesc) {
         }
         op::KMALLOC_IRQS_OFF => lab_kmalloc_irqs_off(o.args[0]),
         op::BUSY_MS => lab_busy(o.args[0]),
+        op::LOCK => lab_lock(o.args[0], o.args[1]),
+        op::UNLOCK => lab_unlock(o.args[0], o.args[1]),
+        op::IRQ_DISABLE => crate::arch::x86::irqflags::local_irq_disable(),
+        op::IRQ_ENABLE => crate::arch::x86::irqflags::local_irq_enable(),
+        op::PREEMPT_DISABLE => preempt_disable(),
+        op::PREEMPT_ENABLE => crate::arch::x86::preempt::preempt_enable(),
+        op::KMALLOC => {
+            let cache = crate::mm::slub::kmem_cache_create(b"lab_cache", 256);
+            let gfp = if o.args[0] != 0 {
+                GFP_ATOMIC
+            } else {
+                GFP_KERNEL
+            };
+            // SAFETY: `kmem_cache_create` returns a pool cache.
+            keep_frame!(crate::mm::slub::kmem_cache_alloc(
+                unsafe { &mut *cache },
+                gfp
+            ));
+        }
+        op::RAISE_SOFTIRQ => {
+            crate::kernel::softirq::raise_softirq(crate::kernel::softirq::HI_SOFTIRQ)
+        }
+        op::ARM_TIMER => lab_arm_timer(o.args[0]),
         other => printk!("lab: unknown op {}", other),
     }
 }
@@ -174,14 +197,94 @@ pub fn cpu_relax() {
     lockvmm::wait_for_event();
 }
 
-/// Busy for `ms` virtual milliseconds with interrupts on and preemption allowed.
+/// Busy for `ms` virtual milliseconds, as the CPU is (interrupts and preemption unchanged).
+/// Each spin yields the host CPU until an event or the end time, so time passes even with
+/// interrupts off.
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn lab_busy(ms: u64) {
     let end = local_clock().saturating_add(ms.saturating_mul(1_000_000));
     while local_clock() < end {
-        cpu_relax();
+        // SAFETY: `pause` is a hint with no architectural effect.
+        unsafe { core::arch::asm!("pause", options(nomem, nostack, preserves_flags)) };
+        lockvmm::wait_until(if end == u64::MAX { 0 } else { end });
     }
+}
+
+/// The scenario's locks (`[[lock]]`), by index; the host names them in reports.
+#[unsafe(no_mangle)]
+pub static lab_locks: [RawSpinlock; op::MAX_LOCKS] = [const { RawSpinlock::new() }; op::MAX_LOCKS];
+/// Flags saved by `spin_lock_irqsave` of each lock.
+static LOCK_FLAGS: [AtomicU64; op::MAX_LOCKS] = [const { AtomicU64::new(0) }; op::MAX_LOCKS];
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn lab_lock(idx: u64, mode: u64) {
+    let Some(lock) = lab_locks.get(idx as usize) else {
+        return;
+    };
+    match mode {
+        op::LOCK_IRQ => keep_frame!(lock.lock_irq()),
+        op::LOCK_IRQSAVE => {
+            let flags = keep_frame!(lock.lock_irqsave());
+            LOCK_FLAGS[idx as usize].store(flags, Ordering::Relaxed);
+        }
+        _ => keep_frame!(lock.lock()),
+    }
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn lab_unlock(idx: u64, mode: u64) {
+    let Some(lock) = lab_locks.get(idx as usize) else {
+        return;
+    };
+    match mode {
+        op::LOCK_IRQ => lock.unlock_irq(),
+        op::LOCK_IRQSAVE => {
+            lock.unlock_irqrestore(LOCK_FLAGS[idx as usize].load(Ordering::Relaxed))
+        }
+        _ => lock.unlock(),
+    }
+}
+
+/// HI_SOFTIRQ raised by the lab: counted and logged.
+#[unsafe(no_mangle)]
+pub static lab_softirqs: AtomicU32 = AtomicU32::new(0);
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn lab_softirq_action() {
+    let n = lab_softirqs.fetch_add(1, Ordering::Relaxed) + 1;
+    printk!("lab: HI_SOFTIRQ ran ({} so far)", n);
+}
+
+const LAB_TIMERS: usize = 16;
+#[unsafe(no_mangle)]
+pub static mut lab_timers: [crate::kernel::time::timer::TimerList; LAB_TIMERS] =
+    [const { crate::kernel::time::timer::TimerList::new() }; LAB_TIMERS];
+static NEXT_TIMER: AtomicU32 = AtomicU32::new(0);
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn lab_timer_fn(_t: &mut crate::kernel::time::timer::TimerList) {
+    printk!(
+        "lab: timer fired on CPU {}",
+        crate::arch::x86::percpu::smp_processor_id()
+    );
+}
+
+fn lab_arm_timer(ms: u64) {
+    let i = NEXT_TIMER.fetch_add(1, Ordering::Relaxed) as usize;
+    if i >= LAB_TIMERS {
+        printk!("lab: out of timers");
+        return;
+    }
+    // SAFETY: each slot is armed once, by the task that took its index.
+    let t = unsafe { &mut (*core::ptr::addr_of_mut!(lab_timers))[i] };
+    crate::kernel::time::timer::timer_setup(t, lab_timer_fn);
+    t.expires = crate::kernel::time::jiffies() + ms.div_ceil(1000 / crate::kernel::time::HZ).max(1);
+    crate::kernel::time::timer::add_timer(t);
 }
 
 /// A fresh cache per call, so each allocation takes the slow path into `allocate_slab`.

@@ -79,6 +79,13 @@ pub fn kick_addr(addr: u64) {
     hypercall(Hypercall::Kick as u32, addr, 0, 0, 0);
 }
 
+/// Blocks until an interrupt (or NMI) is delivered to this CPU or the virtual clock reaches
+/// `deadline` (ns).
+#[inline(always)]
+pub fn wait_until(deadline: u64) {
+    hypercall(Hypercall::Wait as u32, 0, 0, deadline, 0);
+}
+
 /// Blocks until an interrupt (or NMI) is delivered to this CPU.
 #[inline(always)]
 pub fn wait_for_event() {
