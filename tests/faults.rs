@@ -2,7 +2,28 @@
 //! captured vCPU state, and none of it crashes or hangs the host.
 mod common;
 
+use lockvmm::analysis::BtItem;
 use lockvmm::report::{FaultKind, FaultReport, Outcome};
+
+fn functions(f: &FaultReport) -> Vec<&str> {
+    f.backtrace
+        .iter()
+        .filter_map(|i| match i {
+            BtItem::Frame { function, .. } => Some(function.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn notes(f: &FaultReport) -> Vec<&str> {
+    f.backtrace
+        .iter()
+        .filter_map(|i| match i {
+            BtItem::Note { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
 
 fn fault_of(outcome: &Outcome) -> &FaultReport {
     match outcome {
@@ -29,17 +50,13 @@ fn unmapped_read_reports_faulting_function_and_cr2() {
     let size = r.kernel.symbols.get("lab_op_read").unwrap().size;
     assert!((start..start + size).contains(&f.regs.rip));
     // The frame-pointer walk goes through the task's body to the start of every kthread.
-    let frames: Vec<&str> = f.backtrace.iter().map(|fr| fr.symbol.as_str()).collect();
-    let names: Vec<&str> = frames
-        .iter()
-        .map(|s| s.split('+').next().unwrap())
-        .collect();
     assert_eq!(
-        names,
+        functions(f),
         ["lab_op_read", "lab_task", "kthread", "ret_from_fork"],
-        "{frames:?}"
+        "{:?}",
+        f.backtrace
     );
-    assert!(f.backtrace_note.is_none(), "{:?}", f.backtrace_note);
+    assert!(notes(f).is_empty(), "{:?}", notes(f));
 }
 
 #[test]
@@ -79,12 +96,11 @@ fn wild_frame_pointer_ends_the_backtrace_with_a_note() {
         Some("lab_op_read_with_frame_pointer")
     );
     assert_eq!(f.regs.rbp, 0xffff_8880_1234_5678);
-    assert_eq!(f.backtrace.len(), 1);
+    assert_eq!(functions(f), ["lab_op_read_with_frame_pointer"]);
     assert!(
-        f.backtrace_note
-            .as_deref()
-            .unwrap_or("")
-            .contains("0xffff888012345678")
+        notes(f).iter().any(|n| n.contains("0xffff888012345678")),
+        "{:?}",
+        notes(f)
     );
 }
 

@@ -194,7 +194,8 @@ impl CrashReport {
     }
 }
 
-fn render_regs(s: &mut String, r: &Regs) {
+/// The register block of a saved or captured context, in crash's layout.
+pub fn render_regs(s: &mut String, r: &Regs) {
     let _ = writeln!(
         s,
         "    RIP: {:016x}  RSP: {:016x}  RFLAGS: {:08x} ({})",
@@ -231,7 +232,12 @@ pub fn render_bt(s: &mut String, bt: &CpuBacktrace) {
             let _ = writeln!(s, "CPU: {}", bt.cpu);
         }
     }
-    for item in &bt.items {
+    render_items(s, &bt.items);
+}
+
+/// The lines of a backtrace: frames, saved contexts, stack ends, notes.
+pub fn render_items(s: &mut String, items: &[BtItem]) {
+    for item in items {
         match item {
             BtItem::Frame {
                 n,

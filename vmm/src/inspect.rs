@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use crate::analysis::Analysis;
 use crate::crashreport::render_bt;
 use crate::dwarf::DebugInfo;
-use crate::report::describe_if;
 use crate::snapshot::Snapshot;
 use crate::symbols::Symbols;
 use crate::vmcore::{CoreError, LoadedCore};
@@ -168,24 +167,8 @@ impl Inspector {
             "CPU {}  ({})  MP state {}  freeze {} us",
             st.cpu, st.sched, st.mp_state, st.freeze_us
         );
-        let _ = writeln!(s, "    RIP: {:016x} ({})", r.rip, self.syms.describe(r.rip));
-        let _ = writeln!(
-            s,
-            "    RSP: {:016x}  RFLAGS: {:08x} ({})",
-            r.rsp,
-            r.rflags,
-            describe_if(r.rflags)
-        );
-        for row in [
-            [("RAX", r.rax), ("RBX", r.rbx), ("RCX", r.rcx)],
-            [("RDX", r.rdx), ("RSI", r.rsi), ("RDI", r.rdi)],
-            [("RBP", r.rbp), (" R8", r.r8), (" R9", r.r9)],
-            [("R10", r.r10), ("R11", r.r11), ("R12", r.r12)],
-            [("R13", r.r13), ("R14", r.r14), ("R15", r.r15)],
-        ] {
-            let cells: Vec<String> = row.iter().map(|(n, v)| format!("{n}: {v:016x}")).collect();
-            let _ = writeln!(s, "    {}", cells.join("  "));
-        }
+        let _ = writeln!(s, "    RIP is in {}", self.syms.describe(r.rip));
+        crate::crashreport::render_regs(&mut s, r);
         let _ = writeln!(
             s,
             "    CS: {:04x}  SS: {:04x}  DS: {:04x}  ES: {:04x}  FS: {:04x}  GS: {:04x}  TR: {:04x}",

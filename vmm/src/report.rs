@@ -117,15 +117,6 @@ pub enum FaultKind {
     Panic,
 }
 
-/// One stack frame of a frame-pointer walk.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct Frame {
-    /// The frame's address on the stack (crash's `#N [rsp]`).
-    pub sp: u64,
-    pub pc: u64,
-    pub symbol: String,
-}
-
 /// The state of the CPU that stopped the machine, decoded.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct FaultReport {
@@ -138,9 +129,8 @@ pub struct FaultReport {
     pub rip_symbol: Option<String>,
     /// The function RIP is in (without offset).
     pub rip_function: Option<String>,
-    pub backtrace: Vec<Frame>,
-    /// Why the backtrace ended early, if it did.
-    pub backtrace_note: Option<String>,
+    /// The walk of its stack (frames, saved interrupt/exception contexts, notes).
+    pub backtrace: Vec<crate::analysis::BtItem>,
 }
 
 /// A lockup detector's report, with the state of the CPU it fired on: the registers of the
@@ -219,59 +209,6 @@ impl Outcome {
     }
 }
 
-const MAX_FRAMES: usize = 64;
-
-/// Walks the frame-pointer chain from `regs`. A wild pointer ends the walk with a note, never a
-/// failure: the stack is guest memory, i.e. untrusted.
-pub fn backtrace(
-    mem: &GuestMemory,
-    cr3: u64,
-    syms: &Symbols,
-    regs: &Regs,
-) -> (Vec<Frame>, Option<String>) {
-    let mut frames = vec![Frame {
-        sp: regs.rsp,
-        pc: regs.rip,
-        symbol: syms.describe(regs.rip),
-    }];
-    let mut fp = regs.rbp;
-    while frames.len() < MAX_FRAMES {
-        if fp == 0 {
-            return (frames, None);
-        }
-        if !fp.is_multiple_of(8) {
-            return (frames, Some(format!("frame pointer {fp:#x} is misaligned")));
-        }
-        let (Ok(next), Ok(ret)) = (
-            mem.read_virt_u64(cr3, fp),
-            mem.read_virt_u64(cr3, fp.wrapping_add(8)),
-        ) else {
-            return (
-                frames,
-                Some(format!(
-                    "frame pointer {fp:#x} is not a readable kernel address"
-                )),
-            );
-        };
-        if ret == 0 {
-            return (frames, None);
-        }
-        frames.push(Frame {
-            sp: fp.wrapping_add(8),
-            pc: ret,
-            symbol: syms.describe_return(ret),
-        });
-        if next != 0 && next <= fp {
-            return (
-                frames,
-                Some(format!("frame pointer chain goes backwards at {fp:#x}")),
-            );
-        }
-        fp = next;
-    }
-    (frames, Some(format!("stopped after {MAX_FRAMES} frames")))
-}
-
 impl FaultReport {
     pub fn new(
         cpu: usize,
@@ -283,7 +220,8 @@ impl FaultReport {
         syms: &Symbols,
     ) -> Self {
         let loc = syms.lookup(regs.rip);
-        let (backtrace, backtrace_note) = backtrace(mem, cr3, syms, &regs);
+        let read = |va: u64, len: usize| mem.read_virt(cr3, va, len).ok();
+        let backtrace = crate::analysis::Unwinder { read: &read, syms }.walk(&regs);
         FaultReport {
             cpu,
             fault,
@@ -293,7 +231,6 @@ impl FaultReport {
             rip_symbol: loc.as_ref().map(|l| l.to_string()),
             rip_function: loc.map(|l| l.name),
             backtrace,
-            backtrace_note,
         }
     }
 
@@ -346,8 +283,8 @@ impl FaultReport {
         }
     }
 
-    /// crash-style text: exception RIP, decoded registers, backtrace.
-    pub fn render(&self, syms: &Symbols) -> String {
+    /// crash-style text: exception RIP, decoded registers, CR2/CR3, backtrace.
+    pub fn render(&self, _syms: &Symbols) -> String {
         let r = &self.regs;
         let mut s = String::new();
         let _ = writeln!(s, "{}", self.headline());
@@ -356,53 +293,10 @@ impl FaultReport {
             "    [exception RIP: {}]",
             self.rip_symbol.as_deref().unwrap_or("unknown")
         );
-        let _ = writeln!(
-            s,
-            "    RIP: {:016x}  RSP: {:016x}  RFLAGS: {:08x} ({})",
-            r.rip,
-            r.rsp,
-            r.rflags,
-            describe_if(r.rflags)
-        );
-        let rows = [
-            [("RAX", r.rax), ("RBX", r.rbx), ("RCX", r.rcx)],
-            [("RDX", r.rdx), ("RSI", r.rsi), ("RDI", r.rdi)],
-            [("RBP", r.rbp), (" R8", r.r8), (" R9", r.r9)],
-            [("R10", r.r10), ("R11", r.r11), ("R12", r.r12)],
-            [("R13", r.r13), ("R14", r.r14), ("R15", r.r15)],
-        ];
-        for row in rows {
-            let cells: Vec<String> = row.iter().map(|(n, v)| format!("{n}: {v:016x}")).collect();
-            let _ = writeln!(s, "    {}", cells.join("  "));
-        }
-        let _ = writeln!(
-            s,
-            "    CS: {:04x}  SS: {:04x}  CR2: {:016x}  CR3: {:016x}",
-            r.cs, r.ss, self.cr2, self.cr3
-        );
-        for (name, v) in [
-            ("RSI", r.rsi),
-            ("RDI", r.rdi),
-            ("RAX", r.rax),
-            ("RBX", r.rbx),
-            ("RCX", r.rcx),
-            ("RDX", r.rdx),
-        ] {
-            if let Some(loc) = syms.lookup(v).filter(|_| v > lockvmm_abi::START_KERNEL_MAP) {
-                let _ = writeln!(s, "    {name} {v:016x} = &{loc}");
-            }
-        }
-        let _ = writeln!(s, "  backtrace (frame pointers):");
-        for (i, f) in self.backtrace.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "    #{i:<2} [{:016x}] {} at {:016x}",
-                f.sp, f.symbol, f.pc
-            );
-        }
-        if let Some(note) = &self.backtrace_note {
-            let _ = writeln!(s, "    (backtrace ends: {note})");
-        }
+        crate::crashreport::render_regs(&mut s, r);
+        let _ = writeln!(s, "    CR2: {:016x}  CR3: {:016x}", self.cr2, self.cr3);
+        let _ = writeln!(s, "  backtrace:");
+        crate::crashreport::render_items(&mut s, &self.backtrace);
         s
     }
 }

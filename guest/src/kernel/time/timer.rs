@@ -161,16 +161,22 @@ fn enqueue_timer(base: &mut TimerBase, timer: &mut TimerList) {
     }
 }
 
+/// Takes a pending timer off its base (under the base lock); returns whether it was pending.
+fn detach_if_pending(base: &mut TimerBase, timer: &mut TimerList) -> bool {
+    let pending = timer.pending();
+    if pending {
+        detach_timer(timer);
+        recalc_next_expiry(base);
+    }
+    pending
+}
+
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn mod_timer(timer: &mut TimerList, expires: u64) -> bool {
     let mut flags = 0;
     let base = lock_timer_base(timer, &mut flags);
-    let was_pending = timer.pending();
-    if was_pending {
-        detach_timer(timer);
-        recalc_next_expiry(base);
-    }
+    let was_pending = detach_if_pending(base, timer);
     timer.expires = expires;
     enqueue_timer(base, timer);
     let cpu = base.cpu;
@@ -194,11 +200,7 @@ pub extern "C" fn add_timer(timer: &mut TimerList) {
 pub extern "C" fn del_timer(timer: &mut TimerList) -> bool {
     let mut flags = 0;
     let base = lock_timer_base(timer, &mut flags);
-    let was_pending = timer.pending();
-    if was_pending {
-        detach_timer(timer);
-        recalc_next_expiry(base);
-    }
+    let was_pending = detach_if_pending(base, timer);
     _raw_spin_unlock_irqrestore(&base.lock, flags);
     was_pending
 }
