@@ -21,26 +21,26 @@ pub fn run(rel: &str, vcpus: Option<usize>) -> (LoadedScenario, RunResult) {
     lockvmm::run_scenario(&opts).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// Reads a u64 at `symbol + offset` in the guest's memory after the run.
-pub fn read_u64(r: &RunResult, symbol: &str, offset: u64) -> u64 {
-    let base = r
-        .kernel
+/// The address of `symbol + offset` in the guest kernel.
+fn at(r: &RunResult, symbol: &str, offset: u64) -> u64 {
+    r.kernel
         .symbols
         .addr_of(symbol)
-        .unwrap_or_else(|| panic!("no symbol {symbol}"));
+        .unwrap_or_else(|| panic!("no symbol {symbol}"))
+        + offset
+}
+
+/// Reads a u64 at `symbol + offset` in the guest's memory after the run.
+pub fn read_u64(r: &RunResult, symbol: &str, offset: u64) -> u64 {
     r.memory
-        .read_virt_u64(BOOT_CR3, base + offset)
+        .read_virt_u64(BOOT_CR3, at(r, symbol, offset))
         .expect("readable kernel memory")
 }
 
+/// Reads a u32 at `symbol + offset` in the guest's memory after the run.
 pub fn read_u32(r: &RunResult, symbol: &str, offset: u64) -> u32 {
-    let base = r
-        .kernel
-        .symbols
-        .addr_of(symbol)
-        .unwrap_or_else(|| panic!("no symbol {symbol}"));
     r.memory
-        .read_virt_u32(BOOT_CR3, base + offset)
+        .read_virt_u32(BOOT_CR3, at(r, symbol, offset))
         .expect("readable kernel memory")
 }
 
