@@ -165,3 +165,22 @@ fn the_pmu_delivers_nmis_at_the_programmed_period() {
     assert_eq!(r.pmu_nmis, vec![10, 10]);
     assert!(r.lockups.is_empty(), "an idle machine has no lockup");
 }
+
+#[test]
+fn softlockup_all_cpu_backtrace_asks_the_other_cpus_by_nmi() {
+    let (_, r) = common::run("tests/scenarios/all_cpu_backtrace.toml", None);
+    let e = &lockups(&r.outcome)[0];
+    assert_eq!((e.cpu, e.kind.as_str()), (1, "soft"));
+    // CPUs 0 and 2 answered the NMI IPI with their registers; the stuck CPU did not ask itself.
+    for cpu in [0, 2] {
+        assert!(
+            r.console
+                .contains(&format!("NMI backtrace for cpu {cpu}\n")),
+            "CPU {cpu}:\n{}",
+            r.console
+        );
+    }
+    assert!(!r.console.contains("NMI backtrace for cpu 1\n"));
+    // The call traces name kernel functions (the host resolves the guest's raw addresses).
+    assert!(r.console.contains("] kthread+0x"), "{}", r.console);
+}

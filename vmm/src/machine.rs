@@ -494,7 +494,8 @@ impl Machine {
             None => None,
         };
         let console = Arc::new(Mutex::new(ConsoleText::default()));
-        let sink = ConsoleSink::new(cfg.echo_console, log, console.clone());
+        let sink = ConsoleSink::new(cfg.echo_console, log, console.clone())
+            .with_symbols(cfg.kernel.symbols.clone());
         let host_err = |e: std::io::Error| MachineError::Host(e.to_string());
         let machine = Arc::new(Machine {
             vm,
@@ -538,7 +539,7 @@ impl Machine {
         supervise(&machine, &threads, cfg.stall_timeout)?;
         join_all(&machine, threads);
 
-        let _ = std::io::Write::flush(lock(&machine.serial).writer_mut());
+        let _ = lock(&machine.serial).writer_mut().finish();
         let outcome = lock(&machine.outcome).take().unwrap_or(Outcome::HostError {
             message: "the machine stopped without an outcome".into(),
         });

@@ -32,6 +32,31 @@ pub struct ConsoleSink {
     echo: bool,
     log: Option<File>,
     kept: Arc<Mutex<ConsoleText>>,
+    /// Names addresses the guest prints as `[<ffffffff81005bf0>]` (it has no kallsyms).
+    symbols: Option<Arc<crate::symbols::Symbols>>,
+}
+
+/// `[<ffffffff81005bf0>]` → `[<ffffffff81005bf0>] native_queued_spin_lock_slowpath+0x1f0/0x2a0`
+/// (a return address, so the symbol of `addr - 1`).
+pub fn annotate_addresses(line: &str, syms: &crate::symbols::Symbols) -> String {
+    let parsed = line.find("[<").and_then(|at| {
+        let hex = &line[at + 2..];
+        let end = hex.find(">]")?;
+        u64::from_str_radix(&hex[..end], 16).ok()
+    });
+    match parsed.and_then(|addr| syms.lookup(addr.wrapping_sub(1)).map(|l| (addr, l))) {
+        Some((addr, l)) => {
+            let start = addr - 1 - l.offset;
+            format!(
+                "{} {}+{:#x}/{:#x}\n",
+                line.trim_end(),
+                l.name,
+                addr - start,
+                l.size
+            )
+        }
+        None => line.to_string(),
+    }
 }
 
 impl ConsoleSink {
@@ -41,6 +66,22 @@ impl ConsoleSink {
             echo,
             log,
             kept,
+            symbols: None,
+        }
+    }
+
+    /// Names the `[<address>]`s of the guest's lines with these symbols.
+    pub fn with_symbols(mut self, symbols: Arc<crate::symbols::Symbols>) -> Self {
+        self.symbols = Some(symbols);
+        self
+    }
+
+    /// Writes out a last, unterminated line and syncs the log (at the end of a run).
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.flush_line();
+        match self.log.as_mut() {
+            Some(log) => log.flush(),
+            None => Ok(()),
         }
     }
 
@@ -48,7 +89,10 @@ impl ConsoleSink {
         if self.line.is_empty() {
             return;
         }
-        let text = String::from_utf8_lossy(&self.line).into_owned();
+        let mut text = String::from_utf8_lossy(&self.line).into_owned();
+        if let Some(syms) = self.symbols.as_ref().filter(|_| text.contains("[<")) {
+            text = annotate_addresses(&text, syms);
+        }
         self.line.clear();
         if self.echo {
             let mut out = io::stdout().lock();
@@ -81,11 +125,8 @@ impl Write for ConsoleSink {
         Ok(buf.len())
     }
 
+    /// The UART flushes after every byte; a partial line waits for its newline (or `finish`).
     fn flush(&mut self) -> io::Result<()> {
-        self.flush_line();
-        if let Some(log) = self.log.as_mut() {
-            log.flush()?;
-        }
         Ok(())
     }
 }
@@ -95,4 +136,19 @@ pub type SerialConsole = Serial<NoIrq, vm_superio::serial::NoEvents, ConsoleSink
 
 pub fn new_console(sink: ConsoleSink) -> SerialConsole {
     Serial::new(NoIrq, sink)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_trace_addresses_get_their_symbol() {
+        let syms = crate::symbols::Symbols::from_elf(crate::loader::EMBEDDED_GUEST).unwrap();
+        let ret = syms.addr_of("kthread").unwrap() + 5;
+        let line = format!("[   20.000000]  [<{ret:016x}>]\n");
+        let out = annotate_addresses(&line, &syms);
+        assert!(out.contains("] kthread+0x5/"), "{out}");
+        assert_eq!(annotate_addresses("no address\n", &syms), "no address\n");
+    }
 }

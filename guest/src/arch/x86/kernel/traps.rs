@@ -24,6 +24,51 @@ pub fn die(msg: &str, regs: &PtRegs, vector: u64, err: u64, cr2: u64) -> ! {
     }
 }
 
+/// Whether `addr..addr+16` lies on one of the kernel's stacks (so a frame there can be read
+/// without faulting, whatever a corrupt RBP says).
+fn on_a_stack(addr: u64) -> bool {
+    use crate::arch::x86::kernel::cpu::common::exception_stacks;
+    use crate::arch::x86::kernel::head_64::init_stacks;
+    use crate::arch::x86::percpu::irq_stack_backing_store;
+    use crate::kernel::sched::task::task_stacks;
+    /// Start and size of a static, from its address and type.
+    fn span<T>(p: *const T) -> (u64, u64) {
+        (p as u64, core::mem::size_of::<T>() as u64)
+    }
+    [
+        span(core::ptr::addr_of!(init_stacks)),
+        span(core::ptr::addr_of!(task_stacks)),
+        span(core::ptr::addr_of!(irq_stack_backing_store)),
+        span(core::ptr::addr_of!(exception_stacks)),
+    ]
+    .iter()
+    .any(|&(start, len)| addr >= start && addr.wrapping_add(16) <= start + len)
+}
+
+/// `Call Trace:` of return addresses by frame pointers (Linux without kallsyms; the host
+/// names the addresses in its console log).
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub fn show_stack(rbp: u64) {
+    printk!("Call Trace:");
+    let mut fp = rbp;
+    for _ in 0..32 {
+        if fp == 0 || !fp.is_multiple_of(8) || !on_a_stack(fp) {
+            break;
+        }
+        // SAFETY: `fp..fp+16` lies on a kernel stack (checked above).
+        let (next, ret) = unsafe { (*(fp as *const u64), *((fp + 8) as *const u64)) };
+        if ret == 0 {
+            break;
+        }
+        printk!(" [<{:016x}>]", ret);
+        if next <= fp && on_a_stack(next) && next.abs_diff(fp) < 16384 {
+            break;
+        }
+        fp = next;
+    }
+}
+
 /// Linux's `__show_regs`, in its layout.
 pub fn show_regs(r: &PtRegs) {
     let cur = crate::kernel::sched::core::current();
@@ -60,6 +105,7 @@ pub fn show_regs(r: &PtRegs) {
         r.r14,
         r.r15
     );
+    show_stack(r.rbp);
 }
 
 /// Every exception without a handler of its own.
