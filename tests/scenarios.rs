@@ -177,3 +177,30 @@ fn list_shows_every_scenario_with_its_description() {
         );
     }
 }
+
+#[test]
+fn host_actions_at_hooks_and_times() {
+    let (r, done, _) = common::run_complete("tests/scenarios/actions.toml");
+    assert!(
+        matches!(
+            done.summary.outcome,
+            lockvmm::report::Outcome::Shutdown { status: 0 }
+        ),
+        "{:?}",
+        done.summary.outcome
+    );
+    // Paused at task_start (time 0), resumed at 6 s, then 1 ms of work before the power-off.
+    let start = r.hooks.iter().find(|h| h.hook == "task_start").unwrap();
+    assert_eq!((start.cpu, start.vtime_ns), (1, 0));
+    assert_eq!(r.vtime_ns, 6_001_000_000);
+    assert!(r.lockups.is_empty(), "{:?}", r.lockups);
+    // The injected PMU overflow is the only one (the watchdog's own period is 10 s).
+    assert_eq!(r.pmu_nmis, vec![1, 0]);
+    // The bare NMI reached CPU 0, which had nothing to attribute it to.
+    assert!(
+        r.console
+            .contains("NMI received for unknown reason on CPU 0"),
+        "{}",
+        r.console
+    );
+}

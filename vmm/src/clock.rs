@@ -40,10 +40,12 @@ pub fn advance(m: &Machine, mut idle: Idle, cpu: usize, vcpu: &kvm_ioctls::VcpuF
             .map(|c| m.pmu_next_overflow(c, now))
             .collect();
         let busy_until = m.sched.next_deadline().map(|(t, _)| t);
+        let timed_action = m.next_timed_action();
         let next = (0..m.nr_cpus)
             .filter(|&c| m.sched.is_started(c))
             .flat_map(|c| [deadlines[c], overflows[c].unwrap_or(NO_EVENT)])
             .chain(busy_until)
+            .chain(timed_action)
             .filter(|&t| t != NO_EVENT)
             .min();
         let Some(next) = next else {
@@ -65,6 +67,7 @@ pub fn advance(m: &Machine, mut idle: Idle, cpu: usize, vcpu: &kvm_ioctls::VcpuF
         }
         m.set_now_ns(at);
         m.sched.wake_deadlines(at);
+        m.run_timed_actions(at);
         for cpu in 0..m.nr_cpus {
             if !m.sched.is_started(cpu) {
                 continue;

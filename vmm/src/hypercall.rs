@@ -9,7 +9,6 @@ use lockvmm_abi::{
 
 use crate::machine::Machine;
 use crate::report::{FaultKind, FaultReport, HookEvent, LockupEvent, Outcome, Regs};
-use crate::scenario::Deliver;
 use crate::sched::Wait;
 use crate::vcpu::{Next, capture_fault_ref};
 
@@ -250,13 +249,19 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
                 rip_symbol: m.kernel.symbols.describe(regs.rip),
                 rflags: regs.rflags,
             });
-            for deliver in m.actions_for(id, cpu) {
-                match deliver {
-                    Deliver::TimerTick => crate::clock::fire_next_timer(m, cpu),
-                    Deliver::Nmi => m.deliver_nmi(cpu),
-                }
+            let mut pause_self = false;
+            for (deliver, target) in m.actions_for(id, cpu) {
+                pause_self |= m.perform(deliver, target) && target == cpu;
             }
-            ret(m, vcpu, regs, HC_OK)
+            match ret(m, vcpu, regs, HC_OK) {
+                Next::Continue if pause_self => Next::Block(Wait {
+                    addr: Some(crate::sched::PAUSED),
+                    irq_enabled: false,
+                    rip: regs.rip,
+                    until: None,
+                }),
+                next => next,
+            }
         }
     }
 }

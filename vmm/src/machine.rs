@@ -54,11 +54,23 @@ pub struct MachineConfig {
     pub lock_names: Vec<String>,
 }
 
-/// A host action at a hook point (see `scenario::ActionSpec`).
+/// When a host action fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// When a CPU reaches this hook point.
+    Hook(u64),
+    /// When the virtual clock reaches this time (ns).
+    Time(u64),
+}
+
+/// A host action (see `scenario::ActionSpec`).
 #[derive(Debug, Clone)]
 pub struct HookAction {
-    pub hook: u64,
+    pub when: When,
+    /// For a hook: only when this CPU reaches it. For a time: the CPU acted on.
     pub cpu: Option<usize>,
+    /// The CPU acted on (default: the CPU at the hook, or `cpu`).
+    pub target: Option<usize>,
     pub deliver: crate::scenario::Deliver,
     pub once: bool,
 }
@@ -290,17 +302,67 @@ impl Machine {
         lock(&self.hooks).push(event);
     }
 
-    /// The deliveries the scenario asks for when `cpu` reaches `hook` (each `once` action only
-    /// the first time).
-    pub fn actions_for(&self, hook: u64, cpu: usize) -> Vec<crate::scenario::Deliver> {
+    /// The deliveries (and their target CPUs) the scenario asks for when `cpu` reaches `hook`
+    /// (each `once` action only the first time).
+    pub fn actions_for(&self, hook: u64, cpu: usize) -> Vec<(crate::scenario::Deliver, usize)> {
         let mut out = Vec::new();
         for (a, fired) in lock(&self.actions).iter_mut() {
-            if a.hook == hook && a.cpu.is_none_or(|c| c == cpu) && !(a.once && *fired) {
+            if a.when == When::Hook(hook) && a.cpu.is_none_or(|c| c == cpu) && !(a.once && *fired) {
                 *fired = true;
-                out.push(a.deliver);
+                out.push((a.deliver, a.target.unwrap_or(cpu)));
             }
         }
         out
+    }
+
+    /// When the next timed action is due.
+    pub fn next_timed_action(&self) -> Option<u64> {
+        lock(&self.actions)
+            .iter()
+            .filter(|(_, fired)| !fired)
+            .filter_map(|(a, _)| match a.when {
+                When::Time(t) => Some(t),
+                When::Hook(_) => None,
+            })
+            .min()
+    }
+
+    /// Performs every timed action due by `now` (from the clock, while every vCPU waits).
+    pub fn run_timed_actions(&self, now: u64) {
+        let due: Vec<(crate::scenario::Deliver, usize)> = lock(&self.actions)
+            .iter_mut()
+            .filter(|(a, fired)| !fired && matches!(a.when, When::Time(t) if t <= now))
+            .map(|(a, fired)| {
+                *fired = true;
+                (a.deliver, a.target.or(a.cpu).unwrap_or(0))
+            })
+            .collect();
+        for (d, target) in due {
+            self.perform(d, target);
+        }
+    }
+
+    /// Delivers one action to `target`. Returns true when `target` must pause (the caller,
+    /// if it is that CPU, blocks).
+    pub fn perform(&self, d: crate::scenario::Deliver, target: usize) -> bool {
+        use crate::scenario::Deliver;
+        if target >= self.nr_cpus {
+            return false;
+        }
+        match d {
+            Deliver::TimerTick => crate::clock::fire_next_timer(self, target),
+            Deliver::Nmi => self.deliver_nmi(target),
+            Deliver::PmuOverflow => {
+                self.pmu_overflow(target, self.now_ns());
+                self.deliver_nmi(target);
+            }
+            Deliver::Pause => {
+                self.sched.pause(target);
+                return true;
+            }
+            Deliver::Resume => self.sched.resume(target),
+        }
+        false
     }
 
     /// Whether the run should end now because a lockup was reported.

@@ -41,10 +41,14 @@ pub struct Scenario {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionSpec {
-    /// The hook (`allocate_slab`, `task_start`).
-    pub at_hook: Spanned<String>,
-    /// Only on this CPU (any CPU if absent).
+    /// The hook (`allocate_slab`, `task_start`) …
+    pub at_hook: Option<Spanned<String>>,
+    /// … or a virtual time, in seconds.
+    pub at_time: Option<Spanned<f64>>,
+    /// At a hook: only when this CPU reaches it (any CPU if absent). At a time: the CPU acted on.
     pub cpu: Option<Spanned<i64>>,
+    /// The CPU acted on, if not the one at the hook (or `cpu`).
+    pub target: Option<Spanned<i64>>,
     pub deliver: Deliver,
     /// Act only the first time (default), or every time.
     #[serde(default = "yes")]
@@ -55,7 +59,7 @@ fn yes() -> bool {
     true
 }
 
-/// An event the host delivers to the CPU at the hook.
+/// What the host does to the target CPU.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Deliver {
@@ -63,6 +67,12 @@ pub enum Deliver {
     TimerTick,
     /// An NMI.
     Nmi,
+    /// A PMU counter overflow: the status bit is set and the NMI delivered.
+    PmuOverflow,
+    /// Stop running the CPU (it keeps its state) until a `resume`.
+    Pause,
+    /// Run a paused CPU again.
+    Resume,
 }
 
 /// The lockup detectors' sysctls (Linux's defaults).
@@ -409,26 +419,47 @@ impl LoadedScenario {
                 ));
             }
         }
-        for a in &self.scenario.action {
-            let a = a.get_ref();
-            if crate::machine::hook_id(a.at_hook.get_ref()).is_none() {
-                return Err(self.error_at(
-                    a.at_hook.span(),
-                    format!(
+        for spanned in &self.scenario.action {
+            let a = spanned.get_ref();
+            match (&a.at_hook, &a.at_time) {
+                (Some(h), None) if crate::machine::hook_id(h.get_ref()).is_none() => {
+                    let msg = format!(
                         "action.at_hook: unknown hook `{}` (allocate_slab, task_start)",
-                        a.at_hook.get_ref()
-                    ),
-                ));
+                        h.get_ref()
+                    );
+                    return Err(self.error_at(h.span(), msg));
+                }
+                (None, Some(t)) if !(*t.get_ref() >= 0.0) => {
+                    return Err(self.error_at(
+                        t.span(),
+                        "action.at_time must be a time in virtual seconds, 0 or more",
+                    ));
+                }
+                (None, Some(_)) if a.cpu.is_none() && a.target.is_none() => {
+                    return Err(self.error_at(
+                        spanned.span(),
+                        "an action at_time needs `cpu` (or `target`): the CPU to act on",
+                    ));
+                }
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => {
+                    return Err(self.error_at(
+                        spanned.span(),
+                        "an action needs exactly one of `at_hook` and `at_time`",
+                    ));
+                }
             }
-            if let Some(cpu) = a.cpu.as_ref().filter(|c| !(0..vcpus).contains(c.get_ref())) {
-                return Err(self.error_at(
-                    cpu.span(),
-                    format!(
-                        "action.cpu = {}: the machine has CPUs 0 to {}",
-                        cpu.get_ref(),
-                        vcpus - 1
-                    ),
-                ));
+            for c in [&a.cpu, &a.target].into_iter().flatten() {
+                if !(0..vcpus).contains(c.get_ref()) {
+                    return Err(self.error_at(
+                        c.span(),
+                        format!(
+                            "action: CPU {} does not exist (0 to {})",
+                            c.get_ref(),
+                            vcpus - 1
+                        ),
+                    ));
+                }
             }
         }
         let e = &self.scenario.expect;
@@ -575,14 +606,21 @@ impl LoadedScenario {
 
     /// The host actions, for the machine.
     pub fn actions(&self) -> Vec<crate::machine::HookAction> {
+        use crate::machine::When;
         self.scenario
             .action
             .iter()
             .filter_map(|a| {
                 let a = a.get_ref();
+                let when = match (&a.at_hook, &a.at_time) {
+                    (Some(h), _) => When::Hook(crate::machine::hook_id(h.get_ref())?),
+                    (None, Some(t)) => When::Time((*t.get_ref() * 1e9) as u64),
+                    (None, None) => return None,
+                };
                 Some(crate::machine::HookAction {
-                    hook: crate::machine::hook_id(a.at_hook.get_ref())?,
+                    when,
                     cpu: a.cpu.as_ref().map(|c| *c.get_ref() as usize),
+                    target: a.target.as_ref().map(|c| *c.get_ref() as usize),
                     deliver: a.deliver,
                     once: a.once,
                 })

@@ -43,7 +43,12 @@ struct Inner {
     stopped: bool,
     /// Raised to ask every parked vCPU thread to capture its state (see `Grant::Capture`).
     capture_epoch: u64,
+    /// CPUs a scenario paused: never handed the token until resumed.
+    paused: Vec<bool>,
 }
+
+/// The address a paused vCPU "waits on": no guest address, so only `resume` wakes it.
+pub const PAUSED: u64 = u64::MAX;
 
 /// What `acquire` hands a vCPU thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +77,7 @@ impl Scheduler {
                 token: Some(0),
                 stopped: false,
                 capture_epoch: 0,
+                paused: vec![false; n],
             }),
             wakeups: (0..n).map(|_| Condvar::new()).collect(),
         }
@@ -225,8 +231,28 @@ impl Scheduler {
         self.lock().cpus[cpu].clone()
     }
 
+    /// A scenario pauses `cpu`: it keeps its state but is not run until `resume`.
+    pub fn pause(&self, cpu: usize) {
+        self.lock().paused[cpu] = true;
+    }
+
+    /// Resumes a paused CPU; one that paused itself at a hook continues from there.
+    pub fn resume(&self, cpu: usize) {
+        let mut inner = self.lock();
+        inner.paused[cpu] = false;
+        if matches!(&inner.cpus[cpu], CpuState::Waiting(w) if w.addr == Some(PAUSED)) {
+            inner.cpus[cpu] = CpuState::Ready;
+        }
+    }
+
     fn pass_token(&self, inner: &mut Inner) -> Result<(), Idle> {
-        if let Some(next) = inner.cpus.iter().position(|s| *s == CpuState::Ready) {
+        let paused = &inner.paused;
+        if let Some(next) = inner
+            .cpus
+            .iter()
+            .enumerate()
+            .position(|(i, s)| *s == CpuState::Ready && !paused[i])
+        {
             inner.cpus[next] = CpuState::Running;
             inner.token = Some(next);
             self.wakeups[next].notify_one();
