@@ -429,7 +429,7 @@ impl LoadedScenario {
                     );
                     return Err(self.error_at(h.span(), msg));
                 }
-                (None, Some(t)) if !(*t.get_ref() >= 0.0) => {
+                (None, Some(t)) if !t.get_ref().is_finite() || *t.get_ref() < 0.0 => {
                     return Err(self.error_at(
                         t.span(),
                         "action.at_time must be a time in virtual seconds, 0 or more",
