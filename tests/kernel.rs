@@ -184,3 +184,18 @@ fn softlockup_all_cpu_backtrace_asks_the_other_cpus_by_nmi() {
     // The call traces name kernel functions (the host resolves the guest's raw addresses).
     assert!(r.console.contains("] kthread+0x"), "{}", r.console);
 }
+
+#[test]
+fn a_fifo99_user_space_spinner_starves_the_watchdog_thread() {
+    let (_, r) = common::run("scenarios/rt_fifo99.toml", None);
+    let e = &lockups(&r.outcome)[0];
+    assert_eq!((e.cpu, e.kind.as_str()), (2, "soft"));
+    // The timer interrupted user mode: CS has privilege level 3, and RIP is no kernel symbol.
+    assert_eq!(e.report.regs.cs & 3, 3, "{:?}", e.report.regs);
+    assert!(e.report.rip_function.is_none());
+    assert_eq!(current_comm(&r, 2), "rt_spin");
+    // watchdog/2 last ran before the task left for user mode at 8.5 s: its timestamp (in
+    // ns >> 30 units) stayed at or below 8.5 s's.
+    let touch = common::read_u64(&r, "watchdog_touch_ts", 2 * 8);
+    assert!(touch <= 8_500_000_000 >> 30, "touch_ts = {touch}");
+}

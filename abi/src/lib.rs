@@ -287,6 +287,9 @@ pub mod op {
     pub const RAISE_SOFTIRQ: u32 = 22;
     /// Arm a timer on this CPU firing in `args[0]` virtual milliseconds.
     pub const ARM_TIMER: u32 = 23;
+    /// Drop to user mode (ring 3) and spin there forever, yielding like every guest spin loop
+    /// (the TSS I/O bitmap opens only the hypercall port to ring 3).
+    pub const USER_BUSY_LOOP: u32 = 24;
     /// How many locks a scenario may declare.
     pub const MAX_LOCKS: usize = 16;
 }

@@ -551,6 +551,17 @@ impl Unwinder<'_> {
                     regs: saved,
                     rip_symbol: self.syms.describe(saved.rip),
                 });
+                if saved.cs & 3 == 3 {
+                    n += 1;
+                    items.push(self.frame(n, saved.rsp, saved.rip, false));
+                    items.push(BtItem::Note {
+                        text: format!(
+                            "the CPU was in user mode (CS {:04x}): the rest is user space",
+                            saved.cs
+                        ),
+                    });
+                    break;
+                }
                 let next_stack = stack_of(self.syms, saved.rsp);
                 if next_stack != stack {
                     if let Some(s) = &stack {

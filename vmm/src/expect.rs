@@ -54,6 +54,15 @@ pub struct ExpectSpec {
     pub holder: Option<Spanned<i64>>,
     /// The task running on `cpu`.
     pub comm: Option<Spanned<String>>,
+    /// Whether the stuck context ran in `user` or `kernel` mode (CS's privilege level).
+    pub mode: Option<Spanned<Mode>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    User,
+    Kernel,
 }
 
 /// One expectation and what was observed.
@@ -195,6 +204,16 @@ pub fn check(spec: &ExpectSpec, r: &RunResult, report: Option<&CrashReport>) -> 
             wait.and_then(|w| w.holder)
                 .map_or_else(none, |h| h.to_string()),
         ));
+    }
+    if let Some(m) = &spec.mode {
+        let observed = stuck.as_ref().map_or_else(none, |s| {
+            if s.1.cs & 3 == 3 {
+                "User".into()
+            } else {
+                "Kernel".into()
+            }
+        });
+        out.push(verdict("mode", format!("{:?}", m.get_ref()), observed));
     }
     if let Some(c) = &spec.comm {
         let observed = report.and_then(|rep| {

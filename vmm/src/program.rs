@@ -87,6 +87,7 @@ fn encode_op(o: &OpSpec, lock: impl Fn(&str) -> u64) -> OpDesc {
         OpSpec::Sleep { ms } => (op::SLEEP_MS, [ms.0, 0, 0, 0]),
         OpSpec::Busy { ms } => (op::BUSY_MS, [ms.0, 0, 0, 0]),
         OpSpec::BusyLoop => (op::BUSY_MS, [u64::MAX, 0, 0, 0]),
+        OpSpec::UserBusyLoop => (op::USER_BUSY_LOOP, [0; 4]),
         OpSpec::Setsid => (op::SETSID, [0; 4]),
         OpSpec::PerfEventOpenLbr => (op::PERF_EVENT_OPEN_LBR, [0; 4]),
         OpSpec::ModuleLoad { variant } => {

@@ -217,8 +217,10 @@ pub enum OpSpec {
     Busy {
         ms: Addr,
     },
-    /// Busy forever (interrupts on, preemptible): a runaway task, kernel or user.
+    /// Busy forever (interrupts on, preemptible): a runaway kernel task.
     BusyLoop,
+    /// Drop to user mode and spin there forever, never making a system call.
+    UserBusyLoop,
     /// `setsid()`: a new autogroup, onlined on every CPU under each rq lock.
     Setsid,
     /// `perf_event_open` of an LBR event on this task (`perf record -b`).

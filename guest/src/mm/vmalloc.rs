@@ -23,8 +23,12 @@ fn read_cr3() -> u64 {
     v
 }
 
-/// The PTE slot for `va`, creating the page table if needed.
-fn pte_slot(va: u64) -> Option<&'static mut u64> {
+const PTE_USER: u64 = 1 << 2;
+
+/// The PTE slot for `va`, creating the page table if needed (user-accessible tables when
+/// `user`, as the CPU checks the U bit at every level).
+fn pte_slot_for(va: u64, user: bool) -> Option<&'static mut u64> {
+    let flags = PTE_PRESENT | PTE_RW | if user { PTE_USER } else { 0 };
     let mut table = PAGE_OFFSET + (read_cr3() & ADDR_MASK);
     for level in [3u32, 2, 1] {
         let idx = (va >> (12 + 9 * level)) & 0x1ff;
@@ -35,14 +39,31 @@ fn pte_slot(va: u64) -> Option<&'static mut u64> {
             if page == 0 {
                 return None;
             }
-            *entry = __pa(page) | PTE_PRESENT | PTE_RW;
+            *entry = __pa(page) | flags;
         } else if *entry & PTE_PSE != 0 {
             return None; // inside a large mapping: not ours to change
         }
+        *entry |= flags;
         table = PAGE_OFFSET + (*entry & ADDR_MASK);
     }
     // SAFETY: as above, the last level.
     Some(unsafe { &mut *((table + ((va >> 12) & 0x1ff) * 8) as *mut u64) })
+}
+
+fn pte_slot(va: u64) -> Option<&'static mut u64> {
+    pte_slot_for(va, false)
+}
+
+/// Maps a fresh zeroed user page at `va` (code: read-only, else writable); returns its
+/// kernel (direct-map) address.
+pub fn map_user_page(va: u64, writable: bool) -> Option<u64> {
+    let page = alloc_pages(GFP_KERNEL | __GFP_ZERO, 0);
+    let pte = pte_slot_for(va, true)?;
+    if page == 0 {
+        return None;
+    }
+    *pte = __pa(page) | PTE_PRESENT | PTE_USER | if writable { PTE_RW } else { 0 };
+    Some(page)
 }
 
 /// Maps `pages` fresh zeroed pages in module space; returns their address.

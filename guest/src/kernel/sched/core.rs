@@ -257,12 +257,22 @@ pub extern "C" fn context_switch(_rq: &Rq, prev: &mut TaskStruct, next: &mut Tas
     keep_frame!(finish_task_switch(prev));
 }
 
-/// The C half of `switch_to`: `current` becomes `next`. Returns `prev` to the new stack.
+/// The C half of `switch_to`: `current` becomes `next`, and an interrupt from user mode will
+/// land on `next`'s kernel stack. Returns `prev` to the new stack.
+///
+/// # Safety
+/// Only `__switch_to_asm` calls this, with two live pool tasks, on `next`'s stack.
 #[unsafe(no_mangle)]
-pub extern "C" fn __switch_to(prev: *mut TaskStruct, next: *mut TaskStruct) -> *mut TaskStruct {
+pub unsafe extern "C" fn __switch_to(
+    prev: *mut TaskStruct,
+    next: *mut TaskStruct,
+) -> *mut TaskStruct {
     this_cpu()
         .current_task
         .store(next as u64, Ordering::Relaxed);
+    // SAFETY: `next` is a live pool task.
+    let top = unsafe { (*next).stack } + crate::arch::x86::kernel::head_64::THREAD_SIZE as u64;
+    crate::arch::x86::kernel::cpu::common::load_sp0(smp_processor_id(), top);
     prev
 }
 

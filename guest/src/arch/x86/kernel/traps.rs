@@ -105,7 +105,9 @@ pub fn show_regs(r: &PtRegs) {
         r.r14,
         r.r15
     );
-    show_stack(r.rbp);
+    if r.cs & 3 == 0 {
+        show_stack(r.rbp);
+    }
 }
 
 /// Every exception without a handler of its own.

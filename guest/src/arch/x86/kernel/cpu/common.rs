@@ -22,6 +22,10 @@ const N_IST: usize = 4;
 /// Size of each exception stack.
 pub const EXCEPTION_STKSZ: usize = 8192;
 
+/// Bytes of I/O permission bitmap: enough to cover the hypercall port, plus the 0xff byte the
+/// CPU requires after the bitmap.
+const IO_BITMAP_BYTES: usize = (lockvmm_abi::HYPERCALL_PORT as usize + 4) / 8 + 2;
+
 #[repr(C, packed(4))]
 #[derive(Clone, Copy)]
 pub struct TssStruct {
@@ -32,6 +36,20 @@ pub struct TssStruct {
     _reserved2: u64,
     _reserved3: u16,
     pub io_bitmap_base: u16,
+    /// Every port denied to ring 3 but the hypercall port's four bytes, so that user-mode spin
+    /// loops can yield like kernel ones (`lab::user_busy_loop`).
+    pub io_bitmap: [u8; IO_BITMAP_BYTES],
+}
+
+const fn io_bitmap() -> [u8; IO_BITMAP_BYTES] {
+    let mut b = [0xff; IO_BITMAP_BYTES];
+    let port = lockvmm_abi::HYPERCALL_PORT as usize;
+    let mut p = port;
+    while p < port + 4 {
+        b[p / 8] &= !(1 << (p % 8));
+        p += 1;
+    }
+    b
 }
 
 const TSS_INIT: TssStruct = TssStruct {
@@ -41,8 +59,19 @@ const TSS_INIT: TssStruct = TssStruct {
     ist: [0; 7],
     _reserved2: 0,
     _reserved3: 0,
-    io_bitmap_base: size_of::<TssStruct>() as u16,
+    io_bitmap_base: core::mem::offset_of!(TssStruct, io_bitmap) as u16,
+    io_bitmap: io_bitmap(),
 };
+
+/// Points this CPU's TSS at `task`'s kernel stack: where the CPU lands on an interrupt from
+/// user mode (Linux's `load_sp0`).
+pub fn load_sp0(cpu: u32, sp0: u64) {
+    // SAFETY: each CPU only writes its own TSS; the field is read by the CPU on ring changes.
+    unsafe {
+        let tss = &mut (*core::ptr::addr_of_mut!(cpu_tss_rw))[cpu as usize];
+        core::ptr::write_unaligned(core::ptr::addr_of_mut!(tss.sp[0]), sp0);
+    }
+}
 
 #[repr(C, align(16))]
 pub struct ExceptionStacks(pub [[u8; EXCEPTION_STKSZ]; N_IST]);
