@@ -150,13 +150,17 @@ pub fn scenarios(args: &ScenarioBenchArgs) -> anyhow::Result<()> {
         let med = walls[walls.len() / 2];
         let vsec = v["vtime_ns"].as_f64().unwrap_or(0.0) / 1e9;
         let outcome = v["outcome"]["outcome"].as_str().unwrap_or("?");
+        let ratio = if vsec > 0.0 {
+            format!("{:.0}x", vsec / (med / 1e3))
+        } else {
+            "—".into()
+        };
         println!(
-            "| {} | {} | {outcome} | {vsec:.2} | {med:.0} [{:.0}–{:.0}] | {:.0}x |",
+            "| {} | {} | {outcome} | {vsec:.2} | {med:.0} [{:.0}–{:.0}] | {ratio} |",
             f.file_stem().unwrap_or_default().to_string_lossy(),
             v["vcpus"],
             walls[0],
             walls[walls.len() - 1],
-            vsec / (med / 1e3)
         );
     }
     let _ = std::fs::remove_dir_all(&out);
