@@ -8,6 +8,24 @@ use lockvmm::summary::RunSummary;
 
 const X86_EFLAGS_IF: u64 = 1 << 9;
 
+/// `source` (`src/…/file.rs:LINE`) is a line of the guest file that defines `function`, at or
+/// after its definition.
+fn assert_source_is_in(function: &str, source: &str) {
+    let (file, line) = source.rsplit_once(':').expect("file:line");
+    let line: usize = line.parse().expect("a line number");
+    let text = std::fs::read_to_string(common::root(&format!("guest/{file}")))
+        .unwrap_or_else(|e| panic!("{source} of {function}: {e}"));
+    let defined = text
+        .lines()
+        .position(|l| l.contains(&format!("fn {function}(")))
+        .unwrap_or_else(|| panic!("{file} does not define {function}"))
+        + 1;
+    assert!(
+        line >= defined,
+        "{function} at {source}, defined at line {defined}"
+    );
+}
+
 #[test]
 fn hard_lockup_snapshot_report_and_gdb_agree() {
     let (r, done, dir) = common::run_complete("scenarios/hog_hard.toml");
@@ -40,6 +58,23 @@ fn hard_lockup_snapshot_report_and_gdb_agree() {
         after_nmi,
         ["hog_thread", "lab_task", "kthread", "ret_from_fork"]
     );
+    // Every Rust frame has its source line (`bt -l`): a line of the file that defines the
+    // frame's function, at or after that definition.
+    for item in &bt.items {
+        let BtItem::Frame {
+            function, source, ..
+        } = item
+        else {
+            continue;
+        };
+        if function == "ret_from_fork" || function == "end_repeat_nmi" {
+            continue; // assembly, no line table
+        }
+        let source = source
+            .as_deref()
+            .unwrap_or_else(|| panic!("{function} has no source line"));
+        assert_source_is_in(function, source);
+    }
 
     // gdb on the vmcore: thread 2 is CPU 1, and its backtrace is the same chain.
     let out = std::process::Command::new("gdb")
@@ -78,6 +113,18 @@ fn hard_lockup_snapshot_report_and_gdb_agree() {
 #[test]
 fn all_64_vcpus_are_frozen_with_the_lock_word_and_registers_consistent() {
     let (r, done, _) = common::run_complete("scenarios/lbr_gfp.toml");
+    // The report's `log`: the guest prints bare `[<address>]`s (no kallsyms); they read back named.
+    let report = done.report.as_ref().expect("a report");
+    let log = report.dmesg_tail.join("\n");
+    let mut named = 0;
+    for line in log.lines().filter(|l| l.contains(" [<")) {
+        let hex = &line[line.find("[<").unwrap() + 2..line.find(">]").unwrap()];
+        let addr = u64::from_str_radix(hex, 16).unwrap();
+        let sym = r.kernel.symbols.lookup(addr - 1).expect("a kernel address");
+        assert!(line.contains(&format!("] {}+", sym.name)), "{line}");
+        named += 1;
+    }
+    assert!(named >= 3, "{log}");
     let snap = r.snapshot.as_ref().unwrap();
     assert_eq!(snap.cpus.len(), 64);
     assert!(
@@ -153,6 +200,18 @@ fn inspect_answers_like_crash() {
     let bt = insp.exec("bt").unwrap();
     assert!(
         bt.contains("COMMAND: \"hog\"") && bt.contains("--- <NMI exception stack> ---"),
+        "{bt}"
+    );
+    // `bt -l`: the line under each frame is its source line.
+    let bt_l = insp.exec("bt -l -c 1").unwrap();
+    let lines: Vec<&str> = bt_l.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("] hog_thread at "))
+        .unwrap_or_else(|| panic!("{bt_l}"));
+    assert_source_is_in("hog_thread", lines[at + 1].trim());
+    assert!(
+        !bt.lines().any(|l| l.trim_start().starts_with("src/")),
         "{bt}"
     );
     assert!(insp.exec("regs 1").unwrap().contains("IF=0"));

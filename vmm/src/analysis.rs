@@ -64,13 +64,15 @@ pub struct TaskInfo {
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BtItem {
-    /// `#N [sp] function at pc`.
+    /// `#N [sp] function at pc`, and its source line when the DWARF has it.
     Frame {
         n: usize,
         sp: u64,
         pc: u64,
         function: String,
         symbol: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
     },
     /// A saved `pt_regs`: the context an interrupt or exception interrupted.
     Exception {
@@ -499,6 +501,7 @@ impl Unwinder<'_> {
             pc,
             function,
             symbol,
+            source: None,
         }
     }
 
@@ -634,11 +637,19 @@ pub fn dmesg_from(
                     .ok()?,
             ) as usize;
             let text = rec.get(text_off as usize..(text_off as usize + len).min(rec.len()))?;
+            // The guest has no kallsyms: name its `[<address>]`s as the console does.
+            let text = String::from_utf8_lossy(text);
+            let text = if text.contains("[<") {
+                crate::devices::serial::annotate_addresses(&text, syms)
+                    .trim_end()
+                    .to_string()
+            } else {
+                text.into_owned()
+            };
             Some(format!(
-                "[{:5}.{:06}] {}",
+                "[{:5}.{:06}] {text}",
                 ts / 1_000_000_000,
                 (ts % 1_000_000_000) / 1000,
-                String::from_utf8_lossy(text)
             ))
         })
         .collect()

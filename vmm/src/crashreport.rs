@@ -244,6 +244,7 @@ pub fn render_items(s: &mut String, items: &[BtItem]) {
                 sp,
                 pc,
                 function,
+                source,
                 ..
             } => {
                 let _ = writeln!(
@@ -251,6 +252,9 @@ pub fn render_items(s: &mut String, items: &[BtItem]) {
                     "{:>3} [{sp:016x}] {function} at {pc:016x}",
                     format!("#{n}")
                 );
+                if let Some(src) = source {
+                    let _ = writeln!(s, "    {src}");
+                }
             }
             BtItem::Exception {
                 entry,
@@ -303,18 +307,25 @@ pub fn for_run(r: &crate::RunResult, dumpfile: Option<String>) -> Option<CrashRe
     let cpu = report_cpu(&r.outcome)?;
     let dwarf = crate::dwarf::DebugInfo::from_elf(&r.kernel.elf).unwrap_or_default();
     let a = Analysis::new(snap, &r.kernel.symbols, &dwarf);
+    let lines = crate::srcline::SourceLines::open(&r.kernel.path);
     let cr3 = a.mem.cr3;
     let dmesg = crate::analysis::dmesg_from(
         |va, len| r.memory.read_virt(cr3, va, len).ok(),
         &r.kernel.symbols,
         &dwarf,
     );
-    Some(CrashReport::build(
+    let mut report = CrashReport::build(
         &a,
         cpu,
         &r.outcome,
         r.kernel.path.display().to_string(),
         dumpfile,
         dmesg,
-    ))
+    );
+    if let Some(lines) = &lines {
+        for bt in &mut report.backtraces {
+            lines.annotate(&mut bt.items);
+        }
+    }
+    Some(report)
 }

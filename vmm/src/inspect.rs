@@ -1,6 +1,6 @@
 //! `lockvmm inspect <vmcore>`: an offline, crash-like inspector of a saved snapshot.
 //!
-//! Commands (as crash's): `bt [-a | CPU | -c CPU]`, `regs CPU`, `sym ADDR|NAME`,
+//! Commands (as crash's): `bt [-l] [-a | CPU | -c CPU]`, `regs CPU`, `sym ADDR|NAME`,
 //! `rd ADDR [COUNT]`, `p SYMBOL[index]`, `struct NAME [-o] [ADDR]`, `log`, `ps`, `help`.
 //! One-shot (`lockvmm inspect vmcore bt -a`), from a pipe (one command a line), or at an
 //! interactive `crash>` prompt with history.
@@ -33,6 +33,8 @@ pub struct Inspector {
     pub syms: Symbols,
     pub dwarf: DebugInfo,
     pub kernel: PathBuf,
+    /// Line tables for `bt -l`, when the kernel is a file on disk.
+    lines: Option<crate::srcline::SourceLines>,
 }
 
 /// The guest kernel for a vmcore: `--kernel`, else `vmlinux` beside the vmcore, else the
@@ -77,12 +79,14 @@ impl Inspector {
             .map_err(|_| InspectError::Symbols(kernel.display().to_string()))?;
         let dwarf = DebugInfo::from_elf(&elf).unwrap_or_default();
         let snap = core.snapshot();
+        let lines = crate::srcline::SourceLines::open(&kernel);
         Ok(Inspector {
             core,
             snap,
             syms,
             dwarf,
             kernel,
+            lines,
         })
     }
 
@@ -136,18 +140,35 @@ impl Inspector {
 
     fn bt(&self, args: &[&str]) -> Result<String, String> {
         let a = self.analysis();
-        let cpus: Vec<usize> = match args {
+        // `-l` (source lines) goes with any of the other forms, as in crash.
+        let with_lines = args.contains(&"-l");
+        let args: Vec<&str> = args.iter().copied().filter(|a| *a != "-l").collect();
+        let cpus: Vec<usize> = match args.as_slice() {
             [] => vec![self.core.meta.report_cpu.unwrap_or(0)],
             ["-a"] => (0..self.snap.cpus.len()).collect(),
             ["-c", c] | [c] => vec![self.cpu_arg(c)?],
-            _ => return Err("usage: bt [-a | CPU | -c CPU]".into()),
+            _ => return Err("usage: bt [-l] [-a | CPU | -c CPU]".into()),
+        };
+        let lines = match (with_lines, &self.lines) {
+            (false, _) => None,
+            (true, Some(lines)) => Some(lines),
+            (true, None) => {
+                return Err(format!(
+                    "bt: -l: no line tables (the kernel {} is not a file on disk; pass --kernel)",
+                    self.kernel.display()
+                ));
+            }
         };
         let mut s = String::new();
         for (i, c) in cpus.iter().enumerate() {
             if i > 0 {
                 s.push('\n');
             }
-            render_bt(&mut s, &a.backtrace(*c));
+            let mut bt = a.backtrace(*c);
+            if let Some(lines) = lines {
+                lines.annotate(&mut bt.items);
+            }
+            render_bt(&mut s, &bt);
         }
         Ok(s)
     }
@@ -464,7 +485,9 @@ impl Inspector {
 }
 
 const HELP: &str = "\
-bt [-a | CPU | -c CPU]   backtrace of the report's CPU, of every CPU, or of one
+bt [-l] [-a | CPU | -c CPU]
+                         backtrace of the report's CPU, of every CPU, or of one;
+                         -l adds each frame's source line
 regs CPU                 every register KVM had for the CPU, with events and LAPIC state
 sym ADDR | sym NAME      the symbol (and C expression) an address is in, or a symbol's address
 rd ADDR [COUNT]          read 64-bit words of kernel memory

@@ -26,6 +26,7 @@ pub mod runner;
 pub mod scenario;
 pub mod sched;
 pub mod snapshot;
+pub mod srcline;
 pub mod summary;
 pub mod symbols;
 pub mod vcpu;
