@@ -3,7 +3,6 @@
 //! powers off cleanly.
 mod common;
 
-use lockvmm::report::Outcome;
 use lockvmm_abi::NR_CPUS;
 
 /// `struct PerCpu` in guest/src/arch/x86/percpu.rs: `this` at 0, `cpu` at 8, `online` at 12.
@@ -13,11 +12,7 @@ const PERCPU_ONLINE: u64 = 12;
 
 fn boot(n: usize) {
     let (_, r) = common::run("scenarios/boot.toml", Some(n));
-    assert!(
-        matches!(r.outcome, Outcome::Shutdown { status: 0 }),
-        "outcome: {:?}",
-        r.outcome
-    );
+    common::assert_clean_shutdown(&r.outcome);
     let mut online = r.online.clone();
     online.sort();
     assert_eq!(

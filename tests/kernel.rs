@@ -119,11 +119,7 @@ fn without_the_nmi_watchdog_a_hard_hog_goes_undetected() {
 #[test]
 fn allocate_slab_enables_interrupts_only_for_gfp_kernel() {
     let (_, r) = common::run("tests/scenarios/gfp_irqs.toml", None);
-    assert!(
-        matches!(r.outcome, Outcome::Shutdown { status: 0 }),
-        "{:?}",
-        r.outcome
-    );
+    common::assert_clean_shutdown(&r.outcome);
     let at_slab: Vec<_> = r
         .hooks
         .iter()

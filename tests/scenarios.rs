@@ -105,14 +105,7 @@ fn a_users_abba_deadlock_is_found_as_a_cycle() {
 #[test]
 fn generic_ops_really_run_in_the_guest() {
     let (r, done, _) = common::run_complete("tests/scenarios/generic_ops.toml");
-    assert!(
-        matches!(
-            done.summary.outcome,
-            lockvmm::report::Outcome::Shutdown { status: 0 }
-        ),
-        "{:?}",
-        done.summary.outcome
-    );
+    common::assert_clean_shutdown(&done.summary.outcome);
     assert_eq!(
         common::read_u32(&r, "lab_softirqs", 0),
         1,
@@ -181,14 +174,7 @@ fn list_shows_every_scenario_with_its_description() {
 #[test]
 fn host_actions_at_hooks_and_times() {
     let (r, done, _) = common::run_complete("tests/scenarios/actions.toml");
-    assert!(
-        matches!(
-            done.summary.outcome,
-            lockvmm::report::Outcome::Shutdown { status: 0 }
-        ),
-        "{:?}",
-        done.summary.outcome
-    );
+    common::assert_clean_shutdown(&done.summary.outcome);
     // Paused at task_start (time 0), resumed at 6 s, then 1 ms of work before the power-off.
     let start = r.hooks.iter().find(|h| h.hook == "task_start").unwrap();
     assert_eq!((start.cpu, start.vtime_ns), (1, 0));

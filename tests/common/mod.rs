@@ -85,3 +85,11 @@ pub fn range_of(r: &RunResult, name: &str) -> std::ops::Range<u64> {
         .unwrap_or_else(|| panic!("no symbol {name}"));
     s.addr..s.addr + s.size
 }
+
+/// The guest powered off cleanly (status 0).
+pub fn assert_clean_shutdown(outcome: &lockvmm::report::Outcome) {
+    assert!(
+        matches!(outcome, lockvmm::report::Outcome::Shutdown { status: 0 }),
+        "outcome: {outcome:?}"
+    );
+}
