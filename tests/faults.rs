@@ -75,6 +75,25 @@ fn triple_fault_stops_the_machine_with_the_faulting_rip() {
 }
 
 #[test]
+fn a_vcpu_that_never_yields_is_kicked_out_and_reported_as_stalled() {
+    let mut opts = lockvmm::RunOptions::new(common::root("tests/scenarios/stall.toml"));
+    opts.stall_timeout = std::time::Duration::from_secs(1);
+    let (_, r) = lockvmm::run_scenario(&opts).expect("the run ends");
+    let f = fault_of(&r.outcome);
+    assert!(
+        matches!(f.fault, FaultKind::Stall { wall_ms } if wall_ms >= 1000),
+        "{:?}",
+        f.fault
+    );
+    assert_eq!(f.cpu, 1);
+    // The registers were captured after the kick, inside the loop.
+    assert_eq!(
+        f.rip_function.as_deref(),
+        Some("lab_op_spin_without_yielding")
+    );
+}
+
+#[test]
 fn garbage_hypercalls_are_refused_and_the_guest_carries_on() {
     let (_, r) = common::run("tests/scenarios/bad_hypercalls.toml", None);
     common::assert_clean_shutdown(&r.outcome);

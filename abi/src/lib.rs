@@ -290,6 +290,8 @@ pub mod op {
     /// Drop to user mode (ring 3) and spin there forever, yielding like every guest spin loop
     /// (the TSS I/O bitmap opens only the hypercall port to ring 3).
     pub const USER_BUSY_LOOP: u32 = 24;
+    /// Loop in ring 0 without ever yielding to the host (tests the VMM's stall kick).
+    pub const SPIN_WITHOUT_YIELDING: u32 = 25;
     /// How many locks a scenario may declare.
     pub const MAX_LOCKS: usize = 16;
 }

@@ -667,7 +667,9 @@ fn kick_signal() -> i32 {
 
 fn install_kick_handler() -> Result<(), MachineError> {
     extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
-        // Nothing to do: delivering the signal is what interrupts KVM_RUN (EINTR).
+        // Delivering the signal interrupts a running KVM_RUN (EINTR); immediate_exit also
+        // catches the thread just before it enters.
+        crate::vcpu::request_immediate_exit();
     }
     static ONCE: Once = Once::new();
     let mut result = Ok(());

@@ -73,6 +73,7 @@ fn encode_op(o: &OpSpec, lock: impl Fn(&str) -> u64) -> OpDesc {
         OpSpec::Read { addr } => (op::READ, [addr.0, 0, 0, 0]),
         OpSpec::Write { addr, value } => (op::WRITE, [addr.0, value.0, 0, 0]),
         OpSpec::TripleFault => (op::TRIPLE_FAULT, [0; 4]),
+        OpSpec::SpinWithoutYielding => (op::SPIN_WITHOUT_YIELDING, [0; 4]),
         OpSpec::Hypercall { nr, args } => {
             let a = |i: usize| args.get(i).map_or(0, |x| x.0);
             (op::RAW_HYPERCALL, [nr.0, a(0), a(1), a(2)])

@@ -190,6 +190,8 @@ pub enum OpSpec {
     },
     /// Make this CPU triple-fault.
     TripleFault,
+    /// Loop in the kernel without ever yielding to the host (the VMM's stall kick ends it).
+    SpinWithoutYielding,
     /// Issue a raw hypercall (for testing the host's validation).
     Hypercall {
         nr: Addr,

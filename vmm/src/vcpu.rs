@@ -1,5 +1,6 @@
 //! vCPUs: their boot state (64-bit mode, Linux's selectors, the host-built page tables), and
 //! the thread that runs each one under the run token.
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -138,8 +139,37 @@ pub enum Next {
     Stop,
 }
 
+thread_local! {
+    /// This thread's `kvm_run.immediate_exit`, for the kick signal handler (null until the
+    /// thread runs a vCPU, and again once it is done with it).
+    static IMMEDIATE_EXIT: Cell<*mut u8> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Called by the kick signal handler on the kicked thread. A signal that lands just before
+/// the thread enters `KVM_RUN` would interrupt nothing; with `immediate_exit` set, that
+/// `KVM_RUN` returns `EINTR` at once (the protocol in KVM's api.rst, as Firecracker uses it).
+pub fn request_immediate_exit() {
+    let _ = IMMEDIATE_EXIT.try_with(|p| {
+        let p = p.get();
+        if !p.is_null() {
+            // SAFETY: `p` points into this thread's vCPU `kvm_run` mapping, which lives as long
+            // as the `VcpuFd` that `vcpu_thread` owns and is cleared before that is dropped.
+            // The field is a byte KVM reads on entry, so a volatile store is the whole protocol.
+            unsafe { std::ptr::write_volatile(p, 1) };
+        }
+    });
+}
+
 /// Runs vCPU `cpu` until the machine stops. Only the holder of the run token is in `KVM_RUN`.
 pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) {
+    let immediate_exit: *mut u8 = &mut vcpu.get_kvm_run().immediate_exit;
+    IMMEDIATE_EXIT.with(|p| p.set(immediate_exit));
+    run_vcpu(&m, &mut vcpu, cpu);
+    IMMEDIATE_EXIT.with(|p| p.set(std::ptr::null_mut()));
+    m.cpu(cpu).exited.store(true, Ordering::Release);
+}
+
+fn run_vcpu(m: &Arc<Machine>, vcpu: &mut VcpuFd, cpu: usize) {
     let mut started = cpu == 0;
     let mut seen_epoch = 0;
     'token: loop {
@@ -149,7 +179,7 @@ pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) {
             Grant::Capture(epoch) => {
                 seen_epoch = epoch;
                 let state =
-                    crate::snapshot::capture(&vcpu, cpu).unwrap_or(crate::snapshot::VcpuState {
+                    crate::snapshot::capture(vcpu, cpu).unwrap_or(crate::snapshot::VcpuState {
                         cpu,
                         ..Default::default()
                     });
@@ -174,16 +204,20 @@ pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) {
         }
         loop {
             m.cpu(cpu).mark_entry();
-            let event = decode_exit(&m, cpu, vcpu.run());
+            let event = decode_exit(m, cpu, vcpu.run());
             let next = match event {
                 Event::Handled => Next::Continue,
-                Event::Hypercall(nr) => hypercall::handle(&m, &vcpu, cpu, nr),
-                Event::Halt => halt(&vcpu),
-                Event::Interrupted => interrupted(&m, &vcpu, cpu),
+                Event::Hypercall(nr) => hypercall::handle(m, vcpu, cpu, nr),
+                Event::Halt => halt(vcpu),
+                Event::Interrupted => {
+                    // Re-arm: the kick that set it has been taken.
+                    vcpu.set_kvm_immediate_exit(0);
+                    interrupted(m, vcpu, cpu)
+                }
                 Event::Fault(kind) => {
-                    let outcome = capture_fault(&m, &mut vcpu, cpu, kind);
+                    let outcome = capture_fault(m, vcpu, cpu, kind);
                     if let Outcome::Fault(r) = &outcome {
-                        m.take_snapshot(cpu, &vcpu, r.headline());
+                        m.take_snapshot(cpu, vcpu, r.headline());
                     }
                     m.finish(outcome);
                     Next::Stop
@@ -198,7 +232,7 @@ pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) {
                 Next::Continue => {}
                 Next::Block(wait) => {
                     if let Err(idle) = m.sched.release(cpu, wait) {
-                        crate::clock::advance(&m, idle, cpu, &vcpu);
+                        crate::clock::advance(m, idle, cpu, vcpu);
                     }
                     continue 'token;
                 }
@@ -206,7 +240,6 @@ pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) {
             }
         }
     }
-    m.cpu(cpu).exited.store(true, Ordering::Release);
 }
 
 fn decode_exit(m: &Machine, cpu: usize, exit: Result<VcpuExit<'_>, kvm_ioctls::Error>) -> Event {

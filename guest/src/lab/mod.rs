@@ -170,6 +170,7 @@ fn run_op(o: &OpDesc) {
         }
         op::ARM_TIMER => lab_arm_timer(o.args[0]),
         op::USER_BUSY_LOOP => user_busy_loop(),
+        op::SPIN_WITHOUT_YIELDING => lab_op_spin_without_yielding(),
         other => printk!("lab: unknown op {}", other),
     }
 }
@@ -344,6 +345,16 @@ pub extern "C" fn lab_op_triple_fault() -> ! {
     load_empty_idt();
     // SAFETY: `ud2` raises #UD; with no IDT the CPU shuts down, which is the point.
     unsafe { core::arch::asm!("ud2", options(noreturn)) }
+}
+
+/// Misbehaves on purpose: a loop that never waits, so the host gets this CPU back only by
+/// kicking it out of `KVM_RUN` (its stall timeout).
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn lab_op_spin_without_yielding() -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
 }
 
 // The user program of `user_busy_loop`: spin forever, each turn yielding the host CPU with the
