@@ -194,6 +194,22 @@ fn unknown_op_suggests_the_nearest_op() {
 }
 
 #[test]
+fn an_op_after_one_that_never_returns_is_refused() {
+    let p = scenario(
+        "after_setsid.toml",
+        "description = \"x\"\n[machine]\nvcpus = 2\n[[task]]\ncomm = \"t\"\ncpu = 1\nops = [{ op = \"setsid\" },\n  { op = \"sleep\", ms = 1 }]\n",
+    );
+    assert_error(
+        &run(&[path_str(&p)], &[]),
+        2,
+        &[
+            &format!("{}:8:3:", path_str(&p)),
+            "`setsid` before it does not return",
+        ],
+    );
+}
+
+#[test]
 fn unknown_hook_in_an_action() {
     let p = scenario(
         "hook.toml",

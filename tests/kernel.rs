@@ -195,3 +195,72 @@ fn a_fifo99_user_space_spinner_starves_the_watchdog_thread() {
     let touch = common::read_u64(&r, "watchdog_touch_ts", 2 * 8);
     assert!(touch <= 8_500_000_000 >> 30, "touch_ts = {touch}");
 }
+
+/// The state of the task with `pid`, found in `task_pool` through the DWARF layout.
+fn task_state(r: &lockvmm::RunResult, pid: u32) -> Option<u32> {
+    let dwarf = lockvmm::dwarf::DebugInfo::from_elf(&r.kernel.elf).unwrap();
+    let (size, count) = dwarf.array_of("task_pool").unwrap();
+    let pid_off = dwarf.member_offset("task_struct", "pid").unwrap();
+    let state_off = dwarf.member_offset("task_struct", "state").unwrap();
+    let base = r.kernel.symbols.addr_of("task_pool").unwrap();
+    (0..count)
+        .map(|i| base + i * size)
+        .find(|t| common::read_u32(r, "task_pool", t - base + pid_off) == pid)
+        .map(|t| common::read_u32(r, "task_pool", t - base + state_off))
+}
+
+#[test]
+fn crond_enters_setsid_through_the_system_call_entry_from_user_mode() {
+    const NR_SETSID: u64 = 112;
+    let (r, done, _) = common::run_complete("scenarios/lbr_gfp.toml");
+    let bt = &done.report.as_ref().expect("a report").backtraces[0];
+    assert_eq!(bt.cpu, 51);
+    let items = &bt.items;
+    let at = items
+        .iter()
+        .position(|i| {
+            matches!(i, lockvmm::analysis::BtItem::Exception { entry, .. }
+                if entry == "entry_SYSCALL_64_after_hwframe")
+        })
+        .expect("a system-call frame");
+    let lockvmm::analysis::BtItem::Exception { regs, .. } = &items[at] else {
+        unreachable!()
+    };
+    // The saved context is user mode, with the system call's number in RAX and its RIP in
+    // no kernel symbol.
+    assert_eq!(regs.cs & 3, 3, "{regs:?}");
+    assert_eq!(regs.rax, NR_SETSID);
+    assert!(r.kernel.symbols.lookup(regs.rip).is_none());
+    let functions: Vec<&str> = items[..at]
+        .iter()
+        .filter_map(|i| match i {
+            lockvmm::analysis::BtItem::Frame { function, .. } => Some(function.as_str()),
+            _ => None,
+        })
+        .rev()
+        .take(4)
+        .collect();
+    assert_eq!(
+        functions,
+        [
+            "entry_SYSCALL_64_after_hwframe",
+            "do_syscall_64",
+            "__x64_sys_setsid",
+            "ksys_setsid"
+        ]
+    );
+}
+
+#[test]
+fn with_gfp_atomic_crond_returns_from_setsid_and_exits() {
+    const CROND: u32 = 1_000_877;
+    const TASK_DEAD: u32 = 64;
+    let (_, r) = common::run("scenarios/lbr_gfp_atomic.toml", None);
+    assert!(
+        !matches!(r.outcome, Outcome::Lockup { .. }),
+        "{:?}",
+        r.outcome
+    );
+    // Its exit() system call ran: the task is dead.
+    assert_eq!(task_state(&r, CROND), Some(TASK_DEAD));
+}

@@ -54,6 +54,11 @@ pub enum Hypercall {
     /// `a0 = hook id` (see [`hook`]), `a1 = argument`: guest code passed a named point. The host
     /// records it with the vCPU's registers (the trace), and a scenario may act on it.
     Hook = 10,
+    /// From ring 3 only, `a3 = system call number`: enter the kernel as the `syscall`
+    /// instruction would (RCX = return RIP, R11 = RFLAGS, RFLAGS &= ~SYSCALL_MASK, CS/SS from
+    /// STAR, RIP = LSTAR, RAX = the number). This KVM executes `syscall` (and `int n`) from
+    /// ring 3 without the switch to ring 0, so the host performs it.
+    Syscall = 11,
 }
 
 /// Hook points ([`Hypercall::Hook`]).
@@ -94,6 +99,7 @@ impl Hypercall {
             8 => Self::Watchdog,
             9 => Self::SendIpi,
             10 => Self::Hook,
+            11 => Self::Syscall,
             _ => return None,
         })
     }
@@ -255,7 +261,7 @@ pub mod op {
     pub const HOG_SPIN_LOCK_IRQSAVE: u64 = 1;
     /// `msleep(args[0])`.
     pub const SLEEP_MS: u32 = 8;
-    /// `setsid()`.
+    /// Enter user mode and call `setsid()` then `exit()` as system calls (the task ends).
     pub const SETSID: u32 = 9;
     /// `perf_event_open` of an LBR event on this task.
     pub const PERF_EVENT_OPEN_LBR: u32 = 10;

@@ -26,8 +26,10 @@ const IRQ_STUBS: [&str; 3] = [
     "reschedule_interrupt",
     "common_interrupt",
 ];
-/// Exception stubs and `nmi`: `pt_regs` sits 16 bytes above the return address.
-const EXCEPTION_STUBS: [&str; 22] = [
+/// Exception stubs, `nmi` and the system-call entry: `pt_regs` sits 16 bytes above the return
+/// address.
+const EXCEPTION_STUBS: [&str; 23] = [
+    "entry_SYSCALL_64_after_hwframe",
     "divide_error",
     "debug",
     "int3",
@@ -105,12 +107,16 @@ impl CpuBacktrace {
             .collect()
     }
 
-    /// The saved contexts on the way, outermost last.
+    /// The kernel contexts that interrupts and exceptions saved on the way, outermost last.
+    /// The user context a system call saved at the bottom is not one of them: it is where the
+    /// task came from, not something that interrupted it.
     pub fn exceptions(&self) -> Vec<(&str, &Regs)> {
         self.items
             .iter()
             .filter_map(|i| match i {
-                BtItem::Exception { entry, regs, .. } => Some((entry.as_str(), regs)),
+                BtItem::Exception { entry, regs, .. } if regs.cs & 3 == 0 => {
+                    Some((entry.as_str(), regs))
+                }
                 _ => None,
             })
             .collect()

@@ -263,6 +263,16 @@ pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
                 next => next,
             }
         }
+        Hypercall::Syscall => match crate::syscall::enter(m, vcpu, regs, args[3]) {
+            Ok(()) => Next::Continue,
+            Err(crate::syscall::SyscallError::Kvm(e)) => {
+                m.finish(Outcome::HostError {
+                    message: format!("CPU {cpu}: Syscall: {e}"),
+                });
+                Next::Stop
+            }
+            Err(e) => reject(m, vcpu, regs, cpu, format!("Syscall: {e}")),
+        },
     }
 }
 

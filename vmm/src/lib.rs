@@ -29,6 +29,7 @@ pub mod snapshot;
 pub mod srcline;
 pub mod summary;
 pub mod symbols;
+pub mod syscall;
 pub mod vcpu;
 pub mod vm;
 pub mod vmcore;

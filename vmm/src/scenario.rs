@@ -268,6 +268,22 @@ pub enum OpSpec {
     },
 }
 
+impl OpSpec {
+    /// The op's name if the task never gets past it (it loops, ends the task or the machine).
+    fn never_returns(&self) -> Option<&'static str> {
+        Some(match self {
+            OpSpec::TripleFault => "triple_fault",
+            OpSpec::SpinWithoutYielding => "spin_without_yielding",
+            OpSpec::Hog => "hog",
+            OpSpec::HogSpinLockIrqsave => "hog_spin_lock_irqsave",
+            OpSpec::BusyLoop => "busy_loop",
+            OpSpec::UserBusyLoop => "user_busy_loop",
+            OpSpec::Setsid => "setsid",
+            _ => return None,
+        })
+    }
+}
+
 /// How a lock is taken.
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -526,6 +542,22 @@ impl LoadedScenario {
                         );
                     }
                 }
+            }
+        }
+        for task in &self.scenario.task {
+            let ops = &task.get_ref().ops;
+            if let Some((end, name)) = ops
+                .iter()
+                .enumerate()
+                .find_map(|(i, o)| o.get_ref().never_returns().map(|n| (i, n)))
+                && let Some(next) = ops.get(end + 1)
+            {
+                return Err(self.error_at(
+                    next.span(),
+                    format!(
+                        "this op would never run: `{name}` before it does not return (make it the task's last op)"
+                    ),
+                ));
             }
         }
         for task in &self.scenario.task {

@@ -63,28 +63,8 @@ pub fn create_vcpu(vm: &VmFd, cpuid: &CpuId, cpu: usize, rip: u64) -> Result<Vcp
     let mut sregs = vcpu
         .get_sregs()
         .map_err(VmError::kvm("read special registers"))?;
-    let code = kvm_segment {
-        base: 0,
-        limit: 0xffff_ffff,
-        selector: 0x10,
-        type_: 0xb,
-        present: 1,
-        dpl: 0,
-        db: 0,
-        s: 1,
-        l: 1,
-        g: 1,
-        avl: 0,
-        unusable: 0,
-        padding: 0,
-    };
-    let data = kvm_segment {
-        selector: 0x18,
-        type_: 0x3,
-        db: 1,
-        l: 0,
-        ..code
-    };
+    let code = kernel_code_segment(0x10);
+    let data = kernel_data_segment(0x18);
     sregs.cs = code;
     sregs.ds = data;
     sregs.es = data;
@@ -355,5 +335,35 @@ pub fn capture_fault_ref(m: &Machine, vcpu: &VcpuFd, cpu: usize, fault: FaultKin
         (Err(e), _) | (_, Err(e)) => Outcome::HostError {
             message: format!("CPU {cpu} stopped ({fault:?}) but its registers cannot be read: {e}"),
         },
+    }
+}
+
+/// A flat 64-bit ring-0 code segment, as the CPU loads it on entry to the kernel.
+pub fn kernel_code_segment(selector: u16) -> kvm_segment {
+    kvm_segment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector,
+        type_: 0xb,
+        present: 1,
+        dpl: 0,
+        db: 0,
+        s: 1,
+        l: 1,
+        g: 1,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    }
+}
+
+/// A flat ring-0 data (stack) segment.
+pub fn kernel_data_segment(selector: u16) -> kvm_segment {
+    kvm_segment {
+        selector,
+        type_: 0x3,
+        db: 1,
+        l: 0,
+        ..kernel_code_segment(selector)
     }
 }

@@ -15,3 +15,10 @@ pub extern "C" fn ksys_setsid() -> i64 {
 pub extern "C" fn __x64_sys_setsid() -> i64 {
     keep_frame!(ksys_setsid())
 }
+
+/// `exit(code)`: the task ends (Linux's `kernel/exit.c`; the lab keeps no exit code).
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn __x64_sys_exit(_code: u64) -> i64 {
+    crate::kernel::kthread::do_exit()
+}

@@ -2,6 +2,8 @@
 //!
 //! Each task becomes a kernel thread pinned to its CPU, with the scenario's comm and pid, that
 //! performs its ops in order through the kernel's real paths.
+pub mod user;
+
 use core::mem::size_of;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -129,9 +131,7 @@ fn run_op(o: &OpDesc) {
         }
         op::HOG => hog_thread(o.args[0]),
         op::SLEEP_MS => crate::kernel::time::timer::msleep(o.args[0]),
-        op::SETSID => {
-            crate::kernel::sys::__x64_sys_setsid();
-        }
+        op::SETSID => user::user_setsid(),
         op::PERF_EVENT_OPEN_LBR => {
             crate::kernel::events::core::perf_event_open_lbr(crate::kernel::sched::core::current());
         }
@@ -169,7 +169,7 @@ fn run_op(o: &OpDesc) {
             crate::kernel::softirq::raise_softirq(crate::kernel::softirq::HI_SOFTIRQ)
         }
         op::ARM_TIMER => lab_arm_timer(o.args[0]),
-        op::USER_BUSY_LOOP => user_busy_loop(),
+        op::USER_BUSY_LOOP => user::user_busy_loop(),
         op::SPIN_WITHOUT_YIELDING => lab_op_spin_without_yielding(),
         other => printk!("lab: unknown op {}", other),
     }
@@ -354,102 +354,5 @@ pub extern "C" fn lab_op_triple_fault() -> ! {
 pub extern "C" fn lab_op_spin_without_yielding() -> ! {
     loop {
         core::hint::spin_loop();
-    }
-}
-
-// The user program of `user_busy_loop`: spin forever, each turn yielding the host CPU with the
-// Wait hypercall (the only port the TSS I/O bitmap opens to ring 3). Position-independent: it
-// is copied into a user page.
-core::arch::global_asm!(
-    r#"
-    .text
-    .global user_busy_loop_start
-    .global user_busy_loop_end
-user_busy_loop_start:
-2:  pause
-    mov eax, {wait}
-    xor edi, edi
-    xor esi, esi
-    xor ecx, ecx
-    xor r8d, r8d
-    mov dx, {port}
-    out dx, eax
-    jmp 2b
-user_busy_loop_end:
-    "#,
-    wait = const lockvmm_abi::Hypercall::Wait as u32,
-    port = const lockvmm_abi::HYPERCALL_PORT,
-);
-
-unsafe extern "C" {
-    static user_busy_loop_start: u8;
-    static user_busy_loop_end: u8;
-}
-
-/// Where user programs go: one 64 KiB slot per task (code page, then stack page).
-const USER_BASE: u64 = 0x40_0000;
-const USER_SLOT: u64 = 0x1_0000;
-const USER_DS: u64 = 5 * 8 + 3;
-const USER_CS: u64 = 6 * 8 + 3;
-
-/// Drops the current task to user mode, in a loop that never makes a system call: a runaway
-/// user-space task, as seed 003's SCHED_FIFO 99 process.
-#[inline(never)]
-#[unsafe(no_mangle)]
-pub extern "C" fn user_busy_loop() -> ! {
-    use crate::mm::vmalloc::map_user_page;
-    let me = crate::kernel::sched::core::current();
-    let slot = (me as *const _ as u64 - crate::kernel::sched::task::task(0) as u64)
-        / core::mem::size_of::<crate::kernel::sched::task::TaskStruct>() as u64;
-    let code_va = USER_BASE + slot * USER_SLOT;
-    let stack_va = code_va + USER_SLOT / 2;
-    let start = core::ptr::addr_of!(user_busy_loop_start) as u64;
-    let len = core::ptr::addr_of!(user_busy_loop_end) as u64 - start;
-    let (Some(code), Some(_stack)) = (map_user_page(code_va, false), map_user_page(stack_va, true))
-    else {
-        panic!("user_busy_loop: out of memory");
-    };
-    // SAFETY: `code` is a fresh page of ours (direct map); the program is `len` bytes of text.
-    unsafe { core::ptr::copy_nonoverlapping(start as *const u8, code as *mut u8, len as usize) };
-    printk!(
-        "lab: {}:{} enters user mode at {:#x}",
-        me.comm(),
-        me.pid,
-        code_va
-    );
-    crate::arch::x86::irqflags::local_irq_disable();
-    // SAFETY: an interrupt-return frame to ring 3 at the program's entry, with interrupts on and
-    // its own stack; the kernel stack for its interrupts is in the TSS (`__switch_to`).
-    unsafe {
-        core::arch::asm!(
-            "push {ss}",
-            "push {rsp}",
-            "push {rflags}",
-            "push {cs}",
-            "push {rip}",
-            // No kernel values leak to user mode (and RBP = 0 ends any unwinder's walk).
-            "xor eax, eax",
-            "xor ebx, ebx",
-            "xor ecx, ecx",
-            "xor edx, edx",
-            "xor esi, esi",
-            "xor edi, edi",
-            "xor ebp, ebp",
-            "xor r8d, r8d",
-            "xor r9d, r9d",
-            "xor r10d, r10d",
-            "xor r11d, r11d",
-            "xor r12d, r12d",
-            "xor r13d, r13d",
-            "xor r14d, r14d",
-            "xor r15d, r15d",
-            "iretq",
-            ss = in(reg) USER_DS,
-            rsp = in(reg) stack_va + 0x1000,
-            rflags = in(reg) 0x202u64,
-            cs = in(reg) USER_CS,
-            rip = in(reg) code_va,
-            options(noreturn)
-        )
     }
 }

@@ -27,6 +27,11 @@ pub struct percpu {
     pub need_resched: AtomicU32,
     /// Pending softirqs (`local_softirq_pending()`).
     pub softirq_pending: AtomicU32,
+    /// The running task's kernel stack top, where `entry_SYSCALL_64` switches to (Linux's
+    /// `cpu_current_top_of_stack`; the CPU itself only uses the TSS copy for interrupts).
+    pub cpu_current_top_of_stack: AtomicU64,
+    /// The user RSP while `entry_SYSCALL_64` has no stack yet (Linux's `rsp_scratch`).
+    pub rsp_scratch: AtomicU64,
 }
 
 /// The Rust-style name of `percpu`.
@@ -44,6 +49,8 @@ impl PerCpu {
             current_task: AtomicU64::new(0),
             need_resched: AtomicU32::new(0),
             softirq_pending: AtomicU32::new(0),
+            cpu_current_top_of_stack: AtomicU64::new(0),
+            rsp_scratch: AtomicU64::new(0),
         }
     }
 }
@@ -51,6 +58,8 @@ impl PerCpu {
 /// Offsets the entry code uses.
 pub const PERCPU_IRQ_COUNT: usize = core::mem::offset_of!(PerCpu, irq_count);
 pub const PERCPU_IRQ_STACK_PTR: usize = core::mem::offset_of!(PerCpu, irq_stack_ptr);
+pub const PERCPU_TOP_OF_STACK: usize = core::mem::offset_of!(PerCpu, cpu_current_top_of_stack);
+pub const PERCPU_RSP_SCRATCH: usize = core::mem::offset_of!(PerCpu, rsp_scratch);
 const PERCPU_CPU: usize = core::mem::offset_of!(PerCpu, cpu);
 const _: () = assert!(PERCPU_CPU == 8);
 

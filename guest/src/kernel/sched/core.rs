@@ -273,6 +273,9 @@ pub unsafe extern "C" fn __switch_to(
     // SAFETY: `next` is a live pool task.
     let top = unsafe { (*next).stack } + crate::arch::x86::kernel::head_64::THREAD_SIZE as u64;
     crate::arch::x86::kernel::cpu::common::load_sp0(smp_processor_id(), top);
+    this_cpu()
+        .cpu_current_top_of_stack
+        .store(top, Ordering::Relaxed);
     prev
 }
 

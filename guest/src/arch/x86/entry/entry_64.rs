@@ -175,6 +175,40 @@ common_interrupt:
         IRQ_BODY do_IRQ
     .size common_interrupt, . - common_interrupt
 
+    /* 64-bit system calls (Linux's entry_SYSCALL_64): RCX = user RIP, R11 = user RFLAGS,
+       interrupts off. Switch to the task's kernel stack, build the hardware part of pt_regs
+       as an interrupt would have, then the rest, and call do_syscall_64(regs, nr). The user
+       RBP stays in RBP, so the frame-pointer chain ends here. Return with iretq. */
+    .global entry_SYSCALL_64
+    .type entry_SYSCALL_64, @function
+    .balign 16
+entry_SYSCALL_64:
+        mov gs:[{rsp_scratch}], rsp
+        mov rsp, gs:[{top_of_stack}]
+        push {user_ds}                  /* pt_regs->ss */
+        push qword ptr gs:[{rsp_scratch}] /* pt_regs->sp */
+        push r11                        /* pt_regs->flags */
+        push {user_cs}                  /* pt_regs->cs */
+        push rcx                        /* pt_regs->ip */
+    .global entry_SYSCALL_64_after_hwframe
+    .type entry_SYSCALL_64_after_hwframe, @function
+entry_SYSCALL_64_after_hwframe:
+        push rax                        /* pt_regs->orig_ax */
+        PUSH_REGS
+        mov rdi, rsp
+        movsxd rsi, eax
+        cld
+        sub rsp, 8
+        call do_syscall_64
+        add rsp, 8
+        POP_REGS
+        add rsp, 8
+        iretq
+    .global entry_SYSCALL_64_end
+entry_SYSCALL_64_end:
+    .size entry_SYSCALL_64, . - entry_SYSCALL_64
+    .size entry_SYSCALL_64_after_hwframe, . - entry_SYSCALL_64_after_hwframe
+
     /* switch_to(prev = rdi, next = rsi): save the callee-saved registers on prev's stack,
        switch stacks, restore next's, and continue in __switch_to, which returns prev. */
     .global __switch_to_asm
@@ -212,6 +246,10 @@ ret_from_fork:
     "#,
     irq_count = const crate::arch::x86::percpu::PERCPU_IRQ_COUNT,
     irq_stack = const crate::arch::x86::percpu::PERCPU_IRQ_STACK_PTR,
+    rsp_scratch = const crate::arch::x86::percpu::PERCPU_RSP_SCRATCH,
+    top_of_stack = const crate::arch::x86::percpu::PERCPU_TOP_OF_STACK,
+    user_ds = const crate::arch::x86::kernel::cpu::common::__USER_DS as u64,
+    user_cs = const crate::arch::x86::kernel::cpu::common::__USER_CS as u64,
     thread_sp = const core::mem::offset_of!(crate::kernel::sched::task::TaskStruct, thread_sp),
 );
 
@@ -241,6 +279,9 @@ unsafe extern "C" {
     pub fn apic_timer_interrupt();
     pub fn reschedule_interrupt();
     pub fn ret_from_fork();
+    pub fn entry_SYSCALL_64();
+    pub fn entry_SYSCALL_64_after_hwframe();
+    pub fn entry_SYSCALL_64_end();
     /// Switches from `prev` to `next`; returns (on `next`'s stack) the task switched away from.
     pub fn __switch_to_asm(
         prev: *mut crate::kernel::sched::task::TaskStruct,

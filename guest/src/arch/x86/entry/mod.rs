@@ -1,2 +1,3 @@
 //! Low-level entry code.
+pub mod common;
 pub mod entry_64;

@@ -45,6 +45,21 @@ fn on_a_stack(addr: u64) -> bool {
     .any(|&(start, len)| addr >= start && addr.wrapping_add(16) <= start + len)
 }
 
+/// The user registers a system call saved, if `ret` (at `fp + 8`) returns into the system-call
+/// entry: its `pt_regs` sit 16 bytes above the return address (see `entry_SYSCALL_64`).
+fn syscall_user_regs(fp: u64, ret: u64) -> Option<&'static PtRegs> {
+    use crate::arch::x86::entry::entry_64::{entry_SYSCALL_64_after_hwframe, entry_SYSCALL_64_end};
+    let entry = entry_SYSCALL_64_after_hwframe as *const () as u64;
+    let end = entry_SYSCALL_64_end as *const () as u64;
+    let regs = fp + 24;
+    if !(entry..end).contains(&ret) || !on_a_stack(regs + size_of::<PtRegs>() as u64 - 16) {
+        return None;
+    }
+    // SAFETY: `regs` lies on a kernel stack (checked above), where the entry saved them.
+    let regs = unsafe { &*(regs as *const PtRegs) };
+    (regs.cs & 3 == 3).then_some(regs)
+}
+
 /// `Call Trace:` of return addresses by frame pointers (Linux without kallsyms; the host
 /// names the addresses in its console log).
 #[inline(never)]
@@ -62,6 +77,11 @@ pub fn show_stack(rbp: u64) {
             break;
         }
         printk!(" [<{:016x}>]", ret);
+        if let Some(user) = syscall_user_regs(fp, ret) {
+            // The bottom of a system call: the user context it came from, as Linux prints it.
+            printk!("RIP: {:04x}:{:#x}", user.cs, user.rip);
+            break;
+        }
         if next <= fp && on_a_stack(next) && next.abs_diff(fp) < 16384 {
             break;
         }

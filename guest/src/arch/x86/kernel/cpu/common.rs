@@ -10,6 +10,9 @@ use crate::arch::x86::percpu;
 /// Linux's GDT layout, so that selectors read the same in reports (`CS: 0010  SS: 0018`).
 pub const __KERNEL_CS: u16 = 2 * 8;
 pub const __KERNEL_DS: u16 = 3 * 8;
+pub const __USER32_CS: u16 = 4 * 8 + 3;
+pub const __USER_DS: u16 = 5 * 8 + 3;
+pub const __USER_CS: u16 = 6 * 8 + 3;
 const GDT_ENTRY_TSS: usize = 8;
 const GDT_ENTRIES: usize = 10;
 
@@ -145,6 +148,41 @@ pub extern "C" fn cpu_init(cpu: u32) {
         );
     }
     idt::load_idt();
+    syscall_init();
     // Loading GS above cleared its base, so the per-CPU pointer goes in last.
     percpu::setup_per_cpu(cpu);
+}
+
+/// Enables `syscall` from user mode into `entry_SYSCALL_64` (Linux's `syscall_init`): kernel
+/// CS/SS from STAR[47:32], user ones for `sysret` from STAR[63:48], and RFLAGS bits cleared
+/// on entry (interrupts among them).
+fn syscall_init() {
+    use crate::arch::x86::msr::{
+        EFER_SCE, MSR_EFER, MSR_LSTAR, MSR_STAR, MSR_SYSCALL_MASK, rdmsr, wrmsr,
+    };
+    const X86_EFLAGS_TF: u64 = 1 << 8;
+    const X86_EFLAGS_IF: u64 = 1 << 9;
+    const X86_EFLAGS_DF: u64 = 1 << 10;
+    const X86_EFLAGS_IOPL: u64 = 3 << 12;
+    const X86_EFLAGS_NT: u64 = 1 << 14;
+    const X86_EFLAGS_AC: u64 = 1 << 18;
+    let star = ((__USER32_CS as u64) << 48) | ((__KERNEL_CS as u64) << 32);
+    // SAFETY: the architectural SYSCALL MSRs, pointing at our entry stub with our selectors.
+    unsafe {
+        wrmsr(MSR_STAR, star);
+        wrmsr(
+            MSR_LSTAR,
+            crate::arch::x86::entry::entry_64::entry_SYSCALL_64 as *const () as u64,
+        );
+        wrmsr(
+            MSR_SYSCALL_MASK,
+            X86_EFLAGS_TF
+                | X86_EFLAGS_DF
+                | X86_EFLAGS_IF
+                | X86_EFLAGS_IOPL
+                | X86_EFLAGS_AC
+                | X86_EFLAGS_NT,
+        );
+        wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SCE);
+    }
 }
