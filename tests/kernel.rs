@@ -3,8 +3,8 @@
 mod common;
 
 use lockvmm::report::{LockupEvent, Outcome};
+use lockvmm_abi::eflags::X86_EFLAGS_IF;
 
-const X86_EFLAGS_IF: u64 = 1 << 9;
 const NSEC: u64 = 1_000_000_000;
 
 fn lockups(outcome: &Outcome) -> &[LockupEvent] {
@@ -202,11 +202,10 @@ fn task_state(r: &lockvmm::RunResult, pid: u32) -> Option<u32> {
     let (size, count) = dwarf.array_of("task_pool").unwrap();
     let pid_off = dwarf.member_offset("task_struct", "pid").unwrap();
     let state_off = dwarf.member_offset("task_struct", "state").unwrap();
-    let base = r.kernel.symbols.addr_of("task_pool").unwrap();
     (0..count)
-        .map(|i| base + i * size)
-        .find(|t| common::read_u32(r, "task_pool", t - base + pid_off) == pid)
-        .map(|t| common::read_u32(r, "task_pool", t - base + state_off))
+        .map(|i| i * size)
+        .find(|t| common::read_u32(r, "task_pool", t + pid_off) == pid)
+        .map(|t| common::read_u32(r, "task_pool", t + state_off))
 }
 
 #[test]

@@ -5,8 +5,7 @@ mod common;
 use lockvmm::analysis::BtItem;
 use lockvmm::inspect::Inspector;
 use lockvmm::summary::RunSummary;
-
-const X86_EFLAGS_IF: u64 = 1 << 9;
+use lockvmm_abi::eflags::X86_EFLAGS_IF;
 
 /// `source` (`src/…/file.rs:LINE`) is a line of the guest file that defines `function`, at or
 /// after its definition.

@@ -151,6 +151,24 @@ pub mod msr {
     pub const EVTSEL_EN: u64 = 1 << 22;
     /// Counter width.
     pub const PMC_BITS: u32 = 48;
+
+    /// System-call MSRs: the guest programs them (`syscall_init`), and the host reads them to
+    /// perform `syscall` for ring 3 ([`crate::Hypercall::Syscall`]).
+    pub const MSR_STAR: u32 = 0xc000_0081;
+    pub const MSR_LSTAR: u32 = 0xc000_0082;
+    pub const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
+}
+
+/// RFLAGS bits (Linux's `X86_EFLAGS_*`), for both sides and the tests.
+pub mod eflags {
+    /// Bit 1 is always set.
+    pub const X86_EFLAGS_FIXED: u64 = 1 << 1;
+    pub const X86_EFLAGS_TF: u64 = 1 << 8;
+    pub const X86_EFLAGS_IF: u64 = 1 << 9;
+    pub const X86_EFLAGS_DF: u64 = 1 << 10;
+    pub const X86_EFLAGS_IOPL: u64 = 3 << 12;
+    pub const X86_EFLAGS_NT: u64 = 1 << 14;
+    pub const X86_EFLAGS_AC: u64 = 1 << 18;
 }
 /// Physical window the host writes the scenario program (tasks and ops) into.
 pub const PROGRAM_PADDR: u64 = 0x10_0000;

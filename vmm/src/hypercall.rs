@@ -3,6 +3,7 @@
 //! never stops or crashes the host.
 use kvm_bindings::kvm_regs;
 use kvm_ioctls::VcpuFd;
+use lockvmm_abi::eflags::X86_EFLAGS_IF;
 use lockvmm_abi::{
     HC_EINVAL, HC_OK, Hypercall, IPI_NMI, LOCKUP_HARD, LOCKUP_SOFT, PtRegs, exception_name, hook,
 };
@@ -14,7 +15,6 @@ use crate::vcpu::{Next, capture_fault_ref};
 
 /// Longest panic message the host reads from the guest.
 const MAX_PANIC_MSG: u64 = 1024;
-const X86_EFLAGS_IF: u64 = 1 << 9;
 
 /// Handles hypercall `nr` from `cpu`.
 pub fn handle(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {

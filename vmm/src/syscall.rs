@@ -7,17 +7,14 @@
 //! [`Hypercall::Syscall`]: lockvmm_abi::Hypercall::Syscall
 use kvm_bindings::{Msrs, kvm_msr_entry, kvm_regs};
 use kvm_ioctls::VcpuFd;
+use lockvmm_abi::eflags::X86_EFLAGS_FIXED;
+use lockvmm_abi::msr::{MSR_LSTAR, MSR_STAR, MSR_SYSCALL_MASK};
 
 use crate::machine::Machine;
 use crate::vcpu::{kernel_code_segment, kernel_data_segment};
 
-const MSR_STAR: u32 = 0xc000_0081;
-const MSR_LSTAR: u32 = 0xc000_0082;
-const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
 /// `out dx, eax`, the one-byte instruction every hypercall is.
 const OUT_DX_EAX: u8 = 0xef;
-/// RFLAGS bit 1 is always set.
-const X86_EFLAGS_FIXED: u64 = 1 << 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyscallError {
@@ -27,6 +24,8 @@ pub enum SyscallError {
     NotAnOut(u64),
     #[error("the guest has not set up system calls (LSTAR is 0)")]
     NoEntry,
+    #[error("KVM did not return the system-call MSRs")]
+    MsrsUnreadable,
     #[error("KVM: {0}")]
     Kvm(#[from] kvm_ioctls::Error),
 }
@@ -60,8 +59,10 @@ pub fn enter(m: &Machine, vcpu: &VcpuFd, mut regs: kvm_regs, nr: u64) -> Result<
                 ..Default::default()
             }),
         )
-        .map_err(|_| SyscallError::NoEntry)?;
-    vcpu.get_msrs(&mut msrs)?;
+        .map_err(|_| SyscallError::MsrsUnreadable)?;
+    if vcpu.get_msrs(&mut msrs)? != msrs.as_slice().len() {
+        return Err(SyscallError::MsrsUnreadable);
+    }
     let [star, lstar, fmask] = [0, 1, 2].map(|i| msrs.as_slice()[i].data);
     if lstar == 0 {
         return Err(SyscallError::NoEntry);

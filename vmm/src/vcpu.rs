@@ -8,6 +8,7 @@ use kvm_bindings::{
     CpuId, KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE, kvm_mp_state, kvm_segment,
 };
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use lockvmm_abi::eflags::X86_EFLAGS_FIXED;
 use lockvmm_abi::{HYPERCALL_PORT, PAGE_OFFSET, SERIAL_PORT};
 
 use crate::hypercall;
@@ -25,7 +26,6 @@ const X86_CR0_PG: u64 = 1 << 31;
 const X86_CR4_PAE: u64 = 1 << 5;
 const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
-const X86_EFLAGS_FIXED: u64 = 1 << 1;
 
 /// The CPUID table KVM supports, read once per machine.
 pub fn supported_cpuid(kvm: &Kvm) -> Result<CpuId, VmError> {

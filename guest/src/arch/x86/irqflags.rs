@@ -1,7 +1,7 @@
 //! Interrupt-flag primitives, as Linux's `arch/x86/include/asm/irqflags.h`.
 use core::arch::asm;
 
-const X86_EFLAGS_IF: u64 = 1 << 9;
+use lockvmm_abi::eflags::X86_EFLAGS_IF;
 
 #[inline(always)]
 pub fn local_irq_disable() {

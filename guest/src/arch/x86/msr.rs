@@ -3,9 +3,7 @@ use core::arch::asm;
 
 pub const MSR_GS_BASE: u32 = 0xc000_0101;
 pub const MSR_EFER: u32 = 0xc000_0080;
-pub const MSR_STAR: u32 = 0xc000_0081;
-pub const MSR_LSTAR: u32 = 0xc000_0082;
-pub const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
+pub use lockvmm_abi::msr::{MSR_LSTAR, MSR_STAR, MSR_SYSCALL_MASK};
 pub const EFER_SCE: u64 = 1 << 0;
 
 /// Writes an MSR.

@@ -2,6 +2,7 @@
 //! preemption check on the way out (`retint_kernel`).
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use lockvmm_abi::eflags::X86_EFLAGS_IF;
 use lockvmm_abi::{NR_CPUS, PtRegs};
 
 use crate::arch::x86::kernel::apic::apic::ack_APIC_irq;
@@ -9,8 +10,6 @@ use crate::arch::x86::percpu::smp_processor_id;
 use crate::arch::x86::preempt::preempt_count;
 use crate::kernel::sched::core::{need_resched, preempt_schedule_irq, scheduler_ipi};
 use crate::kernel::softirq::{irq_enter, irq_exit};
-
-const X86_EFLAGS_IF: u64 = 1 << 9;
 
 /// Per-CPU `irq_regs`: the registers of the context the current interrupt interrupted.
 #[allow(clippy::declare_interior_mutable_const)]

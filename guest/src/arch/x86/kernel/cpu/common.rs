@@ -160,12 +160,7 @@ fn syscall_init() {
     use crate::arch::x86::msr::{
         EFER_SCE, MSR_EFER, MSR_LSTAR, MSR_STAR, MSR_SYSCALL_MASK, rdmsr, wrmsr,
     };
-    const X86_EFLAGS_TF: u64 = 1 << 8;
-    const X86_EFLAGS_IF: u64 = 1 << 9;
-    const X86_EFLAGS_DF: u64 = 1 << 10;
-    const X86_EFLAGS_IOPL: u64 = 3 << 12;
-    const X86_EFLAGS_NT: u64 = 1 << 14;
-    const X86_EFLAGS_AC: u64 = 1 << 18;
+    use lockvmm_abi::eflags::*;
     let star = ((__USER32_CS as u64) << 48) | ((__KERNEL_CS as u64) << 32);
     // SAFETY: the architectural SYSCALL MSRs, pointing at our entry stub with our selectors.
     unsafe {
