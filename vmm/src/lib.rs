@@ -1,137 +1,47 @@
 //! lockvmm: a KVM lab that boots a tiny Rust guest kernel on many vCPUs and replays Linux
 //! lockups deterministically.
 //!
-//! Host modules, one per concern: [`vm`] (KVM and the VM), [`memory`] (guest RAM and page
-//! tables), [`loader`] and [`symbols`] (the guest ELF), [`vcpu`] (vCPU state and run loop),
-//! [`sched`] (the run token), [`hypercall`] (the guest→host interface), [`devices`] (the
-//! serial console), [`machine`] (a whole run), [`scenario`] and [`program`] (what to run),
-//! [`report`] (how it ended), [`output`] (files written atomically), [`bench`].
-pub mod analysis;
-pub mod bench;
-pub mod clock;
-pub mod crashreport;
-pub mod devices;
-pub mod dwarf;
-pub mod expect;
-pub mod hypercall;
-pub mod inspect;
-pub mod loader;
-pub mod machine;
+//! The module map is the architecture (see ARCHITECTURE.md). Data flows one way, and a module
+//! imports only from the layers listed before it:
+//!
+//! 1. [`state`]: plain data — registers, snapshots, backtraces, lock waits, outcomes.
+//! 2. [`memory`]: guest RAM (live and frozen) and the page-table walk.
+//! 3. [`image`]: the guest kernel ELF — loader, symbols, DWARF types, source lines.
+//! 4. [`unwind`]: the frame-pointer unwinder over any memory reader.
+//! 5. [`kvm`] and [`devices`]: KVM objects (VM, vCPUs, capture) and the emulated UART and PMU.
+//! 6. [`machine`]: behaviour — the run token, virtual clock, vCPU loop, hypercalls, host
+//!    actions, snapshot capture, supervisor.
+//! 7. [`analysis`]: crash-style reading of a snapshot — tasks, backtraces, locks, diagnosis, log.
+//! 8. [`report`]: rendering — the crash-style report and the outcome text.
+//! 9. [`scenario`]: scenario files — schema, validation, the guest program, expectations.
+//! 10. [`output`]: files — atomic writes, the vmcore, `result.json`'s schema.
+//! 11. [`inspect`], [`lab`], [`bench`]: the commands — inspect a vmcore, run a scenario to its
+//!     run directory, measure.
+pub mod state;
+
 pub mod memory;
-pub mod output;
-pub mod pmu;
-pub mod program;
+
+pub mod image;
+
+pub mod unwind;
+
+pub mod devices;
+pub mod kvm;
+
+pub mod machine;
+
+pub mod analysis;
+
 pub mod report;
-pub mod runner;
+
 pub mod scenario;
-pub mod sched;
-pub mod snapshot;
-pub mod srcline;
-pub mod summary;
-pub mod symbols;
-pub mod syscall;
-pub mod vcpu;
-pub mod vm;
-pub mod vmcore;
 
-use std::path::PathBuf;
-use std::time::Duration;
+pub mod output;
 
+pub mod bench;
+pub mod inspect;
+pub mod lab;
+
+pub use lab::{LabError, RunOptions, run_scenario};
 pub use machine::{Knobs, MachineConfig, MachineError, RunResult};
 pub use scenario::{LoadedScenario, ScenarioError};
-
-/// The default KVM device.
-pub const KVM_DEVICE: &str = "/dev/kvm";
-
-/// How to run a scenario.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    pub scenario: PathBuf,
-    /// Overrides `machine.vcpus`.
-    pub vcpus: Option<usize>,
-    pub console_log: Option<PathBuf>,
-    pub echo_console: bool,
-    /// A guest kernel ELF other than the embedded one.
-    pub kernel: Option<PathBuf>,
-    pub kvm_device: PathBuf,
-    pub stall_timeout: Duration,
-}
-
-impl RunOptions {
-    pub fn new(scenario: impl Into<PathBuf>) -> Self {
-        RunOptions {
-            scenario: scenario.into(),
-            vcpus: None,
-            console_log: None,
-            echo_console: false,
-            kernel: None,
-            kvm_device: PathBuf::from(
-                std::env::var_os("LOCKVMM_KVM_DEVICE").unwrap_or_else(|| KVM_DEVICE.into()),
-            ),
-            stall_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LabError {
-    #[error(transparent)]
-    Scenario(#[from] ScenarioError),
-    #[error("--vcpus {requested}: {why}")]
-    VcpusFlag { requested: usize, why: String },
-    #[error(transparent)]
-    Machine(#[from] MachineError),
-}
-
-impl LabError {
-    /// 2 for bad input (scenario, flags), 3 for the environment or the host (KVM, files).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            LabError::Scenario(_) | LabError::VcpusFlag { .. } => 2,
-            LabError::Machine(
-                MachineError::TooManyVcpus { .. } | MachineError::ProgramTooBig(_),
-            ) => 2,
-            LabError::Machine(_) => 3,
-        }
-    }
-}
-
-/// Loads, checks and runs a scenario.
-pub fn run_scenario(opts: &RunOptions) -> Result<(LoadedScenario, RunResult), LabError> {
-    let scenario = LoadedScenario::load(&opts.scenario)?;
-    scenario.validate(opts.vcpus)?;
-    let kvm = vm::open_kvm(&opts.kvm_device).map_err(MachineError::from)?;
-    let max = vm::max_vcpus(&kvm).min(lockvmm_abi::NR_CPUS);
-    drop(kvm);
-    let vcpus = opts.vcpus.unwrap_or_else(|| scenario.vcpus());
-    if vcpus > max {
-        let why = format!("this KVM and the guest kernel allow at most {max} vCPUs");
-        return Err(match opts.vcpus {
-            Some(requested) => LabError::VcpusFlag { requested, why },
-            None => scenario
-                .error_at(
-                    scenario.scenario.machine.get_ref().vcpus.span(),
-                    format!("machine.vcpus = {vcpus}: {why}"),
-                )
-                .into(),
-        });
-    }
-    let kernel = loader::KernelImage::open(opts.kernel.as_deref()).map_err(MachineError::from)?;
-    let cfg = MachineConfig {
-        vcpus,
-        memory_mib: scenario.memory_mib(),
-        kernel,
-        program: program::encode(&scenario.scenario),
-        echo_console: opts.echo_console,
-        console_log: opts.console_log.clone(),
-        kvm_device: opts.kvm_device.clone(),
-        stall_timeout: opts.stall_timeout,
-        knobs: scenario.knobs(),
-        max_vtime_ns: scenario.max_vtime_ns(),
-        stop_on_lockup: scenario.stop_on_lockup(),
-        actions: scenario.actions(),
-        lock_names: scenario.lock_names(),
-    };
-    let result = machine::Machine::run(cfg)?;
-    Ok((scenario, result))
-}

@@ -1,6 +1,7 @@
-//! The `lockvmm` command line. Errors become one line on stderr and an exit status:
-//! 0 success, 1 the guest failed (fault, panic, lockup, stuck), 2 bad input (scenario file,
-//! flags), 3 the environment or the host (no /dev/kvm, no permission, KVM refused).
+//! The `lockvmm` command line. Errors become one line on stderr and an exit status
+//! ([`ExitStatus`]): 0 success, 1 the guest failed (fault, panic, lockup, stuck), 2 bad input
+//! (scenario file, flags), 3 the environment or the host (no /dev/kvm, no permission, KVM
+//! refused).
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -8,7 +9,9 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use lockvmm::RunOptions;
 use lockvmm::bench;
-use lockvmm::runner::{self, Completed, Fingerprint};
+use lockvmm::lab::fingerprint::{Fingerprint, repeat_dir};
+use lockvmm::lab::{self, Completed};
+use lockvmm::state::ExitStatus;
 
 #[derive(Parser)]
 #[command(
@@ -99,28 +102,28 @@ fn main() -> ExitCode {
             Ok(insp) => lockvmm::inspect::run(&insp, &command),
             Err(e) => {
                 eprintln!("lockvmm: {e}");
-                2
+                ExitStatus::BadInput
             }
         },
         Command::Bench(BenchCommand::Scenarios(args)) => match bench::scenarios(&args) {
-            Ok(()) => 0,
+            Ok(()) => ExitStatus::Success,
             Err(e) => {
                 eprintln!("lockvmm: {e:#}");
-                3
+                ExitStatus::Environment
             }
         },
         Command::Bench(BenchCommand::Boot(args)) => match bench::boot(&args) {
-            Ok(()) => 0,
+            Ok(()) => ExitStatus::Success,
             Err(e) => {
                 eprintln!("lockvmm: {e:#}");
-                3
+                ExitStatus::Environment
             }
         },
     };
-    ExitCode::from(code as u8)
+    code.into()
 }
 
-fn run(args: RunArgs, started: Instant) -> i32 {
+fn run(args: RunArgs, started: Instant) -> ExitStatus {
     let quiet = args.quiet || args.json || args.repeat > 1;
     let name = args
         .scenario
@@ -146,9 +149,9 @@ fn run(args: RunArgs, started: Instant) -> i32 {
                     serde_json::to_string_pretty(&done.summary).unwrap_or_default()
                 );
             } else {
-                print_outcome(&done, &opts);
+                print_outcome(&done);
             }
-            done.exit_code()
+            done.exit_status()
         }
         Err(code) => code,
     }
@@ -160,29 +163,29 @@ fn run_once(
     opts: &mut RunOptions,
     out: &Path,
     started: Instant,
-) -> Result<Completed, i32> {
+) -> Result<Completed, ExitStatus> {
     if let Err(e) = std::fs::create_dir_all(out) {
         eprintln!(
             "lockvmm: cannot create the run directory {}: {e}",
             out.display()
         );
-        return Err(3);
+        return Err(ExitStatus::Environment);
     }
     let console_log = args.log.clone().unwrap_or_else(|| out.join("console.log"));
     opts.console_log = Some(console_log.clone());
     let (scenario, result) = lockvmm::run_scenario(opts).map_err(|e| {
         eprintln!("lockvmm: {e}");
-        e.exit_code()
+        e.exit_status()
     })?;
     let vcpus = opts.vcpus.unwrap_or_else(|| scenario.vcpus());
-    let done = runner::complete(&scenario, &result, vcpus, out, &console_log, started);
+    let done = lab::complete(&scenario, &result, vcpus, out, &console_log, started);
     for w in &done.warnings {
         eprintln!("lockvmm: {w}");
     }
     Ok(done)
 }
 
-fn print_outcome(done: &Completed, opts: &RunOptions) {
+fn print_outcome(done: &Completed) {
     let s = &done.summary;
     println!(
         "lockvmm: {}/{} CPUs came online",
@@ -194,14 +197,7 @@ fn print_outcome(done: &Completed, opts: &RunOptions) {
     }
     match &done.report {
         Some(c) => print!("\n{}", c.render()),
-        None => {
-            let kernel = lockvmm::loader::KernelImage::open(opts.kernel.as_deref()).ok();
-            let syms = kernel
-                .as_ref()
-                .map(|k| k.symbols.as_ref().clone())
-                .unwrap_or_default();
-            print!("lockvmm: {}", s.outcome.render(&syms));
-        }
+        None => print!("lockvmm: {}", s.outcome.render()),
     }
     if !s.expectations.is_empty() {
         println!();
@@ -223,17 +219,17 @@ fn print_outcome(done: &Completed, opts: &RunOptions) {
 }
 
 /// `--repeat N`: the same scenario N times; every run's fingerprint must equal the first's.
-fn repeat(args: &RunArgs, opts: &RunOptions, out: &Path, started: Instant) -> i32 {
+fn repeat(args: &RunArgs, opts: &RunOptions, out: &Path, started: Instant) -> ExitStatus {
     let mut first: Option<Fingerprint> = None;
     let mut failed_expectations = 0;
     let n = usize::from(args.repeat);
     for i in 1..=n {
         let mut o = opts.clone();
-        let done = match run_once(args, &mut o, &runner::repeat_dir(out, i), started) {
+        let done = match run_once(args, &mut o, &repeat_dir(out, i), started) {
             Ok(d) => d,
             Err(code) => return code,
         };
-        if done.exit_code() != 0 {
+        if done.exit_status() != ExitStatus::Success {
             failed_expectations += 1;
         }
         let fp = Fingerprint::of(&done.summary);
@@ -243,7 +239,7 @@ fn repeat(args: &RunArgs, opts: &RunOptions, out: &Path, started: Instant) -> i3
             Some(f) => {
                 let diff = f.first_difference(&fp).unwrap_or_default();
                 println!("lockvmm: NOT deterministic: run {i} of {n} differs from run 1 in {diff}");
-                return 1;
+                return ExitStatus::GuestFailed;
             }
         }
     }
@@ -252,10 +248,14 @@ fn repeat(args: &RunArgs, opts: &RunOptions, out: &Path, started: Instant) -> i3
         "lockvmm: deterministic: {n}/{n} runs gave the same report (fingerprint {digest}); {ok}/{n} met the scenario's expectations",
         ok = n - failed_expectations
     );
-    i32::from(failed_expectations > 0)
+    if failed_expectations > 0 {
+        ExitStatus::GuestFailed
+    } else {
+        ExitStatus::Success
+    }
 }
 
-fn list(dir: &std::path::Path) -> i32 {
+fn list(dir: &std::path::Path) -> ExitStatus {
     let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
             .flatten()
@@ -264,7 +264,7 @@ fn list(dir: &std::path::Path) -> i32 {
             .collect(),
         Err(e) => {
             eprintln!("lockvmm: cannot list {}: {e}", dir.display());
-            return 2;
+            return ExitStatus::BadInput;
         }
     };
     entries.sort();
@@ -273,7 +273,7 @@ fn list(dir: &std::path::Path) -> i32 {
         .map(|p| p.display().to_string().len())
         .max()
         .unwrap_or(0);
-    let mut status = 0;
+    let mut status = ExitStatus::Success;
     for path in entries {
         match lockvmm::LoadedScenario::load(&path) {
             Ok(s) => println!(
@@ -283,7 +283,7 @@ fn list(dir: &std::path::Path) -> i32 {
             ),
             Err(e) => {
                 eprintln!("lockvmm: {e}");
-                status = 2;
+                status = ExitStatus::BadInput;
             }
         }
     }

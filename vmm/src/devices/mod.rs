@@ -1,2 +1,3 @@
-//! Emulated devices: the serial console.
+//! Emulated devices: the serial console and the PMU.
+pub mod pmu;
 pub mod serial;

@@ -33,30 +33,7 @@ pub struct ConsoleSink {
     log: Option<File>,
     kept: Arc<Mutex<ConsoleText>>,
     /// Names addresses the guest prints as `[<ffffffff81005bf0>]` (it has no kallsyms).
-    symbols: Option<Arc<crate::symbols::Symbols>>,
-}
-
-/// `[<ffffffff81005bf0>]` → `[<ffffffff81005bf0>] native_queued_spin_lock_slowpath+0x1f0/0x2a0`
-/// (a return address, so the symbol of `addr - 1`).
-pub fn annotate_addresses(line: &str, syms: &crate::symbols::Symbols) -> String {
-    let parsed = line.find("[<").and_then(|at| {
-        let hex = &line[at + 2..];
-        let end = hex.find(">]")?;
-        u64::from_str_radix(&hex[..end], 16).ok()
-    });
-    match parsed.and_then(|addr| syms.lookup(addr.wrapping_sub(1)).map(|l| (addr, l))) {
-        Some((addr, l)) => {
-            let start = addr - 1 - l.offset;
-            format!(
-                "{} {}+{:#x}/{:#x}\n",
-                line.trim_end(),
-                l.name,
-                addr - start,
-                l.size
-            )
-        }
-        None => line.to_string(),
-    }
+    symbols: Option<Arc<crate::image::Symbols>>,
 }
 
 impl ConsoleSink {
@@ -71,7 +48,7 @@ impl ConsoleSink {
     }
 
     /// Names the `[<address>]`s of the guest's lines with these symbols.
-    pub fn with_symbols(mut self, symbols: Arc<crate::symbols::Symbols>) -> Self {
+    pub fn with_symbols(mut self, symbols: Arc<crate::image::Symbols>) -> Self {
         self.symbols = Some(symbols);
         self
     }
@@ -91,7 +68,7 @@ impl ConsoleSink {
         }
         let mut text = String::from_utf8_lossy(&self.line).into_owned();
         if let Some(syms) = self.symbols.as_ref().filter(|_| text.contains("[<")) {
-            text = annotate_addresses(&text, syms);
+            text = crate::image::symbols::annotate_addresses(&text, syms);
         }
         self.line.clear();
         if self.echo {
@@ -136,19 +113,4 @@ pub type SerialConsole = Serial<NoIrq, vm_superio::serial::NoEvents, ConsoleSink
 
 pub fn new_console(sink: ConsoleSink) -> SerialConsole {
     Serial::new(NoIrq, sink)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn call_trace_addresses_get_their_symbol() {
-        let syms = crate::symbols::Symbols::from_elf(crate::loader::EMBEDDED_GUEST).unwrap();
-        let ret = syms.addr_of("kthread").unwrap() + 5;
-        let line = format!("[   20.000000]  [<{ret:016x}>]\n");
-        let out = annotate_addresses(&line, &syms);
-        assert!(out.contains("] kthread+0x5/"), "{out}");
-        assert_eq!(annotate_addresses("no address\n", &syms), "no address\n");
-    }
 }

@@ -1,0 +1,51 @@
+//! Source lines of guest code addresses (DWARF line tables through addr2line), for the report's
+//! frames, as crash's `bt -l`.
+use std::path::Path;
+
+use crate::state::BtItem;
+
+pub struct SourceLines {
+    loader: addr2line::Loader,
+}
+
+impl SourceLines {
+    /// The line tables of the guest kernel ELF at `path`, if it can be read.
+    pub fn open(path: &Path) -> Option<Self> {
+        addr2line::Loader::new(path)
+            .ok()
+            .map(|loader| SourceLines { loader })
+    }
+
+    /// `src/kernel/locking/qspinlock.rs:210` for a code address (`pc - 1` for a return address,
+    /// which may be past its call's last instruction). With inlining, the line is the one in the
+    /// function the backtrace names (the outermost inline frame), not in a helper inlined into it,
+    /// as `bt -l` shows. Paths are cut to the guest's tree.
+    pub fn line(&self, pc: u64, is_return: bool) -> Option<String> {
+        let probe = if is_return { pc.wrapping_sub(1) } else { pc };
+        let mut frames = self.loader.find_frames(probe).ok()?;
+        let mut outermost = None;
+        while let Ok(Some(frame)) = frames.next() {
+            if let Some(loc) = frame.location {
+                outermost = Some(loc);
+            }
+        }
+        let loc = outermost?;
+        let file = loc.file?;
+        let short = file
+            .find("guest/src/")
+            .map_or(file, |i| &file[i + "guest/".len()..]);
+        Some(match loc.line {
+            Some(line) => format!("{short}:{line}"),
+            None => short.to_string(),
+        })
+    }
+
+    /// Fills the `source` of every frame of a backtrace.
+    pub fn annotate(&self, items: &mut [BtItem]) {
+        for item in items.iter_mut() {
+            if let BtItem::Frame { n, pc, source, .. } = item {
+                *source = self.line(*pc, *n > 0);
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! `lockvmm inspect <vmcore>`: an offline, crash-like inspector of a saved snapshot.
+//!
+//! Commands (as crash's): `bt [-l] [-a | CPU | -c CPU]`, `regs CPU`, `sym ADDR|NAME`,
+//! `rd ADDR [COUNT]`, `p SYMBOL[index]`, `struct NAME [-o] [ADDR]`, `log`, `ps`, `help`.
+//! One-shot (`lockvmm inspect vmcore bt -a`), from a pipe (one command a line), or at an
+//! interactive `crash>` prompt with history.
+use std::path::{Path, PathBuf};
+
+mod cpu;
+mod memory;
+mod prompt;
+mod tasks;
+
+pub use prompt::run;
+
+use crate::analysis::Analysis;
+use crate::image::loader::{EMBEDDED_GUEST, EMBEDDED_GUEST_PATH};
+use crate::image::{DebugInfo, SourceLines, Symbols};
+use crate::output::vmcore::{self, CoreError, LoadedCore};
+use crate::state::Snapshot;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("cannot read the guest kernel {path}: {source}")]
+    Kernel {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the guest kernel {0} has no usable symbol table")]
+    Symbols(String),
+}
+
+pub struct Inspector {
+    pub core: LoadedCore,
+    pub snap: Snapshot,
+    pub syms: Symbols,
+    pub dwarf: DebugInfo,
+    pub kernel: PathBuf,
+    /// Line tables for `bt -l`, when the kernel is a file on disk.
+    lines: Option<SourceLines>,
+}
+
+/// The guest kernel for a vmcore: `--kernel`, else `vmlinux` beside the vmcore, else the
+/// path recorded in it, else the kernel built into this lockvmm.
+fn find_kernel(
+    vmcore: &Path,
+    recorded: &str,
+    explicit: Option<&Path>,
+) -> Result<(PathBuf, Vec<u8>), InspectError> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| InspectError::Kernel {
+            path: p.display().to_string(),
+            source,
+        })
+    };
+    if let Some(p) = explicit {
+        return Ok((p.to_path_buf(), read(p)?));
+    }
+    let beside = vmcore.with_file_name("vmlinux");
+    for p in [beside.as_path(), Path::new(recorded)] {
+        if p.is_file() {
+            return Ok((p.to_path_buf(), read(p)?));
+        }
+    }
+    Ok((PathBuf::from(EMBEDDED_GUEST_PATH), EMBEDDED_GUEST.to_vec()))
+}
+
+pub(crate) fn parse_addr(s: &str) -> Option<u64> {
+    let s = s.trim().trim_start_matches('&');
+    let hex = s.strip_prefix("0x").unwrap_or(s);
+    u64::from_str_radix(hex, 16).ok()
+}
+
+impl Inspector {
+    pub fn open(vmcore: &Path, kernel: Option<&Path>) -> Result<Self, InspectError> {
+        let core = vmcore::read(vmcore)?;
+        let (kernel, elf) = find_kernel(vmcore, &core.meta.kernel, kernel)?;
+        let syms = Symbols::from_elf(&elf)
+            .map_err(|_| InspectError::Symbols(kernel.display().to_string()))?;
+        let dwarf = DebugInfo::from_elf(&elf).unwrap_or_default();
+        let snap = core.snapshot();
+        let lines = SourceLines::open(&kernel);
+        Ok(Inspector {
+            core,
+            snap,
+            syms,
+            dwarf,
+            kernel,
+            lines,
+        })
+    }
+
+    pub(crate) fn analysis(&self) -> Analysis<'_> {
+        Analysis::new(&self.snap, &self.syms, &self.dwarf)
+    }
+
+    /// The header crash prints on start.
+    pub fn banner(&self) -> String {
+        let cpus = self.snap.cpus.len();
+        let secs = self.snap.vtime_ns / 1_000_000_000;
+        format!(
+            "      KERNEL: {}\n        CPUS: {cpus}\n      UPTIME: {:02}:{:02}:{:02} (virtual)\n    SNAPSHOT: {}\n",
+            self.kernel.display(),
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60,
+            self.snap.reason
+        )
+    }
+
+    /// Runs one command; `Err` carries crash-style error text.
+    pub fn exec(&self, line: &str) -> Result<String, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some((&cmd, args)) = words.split_first() else {
+            return Ok(String::new());
+        };
+        match cmd {
+            "bt" => self.bt(args),
+            "regs" => self.regs(args),
+            "sym" => self.sym(args),
+            "rd" => self.rd(args),
+            "p" | "print" => self.print(args),
+            "struct" => self.struct_cmd(args),
+            "log" | "dmesg" => Ok(self.analysis().dmesg().join("\n") + "\n"),
+            "ps" => Ok(self.ps()),
+            "help" | "h" | "?" => Ok(HELP.to_string()),
+            other => Err(format!("{other}: command not found (try `help`)")),
+        }
+    }
+
+    pub(crate) fn cpu_arg(&self, s: &str) -> Result<usize, String> {
+        match s.parse::<usize>() {
+            Ok(c) if c < self.snap.cpus.len() => Ok(c),
+            _ => Err(format!(
+                "invalid CPU: {s} (the machine has CPUs 0 to {})",
+                self.snap.cpus.len() - 1
+            )),
+        }
+    }
+}
+
+const HELP: &str = "\
+bt [-l] [-a | CPU | -c CPU]
+                         backtrace of the report's CPU, of every CPU, or of one;
+                         -l adds each frame's source line
+regs CPU                 every register KVM had for the CPU, with events and LAPIC state
+sym ADDR | sym NAME      the symbol (and C expression) an address is in, or a symbol's address
+rd ADDR [COUNT]          read 64-bit words of kernel memory
+p SYMBOL[INDEX]          a global (per-CPU arrays: one element, or every CPU's address)
+struct NAME [-o] [ADDR]  a struct's layout (with offsets), or its members' values at ADDR
+log                      the kernel log buffer (dmesg)
+ps                       tasks
+help                     this text
+quit                     leave (interactive)
+";

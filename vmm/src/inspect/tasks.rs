@@ -1,0 +1,51 @@
+//! `ps`: the tasks of the guest's task pool.
+use std::fmt::Write as _;
+
+use super::Inspector;
+
+impl Inspector {
+    /// Every task of the pool (crash's `ps`).
+    pub(super) fn ps(&self) -> String {
+        let a = self.analysis();
+        let mut s = String::from("   PID    CPU  TASK              ST  COMM\n");
+        let (Some(base), Some((size, count))) = (
+            self.syms.addr_of("task_pool"),
+            self.dwarf.array_of("task_pool"),
+        ) else {
+            return s;
+        };
+        let state_off = self
+            .dwarf
+            .member_offset("task_struct", "state")
+            .unwrap_or(8);
+        let cpu_off = self.dwarf.member_offset("task_struct", "cpu");
+        let running: Vec<u64> = (0..self.snap.cpus.len())
+            .filter_map(|c| a.task_on(c).map(|t| t.addr))
+            .collect();
+        for i in 0..count {
+            let at = base + i * size;
+            let Some(t) = a.task_at(at) else { continue };
+            let state = a.mem.u32(at + state_off).unwrap_or(64);
+            if state == 64 || (t.pid == 0 && i as usize >= self.snap.cpus.len()) {
+                continue;
+            }
+            let cpu = cpu_off.and_then(|o| a.mem.u32(at + o).ok()).unwrap_or(0);
+            let st = if running.contains(&at) {
+                "RU"
+            } else if state == 0 {
+                "RQ"
+            } else if state == 1 {
+                "IN"
+            } else {
+                "UN"
+            };
+            let mark = if running.contains(&at) { '>' } else { ' ' };
+            let _ = writeln!(
+                s,
+                "{mark}{:>6} {:>5}  {at:016x}  {st}  {}",
+                t.pid, cpu, t.comm
+            );
+        }
+        s
+    }
+}

@@ -1,0 +1,231 @@
+//! Finishing a run: the analysis of its snapshot (once), the vmcore, the crash-style report,
+//! the expectations, and `result.json`.
+use std::path::Path;
+use std::time::Instant;
+
+use crate::analysis::{Analysis, dmesg_from};
+use crate::image::SourceLines;
+use crate::machine::RunResult;
+use crate::output::summary::{RunSummary, SCHEMA_VERSION, Timings};
+use crate::output::vmcore::{self, CoreMeta};
+use crate::output::write_atomic;
+use crate::report::{CrashReport, report_cpu};
+use crate::scenario::LoadedScenario;
+use crate::scenario::expect::{self, Verdict};
+use crate::state::{CpuBacktrace, ExitStatus, LockupKind, Outcome};
+
+/// What a finished run produced.
+pub struct Completed {
+    pub summary: RunSummary,
+    pub report: Option<CrashReport>,
+    /// Problems writing the run's files (the run itself is still reported).
+    pub warnings: Vec<String>,
+}
+
+impl Completed {
+    /// Success when the scenario's expectations hold (or, without expectations, on a clean
+    /// power-off with every CPU online); the environment for a host error; else a guest failure.
+    pub fn exit_status(&self) -> ExitStatus {
+        let s = &self.summary;
+        if matches!(s.outcome, Outcome::HostError { .. }) {
+            return ExitStatus::Environment;
+        }
+        let ok = if s.expectations.is_empty() {
+            matches!(s.outcome, Outcome::Shutdown { status: 0 } if s.cpus_online.len() == s.vcpus)
+        } else {
+            s.expectations.iter().all(|v| v.ok)
+        };
+        if ok {
+            ExitStatus::Success
+        } else {
+            ExitStatus::GuestFailed
+        }
+    }
+
+    pub fn failed_expectations(&self) -> Vec<&Verdict> {
+        self.summary.expectations.iter().filter(|v| !v.ok).collect()
+    }
+}
+
+/// Peak resident memory of this process.
+pub fn max_rss_kib() -> i64 {
+    // SAFETY: getrusage only writes into the struct we pass; RUSAGE_SELF is always valid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
+        usage.ru_maxrss
+    } else {
+        -1
+    }
+}
+
+/// The lockup kind a report speaks of: the first detector report of the run, if any.
+fn report_kind(r: &RunResult) -> Option<LockupKind> {
+    match &r.outcome {
+        Outcome::Lockup { events } => Some(events.first().map_or(LockupKind::Soft, |e| e.kind)),
+        Outcome::Panic { .. } => Some(r.lockups.first().map_or(LockupKind::Soft, |e| e.kind)),
+        _ => None,
+    }
+}
+
+/// The snapshot's analysis, made once: every CPU's backtrace, then the crash-style report (when
+/// the outcome names a CPU) and the vmcore's metadata and thread registers share them.
+struct Analysed {
+    report: Option<CrashReport>,
+    backtraces: Vec<CpuBacktrace>,
+}
+
+fn analyse(r: &RunResult, dumpfile: Option<String>) -> Option<Analysed> {
+    let snap = r.snapshot.as_ref()?;
+    let a = Analysis::new(snap, &r.kernel.symbols, r.kernel.debug_info());
+    let backtraces: Vec<CpuBacktrace> = (0..snap.cpus.len()).map(|c| a.backtrace(c)).collect();
+    let report = report_cpu(&r.outcome).map(|cpu| {
+        let cr3 = a.mem.cr3;
+        let dmesg = dmesg_from(
+            |va, len| r.memory.read_virt(cr3, va, len).ok(),
+            a.syms,
+            a.dwarf,
+        );
+        let panic = match &r.outcome {
+            Outcome::Panic { message, .. } => Some(message.clone()),
+            _ => None,
+        };
+        let mut report = CrashReport::build(
+            &a,
+            cpu,
+            &backtraces,
+            report_kind(r),
+            panic,
+            r.kernel.path.display().to_string(),
+            dumpfile,
+            dmesg,
+        );
+        if let Some(lines) = SourceLines::open(&r.kernel.path) {
+            for bt in &mut report.backtraces {
+                lines.annotate(&mut bt.items);
+            }
+        }
+        report
+    });
+    Some(Analysed { report, backtraces })
+}
+
+/// Writes the vmcore of a run that left a snapshot (and `vmlinux` beside it).
+fn write_vmcore(out: &Path, r: &RunResult, backtraces: &[CpuBacktrace]) -> Result<(), String> {
+    let Some(snap) = &r.snapshot else {
+        return Ok(());
+    };
+    let meta = CoreMeta {
+        format: "lockvmm-vmcore-1".into(),
+        reason: snap.reason.clone(),
+        vtime_ns: snap.vtime_ns,
+        kernel: r.kernel.path.display().to_string(),
+        cpus: snap.cpus.clone(),
+        mem_bytes: snap.memory.len() as u64,
+        console: r.console.clone(),
+        freeze_us: snap.freeze_us,
+        memory_copy_us: snap.memory_copy_us,
+        report_cpu: report_cpu(&r.outcome),
+        lock_names: snap.lock_names.clone(),
+    };
+    vmcore::write(
+        &out.join("vmcore"),
+        snap,
+        &meta,
+        &vmcore::thread_regs(backtraces),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Writes the run's files into `out` and builds its summary. `started` is when the process
+/// started (timings count from there).
+pub fn complete(
+    scenario: &LoadedScenario,
+    r: &RunResult,
+    vcpus: usize,
+    out: &Path,
+    console_log: &Path,
+    started: Instant,
+) -> Completed {
+    let mut warnings = Vec::new();
+    let vmcore_path = out.join("vmcore").display().to_string();
+    let analysed = analyse(r, Some(vmcore_path.clone()));
+    let mut vmcore = None;
+    let mut report = None;
+    if let Some(Analysed {
+        report: rep,
+        backtraces,
+    }) = analysed
+    {
+        report = rep;
+        match write_vmcore(out, r, &backtraces) {
+            Ok(()) => {
+                vmcore = Some(vmcore_path);
+                if let Err(e) = write_atomic(&out.join("vmlinux"), &r.kernel.elf) {
+                    warnings.push(format!(
+                        "cannot write {}: {e}",
+                        out.join("vmlinux").display()
+                    ));
+                }
+            }
+            Err(e) => {
+                warnings.push(e);
+                if let Some(rep) = report.as_mut() {
+                    rep.dumpfile = None;
+                }
+            }
+        }
+    }
+    if let Some(Err(e)) = report
+        .as_ref()
+        .map(|c| write_atomic(&out.join("report.txt"), c.render().as_bytes()))
+    {
+        warnings.push(format!(
+            "cannot write {}: {e}",
+            out.join("report.txt").display()
+        ));
+    }
+    let expectations = expect::check(&scenario.scenario.expect, r, report.as_ref());
+    let offset_ms = (r.timings.t0 - started).as_secs_f64() * 1e3;
+    let summary = RunSummary {
+        schema_version: SCHEMA_VERSION,
+        scenario: scenario.name(),
+        description: scenario.scenario.description.clone(),
+        kernel: r.kernel.path.display().to_string(),
+        vcpus,
+        cpus_online: r.online.clone(),
+        outcome: r.outcome.clone(),
+        lockups: r.lockups.clone(),
+        hooks: r.hooks.clone(),
+        pmu_nmis: r.pmu_nmis.clone(),
+        bad_hypercalls: r.bad_hypercalls.clone(),
+        vtime_ns: r.vtime_ns,
+        report: report.clone(),
+        console_log: console_log.display().to_string(),
+        vmcore,
+        timings: Timings {
+            vcpus_created_ms: offset_ms + r.timings.vcpus_created_ms,
+            all_online_ms: r.timings.all_online_ms.map(|t| offset_ms + t),
+            finished_ms: offset_ms + r.timings.finished_ms,
+            exit_ms: started.elapsed().as_secs_f64() * 1e3,
+        },
+        max_rss_kib: max_rss_kib(),
+        expectations,
+    };
+    match serde_json::to_string_pretty(&summary) {
+        Ok(text) => {
+            if let Err(e) = write_atomic(&out.join("result.json"), text.as_bytes()) {
+                warnings.push(format!(
+                    "cannot write {}: {e}",
+                    out.join("result.json").display()
+                ));
+            }
+        }
+        Err(e) => warnings.push(format!("cannot encode result.json: {e}")),
+    }
+    Completed {
+        summary,
+        report,
+        warnings,
+    }
+}

@@ -1,0 +1,105 @@
+//! Running a scenario: load and check it, size the machine, build its configuration, run it.
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::image::KernelImage;
+use crate::kvm::vm;
+use crate::machine::{Machine, MachineConfig, MachineError, RunResult};
+use crate::scenario::{LoadedScenario, ScenarioError, program};
+use crate::state::ExitStatus;
+
+/// The default KVM device.
+pub const KVM_DEVICE: &str = "/dev/kvm";
+
+/// How to run a scenario.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub scenario: PathBuf,
+    /// Overrides `machine.vcpus`.
+    pub vcpus: Option<usize>,
+    pub console_log: Option<PathBuf>,
+    pub echo_console: bool,
+    /// A guest kernel ELF other than the embedded one.
+    pub kernel: Option<PathBuf>,
+    pub kvm_device: PathBuf,
+    pub stall_timeout: Duration,
+}
+
+impl RunOptions {
+    pub fn new(scenario: impl Into<PathBuf>) -> Self {
+        RunOptions {
+            scenario: scenario.into(),
+            vcpus: None,
+            console_log: None,
+            echo_console: false,
+            kernel: None,
+            kvm_device: PathBuf::from(
+                std::env::var_os("LOCKVMM_KVM_DEVICE").unwrap_or_else(|| KVM_DEVICE.into()),
+            ),
+            stall_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("--vcpus {requested}: {why}")]
+    VcpusFlag { requested: usize, why: String },
+    #[error(transparent)]
+    Machine(#[from] MachineError),
+}
+
+impl LabError {
+    /// Bad input (scenario, flags) or the environment (KVM, files).
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            LabError::Scenario(_) | LabError::VcpusFlag { .. } => ExitStatus::BadInput,
+            LabError::Machine(
+                MachineError::TooManyVcpus { .. } | MachineError::ProgramTooBig(_),
+            ) => ExitStatus::BadInput,
+            LabError::Machine(_) => ExitStatus::Environment,
+        }
+    }
+}
+
+/// Loads, checks and runs a scenario.
+pub fn run_scenario(opts: &RunOptions) -> Result<(LoadedScenario, RunResult), LabError> {
+    let scenario = LoadedScenario::load(&opts.scenario)?;
+    scenario.validate(opts.vcpus)?;
+    let kvm = vm::open_kvm(&opts.kvm_device).map_err(MachineError::from)?;
+    let max = vm::max_vcpus(&kvm).min(lockvmm_abi::NR_CPUS);
+    drop(kvm);
+    let vcpus = opts.vcpus.unwrap_or_else(|| scenario.vcpus());
+    if vcpus > max {
+        let why = format!("this KVM and the guest kernel allow at most {max} vCPUs");
+        return Err(match opts.vcpus {
+            Some(requested) => LabError::VcpusFlag { requested, why },
+            None => scenario
+                .error_at(
+                    scenario.scenario.machine.get_ref().vcpus.span(),
+                    format!("machine.vcpus = {vcpus}: {why}"),
+                )
+                .into(),
+        });
+    }
+    let kernel = KernelImage::open(opts.kernel.as_deref()).map_err(MachineError::from)?;
+    let cfg = MachineConfig {
+        vcpus,
+        memory_mib: scenario.memory_mib(),
+        kernel,
+        program: program::encode(&scenario.scenario),
+        echo_console: opts.echo_console,
+        console_log: opts.console_log.clone(),
+        kvm_device: opts.kvm_device.clone(),
+        stall_timeout: opts.stall_timeout,
+        knobs: scenario.knobs(),
+        max_vtime_ns: scenario.max_vtime_ns(),
+        stop_on_lockup: scenario.stop_on_lockup(),
+        actions: scenario.actions(),
+        lock_names: scenario.lock_names(),
+    };
+    let result = Machine::run(cfg)?;
+    Ok((scenario, result))
+}

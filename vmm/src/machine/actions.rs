@@ -1,0 +1,67 @@
+//! The scenario's host actions: at a hook point or a virtual time, deliver a timer tick, an NMI
+//! or a PMU overflow to a CPU, or pause and resume it.
+use super::{Deliver, Machine, When, lock};
+
+impl Machine {
+    /// The deliveries (and their target CPUs) the scenario asks for when `cpu` reaches `hook`
+    /// (each `once` action only the first time).
+    pub fn actions_for(&self, hook: u64, cpu: usize) -> Vec<(Deliver, usize)> {
+        let mut out = Vec::new();
+        for (a, fired) in lock(&self.actions).iter_mut() {
+            if a.when == When::Hook(hook) && a.cpu.is_none_or(|c| c == cpu) && !(a.once && *fired) {
+                *fired = true;
+                out.push((a.deliver, a.target.unwrap_or(cpu)));
+            }
+        }
+        out
+    }
+
+    /// When the next timed action is due.
+    pub fn next_timed_action(&self) -> Option<u64> {
+        lock(&self.actions)
+            .iter()
+            .filter(|(_, fired)| !fired)
+            .filter_map(|(a, _)| match a.when {
+                When::Time(t) => Some(t),
+                When::Hook(_) => None,
+            })
+            .min()
+    }
+
+    /// Performs every timed action due by `now` (from the clock, while every vCPU waits).
+    pub fn run_timed_actions(&self, now: u64) {
+        let due: Vec<(Deliver, usize)> = lock(&self.actions)
+            .iter_mut()
+            .filter(|(a, fired)| !fired && matches!(a.when, When::Time(t) if t <= now))
+            .map(|(a, fired)| {
+                *fired = true;
+                (a.deliver, a.target.or(a.cpu).unwrap_or(0))
+            })
+            .collect();
+        for (d, target) in due {
+            self.perform(d, target);
+        }
+    }
+
+    /// Delivers one action to `target`. Returns true when `target` must pause (the caller,
+    /// if it is that CPU, blocks).
+    pub fn perform(&self, d: Deliver, target: usize) -> bool {
+        if target >= self.nr_cpus {
+            return false;
+        }
+        match d {
+            Deliver::TimerTick => super::clock::fire_next_timer(self, target),
+            Deliver::Nmi => self.deliver_nmi(target),
+            Deliver::PmuOverflow => {
+                self.pmu_overflow(target, self.now_ns());
+                self.deliver_nmi(target);
+            }
+            Deliver::Pause => {
+                self.sched.pause(target);
+                return true;
+            }
+            Deliver::Resume => self.sched.resume(target),
+        }
+        false
+    }
+}

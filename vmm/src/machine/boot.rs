@@ -1,0 +1,164 @@
+//! Building a machine and running it to the end: guest memory with the boot page tables, GDT,
+//! kernel, scenario program and boot info; the VM with its MSR filter; the vCPUs and their
+//! threads; then the supervisor until the outcome.
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use lockvmm_abi::{
+    BOOT_MAGIC, BootInfo, CLOCKEVENT_PADDR, NO_EVENT, NR_CPUS, PROGRAM_MAX, PROGRAM_PADDR,
+};
+use vmm_sys_util::eventfd::EventFd;
+
+use super::run_token::Scheduler;
+use super::supervisor::{install_kick_handler, join_all, supervise};
+use super::vcpu_loop::vcpu_thread;
+use super::{
+    CaptureState, CpuSlot, Machine, MachineConfig, MachineError, RunRecord, RunResult, START,
+    Timings, lock,
+};
+use crate::devices::pmu::Pmu;
+use crate::devices::serial::{ConsoleSink, ConsoleText, new_console};
+use crate::kvm::{vcpu, vm};
+use crate::memory::GuestMemory;
+use crate::state::Outcome;
+
+impl Machine {
+    /// Builds and runs a machine until it stops.
+    pub fn run(cfg: MachineConfig) -> Result<RunResult, MachineError> {
+        let t0 = Instant::now();
+        let _ = START.set(t0);
+        let kvm = vm::open_kvm(&cfg.kvm_device)?;
+        let max = vm::max_vcpus(&kvm).min(NR_CPUS);
+        if cfg.vcpus == 0 || cfg.vcpus > max {
+            let limit = if cfg.vcpus == 0 {
+                "a machine needs at least 1".to_string()
+            } else {
+                format!("this KVM and the guest kernel allow at most {max}")
+            };
+            return Err(MachineError::TooManyVcpus {
+                requested: cfg.vcpus,
+                limit,
+            });
+        }
+        if cfg.program.len() as u64 > PROGRAM_MAX {
+            return Err(MachineError::ProgramTooBig(cfg.program.len()));
+        }
+
+        let memory = GuestMemory::new(cfg.memory_mib)?;
+        memory.setup_page_tables()?;
+        memory.setup_boot_gdt()?;
+        cfg.kernel.load(&memory)?;
+        memory.write_phys(PROGRAM_PADDR, &cfg.program)?;
+        let k = cfg.knobs;
+        memory.write_boot_info(&BootInfo {
+            magic: BOOT_MAGIC,
+            nr_cpus: cfg.vcpus as u32,
+            mem_bytes: memory.size(),
+            program_paddr: PROGRAM_PADDR,
+            program_len: cfg.program.len() as u64,
+            vtime_ns: 0,
+            watchdog_thresh: k.watchdog_thresh,
+            softlockup_panic: k.softlockup_panic.into(),
+            hardlockup_panic: k.hardlockup_panic.into(),
+            nmi_watchdog: k.nmi_watchdog.into(),
+            softlockup_all_cpu_backtrace: k.softlockup_all_cpu_backtrace.into(),
+            lbr_gfp_mode: k.lbr_gfp_mode,
+            console_fbcon: k.console_fbcon.into(),
+            ..Default::default()
+        })?;
+        // No CPU has a timer armed until it programs one.
+        memory.write_phys(CLOCKEVENT_PADDR, &NO_EVENT.to_le_bytes().repeat(NR_CPUS))?;
+
+        let vm = vm::create_vm(&kvm, &memory)?;
+        vm::trap_msrs(&kvm, &vm, &Pmu::MSRS)?;
+        let cpuid = vcpu::supported_cpuid(&kvm)?;
+        let mut vcpus = Vec::with_capacity(cfg.vcpus);
+        for cpu in 0..cfg.vcpus {
+            let rip = if cpu == 0 {
+                cfg.kernel.entry_bsp
+            } else {
+                cfg.kernel.entry_ap
+            };
+            vcpus.push(vcpu::create_vcpu(&vm, &cpuid, cpu, rip)?);
+        }
+        let vcpus_created = t0.elapsed();
+
+        let log = match &cfg.console_log {
+            Some(path) => Some(
+                File::create(path).map_err(|source| MachineError::ConsoleLog {
+                    path: path.clone(),
+                    source,
+                })?,
+            ),
+            None => None,
+        };
+        let console = Arc::new(Mutex::new(ConsoleText::default()));
+        let sink = ConsoleSink::new(cfg.echo_console, log, console.clone())
+            .with_symbols(cfg.kernel.symbols.clone());
+        let host_err = |e: std::io::Error| MachineError::Host(e.to_string());
+        let machine = Arc::new(Machine {
+            vm,
+            memory: memory.clone(),
+            kernel: cfg.kernel.clone(),
+            sched: Scheduler::new(cfg.vcpus),
+            nr_cpus: cfg.vcpus,
+            max_vtime_ns: cfg.max_vtime_ns,
+            stop_on_lockup: cfg.stop_on_lockup,
+            lock_names: cfg.lock_names.clone(),
+            cpus: (0..cfg.vcpus).map(|_| CpuSlot::default()).collect(),
+            stopped: AtomicBool::new(false),
+            stop_evt: EventFd::new(libc::EFD_NONBLOCK).map_err(host_err)?,
+            now_ns: AtomicU64::new(0),
+            serial: Mutex::new(new_console(sink)),
+            pmus: Mutex::new(vec![Pmu::default(); cfg.vcpus]),
+            record: Mutex::new(RunRecord::default()),
+            actions: Mutex::new(cfg.actions.iter().cloned().map(|a| (a, false)).collect()),
+            snapshot: Mutex::new(None),
+            capture: Mutex::new(CaptureState::default()),
+            capture_done: Condvar::new(),
+        });
+
+        install_kick_handler()?;
+        let mut threads = Vec::with_capacity(cfg.vcpus);
+        for (cpu, fd) in vcpus.into_iter().enumerate() {
+            let m = machine.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("vcpu{cpu}"))
+                .spawn(move || vcpu_thread(m, fd, cpu))
+                .map_err(host_err)?;
+            threads.push(handle);
+        }
+
+        supervise(&machine, &threads, cfg.stall_timeout)?;
+        join_all(&machine, threads);
+
+        let _ = lock(&machine.serial).writer_mut().finish();
+        let record = std::mem::take(&mut *lock(&machine.record));
+        let outcome = record.outcome.unwrap_or(Outcome::HostError {
+            message: "the machine stopped without an outcome".into(),
+        });
+        let console = std::mem::take(&mut lock(&console).text);
+        let all_online_ms = record.all_online_at.map(|t| (t - t0).as_secs_f64() * 1e3);
+        Ok(RunResult {
+            outcome,
+            online: record.online,
+            console,
+            memory,
+            kernel: cfg.kernel,
+            timings: Timings {
+                t0,
+                vcpus_created_ms: vcpus_created.as_secs_f64() * 1e3,
+                all_online_ms,
+                finished_ms: t0.elapsed().as_secs_f64() * 1e3,
+            },
+            bad_hypercalls: record.bad_hypercalls,
+            lockups: record.lockups,
+            hooks: record.hooks,
+            vtime_ns: machine.now_ns(),
+            pmu_nmis: lock(&machine.pmus).iter().map(|p| p.overflows).collect(),
+            snapshot: lock(&machine.snapshot).take(),
+        })
+    }
+}

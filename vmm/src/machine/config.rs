@@ -1,0 +1,156 @@
+//! What a machine is given (its configuration, the kernel's knobs, the host actions) and what
+//! it leaves behind (the run's result), as data.
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lockvmm_abi::PROGRAM_MAX;
+
+use crate::image::{KernelImage, LoadError};
+use crate::kvm::VmError;
+use crate::memory::{GuestMemory, MemError};
+use crate::state::{HookEvent, LockupEvent, Outcome, Snapshot};
+
+/// Everything a run needs to know.
+pub struct MachineConfig {
+    pub vcpus: usize,
+    pub memory_mib: u64,
+    pub kernel: KernelImage,
+    /// The encoded scenario program (see `crate::program`).
+    pub program: Vec<u8>,
+    /// Echo the guest console to stdout.
+    pub echo_console: bool,
+    /// Also write the guest console here.
+    pub console_log: Option<PathBuf>,
+    pub kvm_device: PathBuf,
+    /// How long a vCPU may run guest code without yielding before it counts as stalled.
+    pub stall_timeout: Duration,
+    /// The kernel's knobs (watchdog sysctls, fault modes).
+    pub knobs: Knobs,
+    /// The run ends when the virtual clock would pass this.
+    pub max_vtime_ns: u64,
+    /// End the run once a lockup has been detected and the kernel has printed its report.
+    pub stop_on_lockup: bool,
+    /// What the host does at hook points.
+    pub actions: Vec<HookAction>,
+    /// Names of the scenario's locks (`lab_locks[i]`), for reports.
+    pub lock_names: Vec<String>,
+}
+
+/// When a host action fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// When a CPU reaches this hook point.
+    Hook(u64),
+    /// When the virtual clock reaches this time (ns).
+    Time(u64),
+}
+
+/// A host action (see `scenario::ActionSpec`).
+#[derive(Debug, Clone)]
+pub struct HookAction {
+    pub when: When,
+    /// For a hook: only when this CPU reaches it. For a time: the CPU acted on.
+    pub cpu: Option<usize>,
+    /// The CPU acted on (default: the CPU at the hook, or `cpu`).
+    pub target: Option<usize>,
+    pub deliver: Deliver,
+    pub once: bool,
+}
+
+/// What the host does to a CPU (a scenario's `[[action]] deliver`).
+#[derive(Debug, serde::Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Deliver {
+    /// The CPU's next timer interrupt, now: the clock moves to its next programmed deadline.
+    TimerTick,
+    /// An NMI.
+    Nmi,
+    /// A PMU counter overflow: the status bit is set and the NMI delivered.
+    PmuOverflow,
+    /// Stop running the CPU (it keeps its state) until a `resume`.
+    Pause,
+    /// Run a paused CPU again.
+    Resume,
+}
+
+/// Kernel knobs passed in `BootInfo`, with Linux's defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Knobs {
+    pub watchdog_thresh: u32,
+    pub softlockup_panic: bool,
+    pub hardlockup_panic: bool,
+    pub nmi_watchdog: bool,
+    pub softlockup_all_cpu_backtrace: bool,
+    pub lbr_gfp_mode: u32,
+    /// A framebuffer console (`tty0`) besides the serial one.
+    pub console_fbcon: bool,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            watchdog_thresh: 10,
+            softlockup_panic: false,
+            hardlockup_panic: false,
+            nmi_watchdog: true,
+            softlockup_all_cpu_backtrace: false,
+            lbr_gfp_mode: lockvmm_abi::knob::LBR_GFP_KERNEL,
+            console_fbcon: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    #[error(transparent)]
+    Memory(#[from] MemError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("{requested} vCPUs requested, but {limit}")]
+    TooManyVcpus { requested: usize, limit: String },
+    #[error("the scenario program is {0} bytes; at most {PROGRAM_MAX} fit in guest memory")]
+    ProgramTooBig(usize),
+    #[error("cannot write the console log {path}: {source}")]
+    ConsoleLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot set up the host side: {0}")]
+    Host(String),
+}
+
+/// What a finished run leaves behind.
+pub struct RunResult {
+    pub outcome: Outcome,
+    /// CPUs in the order they reported online.
+    pub online: Vec<usize>,
+    pub console: String,
+    pub memory: GuestMemory,
+    pub kernel: KernelImage,
+    pub timings: Timings,
+    /// Hypercalls the host refused (CPU, why).
+    pub bad_hypercalls: Vec<(usize, String)>,
+    /// Lockups the kernel's detectors reported, in order.
+    pub lockups: Vec<LockupEvent>,
+    /// Hook points the guest passed, in order.
+    pub hooks: Vec<HookEvent>,
+    /// The virtual clock when the run ended.
+    pub vtime_ns: u64,
+    /// NMIs the emulated PMU delivered, per CPU.
+    pub pmu_nmis: Vec<u64>,
+    /// The machine frozen at the first lockup, panic or fault, if any.
+    pub snapshot: Option<Snapshot>,
+}
+
+/// Wall-clock milestones, from the start of `Machine::run`.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Timings {
+    /// When `Machine::run` started (the origin of the other fields).
+    #[serde(skip)]
+    pub t0: Instant,
+    pub vcpus_created_ms: f64,
+    pub all_online_ms: Option<f64>,
+    pub finished_ms: f64,
+}

@@ -1,0 +1,63 @@
+//! Events the guest raises: `SendIpi`, `Hook` (where the scenario's host actions fire), and
+//! `Syscall` (the ring-3 → ring-0 transition this KVM does not make by itself).
+use lockvmm_abi::{IPI_NMI, hook};
+
+use super::Call;
+use crate::machine::run_token::{PAUSED, Wait};
+use crate::machine::syscall::{self, SyscallError};
+use crate::machine::vcpu_loop::Next;
+use crate::state::HookEvent;
+
+/// `a0 = cpu, a1 = vector` (or `IPI_NMI`).
+pub fn send_ipi(c: &Call<'_>) -> Next {
+    let [target, vector, ..] = c.args;
+    if target as usize >= c.m.nr_cpus || !c.m.sched.is_started(target as usize) {
+        return c.reject(format!("SendIpi to CPU {target}: no such online CPU"));
+    }
+    match vector {
+        IPI_NMI => c.m.deliver_nmi(target as usize),
+        32..=255 => c.m.deliver_interrupt(target as usize, vector as u8),
+        _ => return c.reject(format!("SendIpi: invalid vector {vector:#x}")),
+    }
+    c.ok()
+}
+
+/// `a0 = hook id, a1 = argument`: record the point, then perform the scenario's actions for it.
+pub fn hook(c: &Call<'_>) -> Next {
+    let [id, arg, ..] = c.args;
+    let Some(name) = hook::name(id) else {
+        return c.reject(format!("Hook: unknown hook id {id}"));
+    };
+    let m = c.m;
+    m.record_hook(HookEvent {
+        vtime_ns: m.now_ns(),
+        cpu: c.cpu,
+        hook: name.into(),
+        arg,
+        rip: c.regs.rip,
+        rip_symbol: m.kernel.symbols.describe(c.regs.rip),
+        rflags: c.regs.rflags,
+    });
+    let mut pause_self = false;
+    for (deliver, target) in m.actions_for(id, c.cpu) {
+        pause_self |= m.perform(deliver, target) && target == c.cpu;
+    }
+    match c.ok() {
+        Next::Continue if pause_self => Next::Block(Wait {
+            addr: Some(PAUSED),
+            irq_enabled: false,
+            rip: c.regs.rip,
+            until: None,
+        }),
+        next => next,
+    }
+}
+
+/// From ring 3, `a3 = system call number`: enter the kernel as `syscall` would.
+pub fn syscall(c: &Call<'_>) -> Next {
+    match syscall::enter(c.m, c.vcpu, c.regs, c.args[3]) {
+        Ok(()) => Next::Continue,
+        Err(SyscallError::Kvm(e)) => c.host_error(format!("CPU {}: Syscall: {e}", c.cpu)),
+        Err(e) => c.reject(format!("Syscall: {e}")),
+    }
+}

@@ -1,0 +1,132 @@
+//! The supervisor: waits (on event-manager) for the machine to stop, and kicks a vCPU that has
+//! held the run token too long without yielding (a guest loop that never waits), so that it is
+//! reported as stalled instead of hanging the host. Also joins the vCPU threads at the end.
+use std::os::unix::thread::JoinHandleExt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Once};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
+use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::eventfd::EventFd;
+use vmm_sys_util::signal::{Killable, SIGRTMIN, register_signal_handler};
+use vmm_sys_util::timerfd::TimerFd;
+
+use super::{Machine, MachineError, lock};
+
+/// The signal that kicks a vCPU thread out of `KVM_RUN`.
+fn kick_signal() -> i32 {
+    SIGRTMIN()
+}
+
+pub(super) fn install_kick_handler() -> Result<(), MachineError> {
+    extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+        // Delivering the signal interrupts a running KVM_RUN (EINTR); immediate_exit also
+        // catches the thread just before it enters.
+        super::vcpu_loop::request_immediate_exit();
+    }
+    static ONCE: Once = Once::new();
+    let mut result = Ok(());
+    ONCE.call_once(|| {
+        result = register_signal_handler(kick_signal(), on_kick).map_err(|e| {
+            MachineError::Host(format!("cannot install the vCPU kick signal handler: {e}"))
+        });
+    });
+    result
+}
+
+/// Waits (on event-manager) for the machine to stop, checking once a second that the vCPU
+/// holding the run token keeps yielding.
+pub(super) fn supervise(
+    m: &Arc<Machine>,
+    threads: &[JoinHandle<()>],
+    stall_timeout: Duration,
+) -> Result<(), MachineError> {
+    fn host_err(e: impl std::fmt::Display) -> MachineError {
+        MachineError::Host(format!("supervisor: {e}"))
+    }
+    let mut timer = TimerFd::new().map_err(host_err)?;
+    timer
+        .reset(Duration::from_millis(250), Some(Duration::from_millis(250)))
+        .map_err(host_err)?;
+    let supervisor = Arc::new(Mutex::new(Supervisor {
+        machine: m.clone(),
+        timer,
+        stop: m.stop_evt.try_clone().map_err(host_err)?,
+        pthreads: threads.iter().map(|t| t.as_pthread_t()).collect(),
+        stall_timeout,
+        done: false,
+    }));
+    let mut events: EventManager<Arc<Mutex<Supervisor>>> =
+        EventManager::new().map_err(|e| MachineError::Host(format!("event manager: {e:?}")))?;
+    events.add_subscriber(supervisor.clone());
+    while !lock(&supervisor).done {
+        events
+            .run()
+            .map_err(|e| MachineError::Host(format!("event manager: {e:?}")))?;
+    }
+    Ok(())
+}
+
+struct Supervisor {
+    machine: Arc<Machine>,
+    timer: TimerFd,
+    stop: EventFd,
+    pthreads: Vec<libc::pthread_t>,
+    stall_timeout: Duration,
+    done: bool,
+}
+
+impl MutEventSubscriber for Supervisor {
+    fn init(&mut self, ops: &mut EventOps) {
+        let _ = ops.add(Events::new(&self.stop, EventSet::IN));
+        let _ = ops.add(Events::new(&self.timer, EventSet::IN));
+    }
+
+    fn process(&mut self, events: Events, _ops: &mut EventOps) {
+        use std::os::fd::AsRawFd;
+        if events.fd() == self.stop.as_raw_fd() {
+            let _ = self.stop.read();
+            self.done = true;
+            return;
+        }
+        let _ = self.timer.wait();
+        if self.machine.is_stopped() {
+            self.done = true;
+            return;
+        }
+        if let Some(cpu) = self.machine.sched.holder() {
+            let slot = self.machine.cpu(cpu);
+            if slot.since_entry_ms() >= self.stall_timeout.as_millis() as u64 {
+                slot.stall_kick.store(true, Ordering::Release);
+                kick_thread(self.pthreads[cpu]);
+            }
+        }
+    }
+}
+
+fn kick_thread(thread: libc::pthread_t) {
+    // SAFETY: `thread` is a live vCPU thread of this process (it is joined only after the
+    // supervisor returns) and the kick signal has a no-op handler installed.
+    unsafe {
+        libc::pthread_kill(thread, kick_signal());
+    }
+}
+
+/// Joins every vCPU thread; one still in `KVM_RUN` is kicked until it leaves.
+pub(super) fn join_all(m: &Machine, threads: Vec<JoinHandle<()>>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (cpu, t) in threads.iter().enumerate() {
+        while !m.cpu(cpu).exited.load(Ordering::Acquire) && Instant::now() < deadline {
+            let _ = t.kill(kick_signal());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    for (cpu, t) in threads.into_iter().enumerate() {
+        if m.cpu(cpu).exited.load(Ordering::Acquire) {
+            let _ = t.join();
+        }
+        // A thread that never left KVM_RUN is detached; the process exits soon after.
+    }
+}

@@ -1,0 +1,145 @@
+//! The live guest RAM of a machine, through vm-memory, with reads of guest virtual addresses.
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use super::paging::walk_page_tables;
+
+/// Smallest and largest RAM a machine may have (RAM must stay below the xAPIC page).
+pub const MIN_MEM_MIB: u64 = 64;
+pub const MAX_MEM_MIB: u64 = 3072;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemError {
+    #[error("cannot allocate {mib} MiB of guest memory: {reason}")]
+    Alloc { mib: u64, reason: String },
+    #[error("invalid kernel virtual address {0:#018x}")]
+    BadVirt(u64),
+    #[error("guest physical range {addr:#x}+{len} is outside guest RAM")]
+    BadPhys { addr: u64, len: usize },
+}
+
+/// The guest's RAM: one region from physical 0.
+#[derive(Clone)]
+pub struct GuestMemory {
+    mem: GuestMemoryMmap,
+    bytes: u64,
+}
+
+impl GuestMemory {
+    pub fn new(mib: u64) -> Result<Self, MemError> {
+        let bytes = mib << 20;
+        let mem =
+            GuestMemoryMmap::from_ranges(&[(GuestAddress(0), bytes as usize)]).map_err(|e| {
+                MemError::Alloc {
+                    mib,
+                    reason: e.to_string(),
+                }
+            })?;
+        Ok(GuestMemory { mem, bytes })
+    }
+
+    pub fn mem(&self) -> &GuestMemoryMmap {
+        &self.mem
+    }
+
+    pub fn size(&self) -> u64 {
+        self.bytes
+    }
+
+    /// A copy of all of guest RAM. Pages the guest never touched are not resident in the host
+    /// mapping and are zero, so only resident pages are copied (`mincore`): a 256 MiB machine
+    /// that used 20 MiB copies 20 MiB.
+    pub fn copy_all(&self) -> Vec<u8> {
+        use vm_memory::{GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
+        const PAGE: usize = 4096;
+        let size = self.bytes as usize;
+        let mut out = vec![0u8; size];
+        for region in self.mem.iter() {
+            let start = region.start_addr().0 as usize;
+            let len = region.len() as usize;
+            let Ok(host) = region.get_host_address(MemoryRegionAddress(0)) else {
+                continue;
+            };
+            let mut resident = vec![0u8; len.div_ceil(PAGE)];
+            // SAFETY: `host..host+len` is this region's live mapping (owned by `self.mem`), and
+            // `resident` has one byte per page of it, as mincore(2) requires.
+            let ok = unsafe { libc::mincore(host.cast(), len, resident.as_mut_ptr()) } == 0;
+            for (i, r) in resident.iter().enumerate() {
+                if ok && r & 1 == 0 {
+                    continue;
+                }
+                let at = start + i * PAGE;
+                let n = PAGE.min(size - at);
+                let _ = self
+                    .mem
+                    .read_slice(&mut out[at..at + n], GuestAddress(at as u64));
+            }
+        }
+        out
+    }
+
+    /// Reads `len` bytes at a guest physical address.
+    pub fn read_phys(&self, addr: u64, len: usize) -> Result<Vec<u8>, MemError> {
+        let mut buf = vec![0u8; len];
+        self.mem
+            .read_slice(&mut buf, GuestAddress(addr))
+            .map_err(|_| MemError::BadPhys { addr, len })?;
+        Ok(buf)
+    }
+
+    pub fn read_phys_u64(&self, addr: u64) -> Result<u64, MemError> {
+        self.mem
+            .read_obj(GuestAddress(addr))
+            .map_err(|_| MemError::BadPhys { addr, len: 8 })
+    }
+
+    pub fn write_phys(&self, addr: u64, data: &[u8]) -> Result<(), MemError> {
+        self.mem
+            .write_slice(data, GuestAddress(addr))
+            .map_err(|_| MemError::BadPhys {
+                addr,
+                len: data.len(),
+            })
+    }
+
+    /// Translates a guest virtual address by walking the page tables rooted at `cr3`.
+    /// `None` if it is not mapped.
+    pub fn translate(&self, cr3: u64, gva: u64) -> Option<u64> {
+        walk_page_tables(cr3, gva, |pa| self.read_phys_u64(pa).ok())
+    }
+
+    /// Reads `len` bytes at a guest virtual address, page by page (pages may be discontiguous).
+    pub fn read_virt(&self, cr3: u64, gva: u64, len: usize) -> Result<Vec<u8>, MemError> {
+        let mut out = Vec::with_capacity(len);
+        let mut addr = gva;
+        while out.len() < len {
+            let in_page = (4096 - (addr & 0xfff)) as usize;
+            let n = in_page.min(len - out.len());
+            let phys = self.translate(cr3, addr).ok_or(MemError::BadVirt(addr))?;
+            out.extend(self.read_phys(phys, n)?);
+            addr = addr.wrapping_add(n as u64);
+        }
+        Ok(out)
+    }
+
+    pub fn read_virt_u64(&self, cr3: u64, gva: u64) -> Result<u64, MemError> {
+        let b = self.read_virt(cr3, gva, 8)?;
+        Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    pub fn read_virt_u32(&self, cr3: u64, gva: u64) -> Result<u32, MemError> {
+        let b = self.read_virt(cr3, gva, 4)?;
+        Ok(u32::from_le_bytes(b.try_into().expect("4 bytes")))
+    }
+
+    /// Reads a `#[repr(C)]` ABI structure at a guest virtual address.
+    pub fn read_virt_obj<T: vm_memory::ByteValued + Default>(
+        &self,
+        cr3: u64,
+        gva: u64,
+    ) -> Result<T, MemError> {
+        let bytes = self.read_virt(cr3, gva, size_of::<T>())?;
+        let mut obj = T::default();
+        obj.as_mut_slice().copy_from_slice(&bytes);
+        Ok(obj)
+    }
+}

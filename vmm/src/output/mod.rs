@@ -1,0 +1,7 @@
+//! What a run leaves on disk: files written atomically, the vmcore (written and read back), and
+//! `result.json`'s schema.
+pub mod atomic;
+pub mod summary;
+pub mod vmcore;
+
+pub use atomic::{AtomicFile, write_atomic};

@@ -1,0 +1,8 @@
+//! Rendering: the crash-style report of a frozen machine (built from the analysis) and the text
+//! of every other way a run can end.
+mod crash;
+mod outcome;
+mod render;
+
+pub use crash::{CrashReport, report_cpu};
+pub use render::{render_bt, render_items, render_regs};

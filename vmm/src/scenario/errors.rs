@@ -1,0 +1,86 @@
+//! Scenario errors: one line naming the file, line and column, with the nearest valid key or
+//! name when the input looks like a typo.
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{col}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        col: usize,
+        message: String,
+    },
+}
+
+pub(super) fn invalid(
+    path: &Path,
+    source: &str,
+    span: Range<usize>,
+    message: String,
+) -> ScenarioError {
+    let (line, col) = line_col(source, span.start);
+    ScenarioError::Invalid {
+        path: path.into(),
+        line,
+        col,
+        message,
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Turns serde's "unknown field `x`, expected `a`, `b`" into one line with the nearest key.
+pub(super) fn with_suggestion(message: &str) -> String {
+    let message = message.trim().replace('\n', " ");
+    let Some(rest) = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))
+    else {
+        return message;
+    };
+    let Some((unknown, expected)) = rest.split_once('`') else {
+        return message;
+    };
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    match nearest(unknown, &candidates) {
+        Some(best) => format!("{message} (did you mean `{best}`?)"),
+        None => message,
+    }
+}
+
+/// The candidate closest to `word`, if it is close enough to be a typo.
+pub(super) fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .copied()
+        .min_by_key(|c| edit_distance(word, c))
+        .filter(|c| edit_distance(word, c) <= c.len().max(2) / 2 + 1)
+}
+
+/// Levenshtein distance.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

@@ -1,0 +1,228 @@
+//! Scenario expectations (`[expect]`): facts a run must show, checked against what the host
+//! captured — the lockup events, the snapshot and the report built from it — never against
+//! the guest's own words.
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::machine::RunResult;
+use crate::report::CrashReport;
+use crate::state::locks::innermost;
+use crate::state::{LockupKind, Outcome, Regs};
+
+/// How a run is expected to end.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpectedOutcome {
+    /// The soft-lockup detector fired (whatever happened after: a panic is allowed).
+    SoftLockup,
+    /// The hard-lockup detector fired.
+    HardLockup,
+    /// The kernel panicked.
+    Panic,
+    /// A kernel oops (an exception the kernel could not handle).
+    Oops,
+    /// No lockup detector fired and the kernel did not panic or fault.
+    NoLockup,
+    /// The guest powered off cleanly.
+    Shutdown,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Irqs {
+    Enabled,
+    Disabled,
+}
+
+/// `[expect]` in a scenario file.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSpec {
+    pub outcome: Option<Spanned<ExpectedOutcome>>,
+    /// The CPU the first detector fired on (or that faulted or panicked).
+    pub cpu: Option<Spanned<i64>>,
+    /// Every CPU a lockup was reported on.
+    pub lockup_cpus: Option<Spanned<Vec<i64>>>,
+    /// The panic message.
+    pub panic: Option<Spanned<String>>,
+    /// The function of the stuck context's RIP (the context the NMI or timer interrupted).
+    pub rip: Option<Spanned<String>>,
+    /// RFLAGS.IF of that context.
+    pub irqs: Option<Spanned<Irqs>>,
+    /// The lock `cpu` spins on, as a C expression (`runqueues[56].__lock`).
+    pub lock: Option<Spanned<String>>,
+    /// The CPU holding that lock.
+    pub holder: Option<Spanned<i64>>,
+    /// The task running on `cpu`.
+    pub comm: Option<Spanned<String>>,
+    /// Whether the stuck context ran in `user` or `kernel` mode (CS's privilege level).
+    pub mode: Option<Spanned<Mode>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    User,
+    Kernel,
+}
+
+/// One expectation and what was observed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Verdict {
+    pub what: String,
+    pub expected: String,
+    pub observed: String,
+    pub ok: bool,
+}
+
+fn verdict(what: &str, expected: String, observed: String) -> Verdict {
+    let ok = expected == observed;
+    Verdict {
+        what: what.into(),
+        expected,
+        observed,
+        ok,
+    }
+}
+
+fn none() -> String {
+    "(none)".into()
+}
+
+/// The context the report is about: the registers the detector saw, the fault's or the panic's.
+fn stuck_context(r: &RunResult) -> Option<(usize, Regs, Option<String>)> {
+    if let Some(e) = r.lockups.first() {
+        return Some((e.cpu, e.report.regs, e.report.rip_function.clone()));
+    }
+    match &r.outcome {
+        Outcome::Panic { report, .. } | Outcome::Fault(report) => {
+            Some((report.cpu, report.regs, report.rip_function.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// Checks every expectation of `spec` against a finished run.
+pub fn check(spec: &ExpectSpec, r: &RunResult, report: Option<&CrashReport>) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    let stuck = stuck_context(r);
+    if let Some(o) = &spec.outcome {
+        let has = |kind: LockupKind| r.lockups.iter().any(|e| e.kind == kind);
+        let observed = if has(LockupKind::Hard) {
+            ExpectedOutcome::HardLockup
+        } else if has(LockupKind::Soft) {
+            ExpectedOutcome::SoftLockup
+        } else {
+            match &r.outcome {
+                Outcome::Panic { .. } => ExpectedOutcome::Panic,
+                Outcome::Fault(_) => ExpectedOutcome::Oops,
+                Outcome::Shutdown { status: 0 } => ExpectedOutcome::Shutdown,
+                _ => ExpectedOutcome::NoLockup,
+            }
+        };
+        let want = *o.get_ref();
+        let matches = want == observed
+            || (want == ExpectedOutcome::Panic && matches!(r.outcome, Outcome::Panic { .. }))
+            || (want == ExpectedOutcome::NoLockup && observed == ExpectedOutcome::Shutdown);
+        out.push(Verdict {
+            what: "outcome".into(),
+            expected: format!("{want:?}"),
+            observed: format!(
+                "{observed:?}{}",
+                if matches!(r.outcome, Outcome::Panic { .. }) {
+                    " (then panic)"
+                } else {
+                    ""
+                }
+            ),
+            ok: matches,
+        });
+    }
+    if let Some(c) = &spec.cpu {
+        out.push(verdict(
+            "cpu",
+            c.get_ref().to_string(),
+            stuck.as_ref().map_or_else(none, |s| s.0.to_string()),
+        ));
+    }
+    if let Some(cs) = &spec.lockup_cpus {
+        let mut want = cs.get_ref().clone();
+        want.sort_unstable();
+        let mut seen: Vec<i64> = r.lockups.iter().map(|e| e.cpu as i64).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        out.push(verdict(
+            "lockup_cpus",
+            format!("{want:?}"),
+            format!("{seen:?}"),
+        ));
+    }
+    if let Some(p) = &spec.panic {
+        let observed = match &r.outcome {
+            Outcome::Panic { message, .. } => message.clone(),
+            _ => none(),
+        };
+        out.push(verdict("panic", p.get_ref().clone(), observed));
+    }
+    if let Some(f) = &spec.rip {
+        out.push(verdict(
+            "rip",
+            f.get_ref().clone(),
+            stuck
+                .as_ref()
+                .and_then(|s| s.2.clone())
+                .unwrap_or_else(none),
+        ));
+    }
+    if let Some(i) = &spec.irqs {
+        let observed = stuck.as_ref().map_or_else(none, |s| {
+            if s.1.irqs_enabled() {
+                "Enabled".to_string()
+            } else {
+                "Disabled".to_string()
+            }
+        });
+        out.push(verdict("irqs", format!("{:?}", i.get_ref()), observed));
+    }
+    let wait = report.and_then(|rep| innermost(&rep.locks, stuck.as_ref()?.0));
+    if let Some(l) = &spec.lock {
+        out.push(verdict(
+            "lock",
+            l.get_ref().clone(),
+            wait.map_or_else(none, |w| w.lock_name.clone()),
+        ));
+    }
+    if let Some(h) = &spec.holder {
+        out.push(verdict(
+            "holder",
+            h.get_ref().to_string(),
+            wait.and_then(|w| w.holder)
+                .map_or_else(none, |h| h.to_string()),
+        ));
+    }
+    if let Some(m) = &spec.mode {
+        let observed = stuck.as_ref().map_or_else(none, |s| {
+            if s.1.user_mode() {
+                "User".into()
+            } else {
+                "Kernel".into()
+            }
+        });
+        out.push(verdict("mode", format!("{:?}", m.get_ref()), observed));
+    }
+    if let Some(c) = &spec.comm {
+        let observed = report.and_then(|rep| {
+            rep.backtraces
+                .first()?
+                .task
+                .as_ref()
+                .map(|t| t.comm.clone())
+        });
+        out.push(verdict(
+            "comm",
+            c.get_ref().clone(),
+            observed.unwrap_or_else(none),
+        ));
+    }
+    out
+}

@@ -1,0 +1,204 @@
+//! Scenario files (`scenarios/*.toml`): what to run, checked, and turned into the machine's
+//! configuration and the guest's program.
+//!
+//! Parsing is strict (`deny_unknown_fields`); every error names the file, line and column, and
+//! an unknown key comes with the nearest valid one.
+pub mod errors;
+pub mod expect;
+pub mod ops;
+pub mod program;
+pub mod schema;
+mod validate;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use errors::{ScenarioError, line_col};
+pub use ops::{Addr, GfpSpec, LockMode, ModuleVariant, OpSpec};
+pub use schema::*;
+
+use crate::machine::{HookAction, Knobs, When};
+use errors::{invalid, with_suggestion};
+
+/// The id of a hook by name.
+pub fn hook_id(name: &str) -> Option<u64> {
+    (1..16).find(|&id| lockvmm_abi::hook::name(id) == Some(name))
+}
+
+/// A scenario with its source, for locating errors.
+pub struct LoadedScenario {
+    pub path: PathBuf,
+    pub source: String,
+    pub scenario: Scenario,
+}
+
+impl LoadedScenario {
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let source = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(path, source)
+    }
+
+    pub fn parse(path: &Path, source: String) -> Result<Self, ScenarioError> {
+        let scenario: Scenario = toml::from_str(&source).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let message = with_suggestion(e.message());
+            invalid(path, &source, span, message)
+        })?;
+        let loaded = LoadedScenario {
+            path: path.into(),
+            source,
+            scenario,
+        };
+        loaded.validate(None)?;
+        Ok(loaded)
+    }
+
+    /// An error at `span` of this file.
+    pub fn error_at(&self, span: Range<usize>, message: impl Into<String>) -> ScenarioError {
+        invalid(&self.path, &self.source, span, message.into())
+    }
+
+    pub fn vcpus(&self) -> usize {
+        *self.scenario.machine.get_ref().vcpus.get_ref() as usize
+    }
+
+    pub fn memory_mib(&self) -> u64 {
+        self.scenario
+            .machine
+            .get_ref()
+            .memory_mib
+            .as_ref()
+            .map_or(DEFAULT_MEMORY_MIB, |m| *m.get_ref() as u64)
+    }
+
+    pub fn knobs(&self) -> Knobs {
+        let w = &self.scenario.watchdog;
+        Knobs {
+            watchdog_thresh: *w.watchdog_thresh.get_ref() as u32,
+            softlockup_panic: w.softlockup_panic,
+            hardlockup_panic: w.hardlockup_panic,
+            nmi_watchdog: w.nmi_watchdog,
+            softlockup_all_cpu_backtrace: w.softlockup_all_cpu_backtrace,
+            lbr_gfp_mode: match self.scenario.faults.lbr_alloc {
+                LbrAlloc::GfpKernel => lockvmm_abi::knob::LBR_GFP_KERNEL,
+                LbrAlloc::GfpAtomic => lockvmm_abi::knob::LBR_GFP_ATOMIC,
+                LbrAlloc::Upstream => lockvmm_abi::knob::LBR_UPSTREAM,
+            },
+            console_fbcon: self
+                .scenario
+                .machine
+                .get_ref()
+                .console
+                .iter()
+                .any(|c| c.get_ref() == "tty0"),
+        }
+    }
+
+    /// The declared locks' names, by index.
+    pub fn lock_names(&self) -> Vec<String> {
+        self.scenario
+            .lock
+            .iter()
+            .map(|l| l.name.get_ref().clone())
+            .collect()
+    }
+
+    /// The host actions, for the machine.
+    pub fn actions(&self) -> Vec<HookAction> {
+        self.scenario
+            .action
+            .iter()
+            .filter_map(|a| {
+                let a = a.get_ref();
+                let when = match (&a.at_hook, &a.at_time) {
+                    (Some(h), _) => When::Hook(hook_id(h.get_ref())?),
+                    (None, Some(t)) => When::Time((*t.get_ref() * 1e9) as u64),
+                    (None, None) => return None,
+                };
+                Some(HookAction {
+                    when,
+                    cpu: a.cpu.as_ref().map(|c| *c.get_ref() as usize),
+                    target: a.target.as_ref().map(|c| *c.get_ref() as usize),
+                    deliver: a.deliver,
+                    once: a.once,
+                })
+            })
+            .collect()
+    }
+
+    pub fn max_vtime_ns(&self) -> u64 {
+        (*self.scenario.run.max_virtual_seconds.get_ref() * 1e9) as u64
+    }
+
+    pub fn stop_on_lockup(&self) -> bool {
+        self.scenario.run.stop_on_lockup
+    }
+
+    /// The scenario's name: its file stem.
+    pub fn name(&self) -> String {
+        self.path
+            .file_stem()
+            .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<LoadedScenario, ScenarioError> {
+        LoadedScenario::parse(Path::new("t.toml"), src.to_string())
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_nearest_key() {
+        let err = parse("description = \"x\"\n[machine]\nvcpu = 2\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("t.toml:3:1:"), "{err}");
+        assert!(err.contains("did you mean `vcpus`?"), "{err}");
+    }
+
+    #[test]
+    fn zero_vcpus_is_rejected_at_its_value() {
+        let err = parse("description = \"x\"\n[machine]\nvcpus = 0\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("t.toml:3:9:"), "{err}");
+    }
+
+    #[test]
+    fn addresses_accept_hex_strings_and_integers() {
+        let s = parse(
+            "description = \"x\"\n[machine]\nvcpus = 2\n[[task]]\ncomm = \"t\"\ncpu = 1\n\
+             ops = [{ op = \"read\", addr = \"0xffffc90000001000\" }, { op = \"printk\", lines = 3 }]\n",
+        )
+        .unwrap();
+        let ops = &s.scenario.task[0].get_ref().ops;
+        assert!(matches!(
+            ops[0].get_ref(),
+            OpSpec::Read {
+                addr: Addr(0xffff_c900_0000_1000)
+            }
+        ));
+        assert!(matches!(
+            ops[1].get_ref(),
+            OpSpec::Printk { lines: Addr(3) }
+        ));
+    }
+
+    #[test]
+    fn task_on_missing_cpu_is_rejected() {
+        let err =
+            parse("description = \"x\"\n[machine]\nvcpus = 2\n[[task]]\ncomm = \"t\"\ncpu = 2\n")
+                .err()
+                .unwrap()
+                .to_string();
+        assert!(err.starts_with("t.toml:6:7:"), "{err}");
+    }
+}

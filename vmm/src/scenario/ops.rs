@@ -1,0 +1,172 @@
+//! The ops a task performs, as a scenario file spells them, and the values they take.
+use serde::Deserialize;
+
+/// What a task does, one step at a time.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OpSpec {
+    /// Read a u64 at a kernel virtual address.
+    Read {
+        addr: Addr,
+    },
+    /// Write a u64 at a kernel virtual address.
+    Write {
+        addr: Addr,
+        value: Addr,
+    },
+    /// Make this CPU triple-fault.
+    TripleFault,
+    /// Loop in the kernel without ever yielding to the host (the VMM's stall kick ends it).
+    SpinWithoutYielding,
+    /// Issue a raw hypercall (for testing the host's validation).
+    Hypercall {
+        nr: Addr,
+        #[serde(default)]
+        args: Vec<Addr>,
+    },
+    /// Print this many console lines.
+    Printk {
+        lines: Addr,
+    },
+    /// Read a u64 at `addr` with the frame pointer set to `frame_pointer` (tests unwinding).
+    ReadWithBadFramePointer {
+        addr: Addr,
+        frame_pointer: Addr,
+    },
+    /// Loop forever in `hog_thread` with preemption off (seed 001's soft-lockup module).
+    Hog,
+    /// `spin_lock_irqsave` then loop forever (seed 001's hard-lockup module).
+    HogSpinLockIrqsave,
+    /// `msleep(ms)`.
+    Sleep {
+        ms: Addr,
+    },
+    /// Busy (interrupts on, preemptible) for `ms` virtual milliseconds.
+    Busy {
+        ms: Addr,
+    },
+    /// Busy forever (interrupts on, preemptible): a runaway kernel task.
+    BusyLoop,
+    /// Drop to user mode and spin there forever, never making a system call.
+    UserBusyLoop,
+    /// `setsid()`: a new autogroup, onlined on every CPU under each rq lock.
+    Setsid,
+    /// `perf_event_open` of an LBR event on this task (`perf record -b`).
+    PerfEventOpenLbr,
+    /// Load `timer_mod`, which arms a timer in its module memory.
+    ModuleLoad {
+        #[serde(default)]
+        variant: ModuleVariant,
+    },
+    /// Unload `timer_mod` (its memory is unmapped).
+    ModuleUnload,
+    /// With interrupts off, allocate from a fresh slab cache with `gfp`.
+    KmallocIrqsOff {
+        gfp: GfpSpec,
+    },
+    /// Take a scenario lock (`[[lock]]`): `spin_lock`, `spin_lock_irq` or `spin_lock_irqsave`.
+    Lock {
+        lock: String,
+        #[serde(default)]
+        mode: LockMode,
+    },
+    /// Release a scenario lock the way it was taken.
+    Unlock {
+        lock: String,
+        #[serde(default)]
+        mode: LockMode,
+    },
+    /// `local_irq_disable()` / `local_irq_enable()`.
+    IrqDisable,
+    IrqEnable,
+    /// `preempt_disable()` / `preempt_enable()`.
+    PreemptDisable,
+    PreemptEnable,
+    /// `kmem_cache_alloc(…, gfp)` in the current context (interrupts as they are).
+    Kmalloc {
+        gfp: GfpSpec,
+    },
+    /// `raise_softirq(HI_SOFTIRQ)`; it runs at the next interrupt exit.
+    RaiseSoftirq,
+    /// Arm a timer on this CPU that fires in `ms` virtual milliseconds.
+    ArmTimer {
+        ms: Addr,
+    },
+}
+
+impl OpSpec {
+    /// The op's name if the task never gets past it (it loops, ends the task or the machine).
+    pub fn never_returns(&self) -> Option<&'static str> {
+        Some(match self {
+            OpSpec::TripleFault => "triple_fault",
+            OpSpec::SpinWithoutYielding => "spin_without_yielding",
+            OpSpec::Hog => "hog",
+            OpSpec::HogSpinLockIrqsave => "hog_spin_lock_irqsave",
+            OpSpec::BusyLoop => "busy_loop",
+            OpSpec::UserBusyLoop => "user_busy_loop",
+            OpSpec::Setsid => "setsid",
+            _ => return None,
+        })
+    }
+}
+
+/// How a lock is taken.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LockMode {
+    #[default]
+    Plain,
+    Irq,
+    Irqsave,
+}
+
+/// How `timer_mod` handles its timer (seed 002's three causes, or correctly).
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ModuleVariant {
+    #[default]
+    Correct,
+    TimerNeverDeleted,
+    TimerReadded,
+    InitFailed,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub enum GfpSpec {
+    #[serde(rename = "GFP_KERNEL")]
+    Kernel,
+    #[serde(rename = "GFP_ATOMIC")]
+    Atomic,
+}
+
+/// An address or number: a TOML integer, or a string in hex (`"0xffff…"`) or decimal — kernel
+/// addresses do not fit TOML's signed 64-bit integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addr(pub u64);
+
+impl<'de> Deserialize<'de> for Addr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(i) => u64::try_from(i)
+                .map(Addr)
+                .map_err(|_| serde::de::Error::custom("a negative number is not an address")),
+            Raw::Str(s) => parse_u64(&s).map(Addr).ok_or_else(|| {
+                serde::de::Error::custom(format!("`{s}` is not a number (use 0x… for hex)"))
+            }),
+        }
+    }
+}
+
+fn parse_u64(s: &str) -> Option<u64> {
+    let t = s.trim().replace('_', "");
+    match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => t.parse().ok(),
+    }
+}

@@ -1,0 +1,164 @@
+//! The scenario file's schema (serde, strict: `deny_unknown_fields`): the machine, the
+//! watchdog's knobs, the run's limits, the host actions, the locks and the tasks.
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::expect::ExpectSpec;
+use super::ops::OpSpec;
+use crate::machine::Deliver;
+
+pub const DEFAULT_MEMORY_MIB: u64 = 256;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// One line: what the scenario shows (`lockvmm list`).
+    pub description: String,
+    pub machine: Spanned<MachineSpec>,
+    #[serde(default)]
+    pub task: Vec<Spanned<TaskSpec>>,
+    #[serde(default)]
+    pub watchdog: WatchdogSpec,
+    #[serde(default)]
+    pub faults: FaultSpec,
+    #[serde(default)]
+    pub run: RunSpec,
+    /// Host actions at hook points.
+    #[serde(default)]
+    pub action: Vec<Spanned<ActionSpec>>,
+    /// What the run must show (see `expect`).
+    #[serde(default)]
+    pub expect: ExpectSpec,
+    /// Spinlocks the tasks use by name.
+    #[serde(default)]
+    pub lock: Vec<LockSpec>,
+}
+
+/// What the host does when a CPU reaches a hook point in guest code.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpec {
+    /// The hook (`allocate_slab`, `task_start`) …
+    pub at_hook: Option<Spanned<String>>,
+    /// … or a virtual time, in seconds.
+    pub at_time: Option<Spanned<f64>>,
+    /// At a hook: only when this CPU reaches it (any CPU if absent). At a time: the CPU acted on.
+    pub cpu: Option<Spanned<i64>>,
+    /// The CPU acted on, if not the one at the hook (or `cpu`).
+    pub target: Option<Spanned<i64>>,
+    pub deliver: Deliver,
+    /// Act only the first time (default), or every time.
+    #[serde(default = "yes")]
+    pub once: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The lockup detectors' sysctls (Linux's defaults).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchdogSpec {
+    pub watchdog_thresh: Spanned<i64>,
+    pub softlockup_panic: bool,
+    pub hardlockup_panic: bool,
+    pub nmi_watchdog: bool,
+    pub softlockup_all_cpu_backtrace: bool,
+}
+
+impl Default for WatchdogSpec {
+    fn default() -> Self {
+        WatchdogSpec {
+            watchdog_thresh: Spanned::new(0..0, 10),
+            softlockup_panic: false,
+            hardlockup_panic: false,
+            nmi_watchdog: true,
+            softlockup_all_cpu_backtrace: false,
+        }
+    }
+}
+
+/// How `intel_pmu_lbr_add` gets its buffer (seed 000 and its two fixes).
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+pub enum LbrAlloc {
+    #[default]
+    #[serde(rename = "GFP_KERNEL")]
+    GfpKernel,
+    #[serde(rename = "GFP_ATOMIC")]
+    GfpAtomic,
+    #[serde(rename = "upstream")]
+    Upstream,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultSpec {
+    pub lbr_alloc: LbrAlloc,
+}
+
+/// When a run ends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSpec {
+    /// Virtual seconds after which the run stops if nothing else ended it.
+    pub max_virtual_seconds: Spanned<f64>,
+    /// Stop once a lockup was detected and reported (else run on to a panic or the limit).
+    pub stop_on_lockup: bool,
+    /// Power off once every task has finished its ops (else run on).
+    pub power_off_when_done: bool,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec {
+            max_virtual_seconds: Spanned::new(0..0, 120.0),
+            stop_on_lockup: true,
+            power_off_when_done: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineSpec {
+    pub vcpus: Spanned<i64>,
+    pub memory_mib: Option<Spanned<i64>>,
+    /// Consoles: `ttyS0` (always) and optionally `tty0`, a framebuffer console that shows
+    /// only messages more severe than KERN_WARNING.
+    #[serde(default)]
+    pub console: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    /// `task_struct::comm` (at most 15 bytes).
+    pub comm: Spanned<String>,
+    pub pid: Option<Spanned<i64>>,
+    /// The CPU the task is pinned to.
+    pub cpu: Spanned<i64>,
+    /// Scheduling policy: `SCHED_NORMAL` (default) or `SCHED_FIFO`.
+    #[serde(default)]
+    pub policy: Policy,
+    /// SCHED_FIFO priority, 1..99.
+    pub rt_priority: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub ops: Vec<Spanned<OpSpec>>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    #[default]
+    #[serde(rename = "SCHED_NORMAL")]
+    Normal,
+    #[serde(rename = "SCHED_FIFO")]
+    Fifo,
+}
+
+/// A spinlock the scenario declares; it lives in guest memory and reports name it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockSpec {
+    pub name: Spanned<String>,
+}

@@ -1,0 +1,18 @@
+//! Plain data at the bottom of the host: registers, the frozen machine, backtraces, lock waits and
+//! how a run ended. Nothing here talks to KVM or reads guest memory; every other layer builds or
+//! reads these types.
+pub mod backtrace;
+pub mod exit;
+pub mod locks;
+pub mod outcome;
+pub mod regs;
+pub mod snapshot;
+
+pub use backtrace::{BtItem, CpuBacktrace, TaskInfo};
+pub use exit::ExitStatus;
+pub use locks::{Context, LockWait};
+pub use outcome::{
+    FaultKind, FaultReport, HookEvent, LockupEvent, LockupKind, Outcome, WaitingCpu,
+};
+pub use regs::Regs;
+pub use snapshot::{Events, Lapic, Snapshot, Sregs, VcpuState};

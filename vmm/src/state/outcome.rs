@@ -1,0 +1,210 @@
+//! How a run ended, as data: the fault, panic or lockup that stopped it, with the state of the
+//! CPU concerned, and the events on the way (lockup reports, hook points).
+use serde::{Deserialize, Serialize};
+
+use super::{BtItem, Regs};
+
+/// Which lockup detector fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockupKind {
+    /// The soft-lockup detector (the watchdog's hrtimer saw its thread starve).
+    Soft,
+    /// The hard-lockup detector (the PMU NMI saw the hrtimer starve).
+    Hard,
+}
+
+impl LockupKind {
+    /// "soft" or "hard", as Linux's messages say.
+    pub fn name(self) -> &'static str {
+        match self {
+            LockupKind::Soft => "soft",
+            LockupKind::Hard => "hard",
+        }
+    }
+}
+
+impl std::fmt::Display for LockupKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a fault stopped the machine.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(tag = "fault", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The kernel hit an exception it cannot handle and reported it (an oops).
+    Oops {
+        vector: u64,
+        name: String,
+        error_code: u64,
+    },
+    /// KVM_EXIT_SHUTDOWN: an exception while delivering a double fault.
+    TripleFault,
+    /// KVM_EXIT_INTERNAL_ERROR (suberror 1 is an instruction KVM cannot emulate, e.g. SSE).
+    InternalError { suberror: u32 },
+    /// KVM_EXIT_FAIL_ENTRY.
+    FailEntry { reason: u64 },
+    /// The guest touched physical memory with nothing behind it.
+    UnbackedMemory { gpa: u64, write: bool },
+    /// A vCPU ran guest code for this long without ever yielding (a wait loop that never waits).
+    Stall { wall_ms: u64 },
+    /// The kernel's soft or hard lockup detector fired on this CPU.
+    Lockup { kind: LockupKind },
+    /// The kernel called panic().
+    Panic,
+}
+
+/// The state of the CPU that stopped the machine, decoded.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct FaultReport {
+    pub cpu: usize,
+    pub fault: FaultKind,
+    pub regs: Regs,
+    pub cr2: u64,
+    pub cr3: u64,
+    /// `function+offset` of RIP, if it lies in a kernel symbol.
+    pub rip_symbol: Option<String>,
+    /// The function RIP is in (without offset).
+    pub rip_function: Option<String>,
+    /// The walk of its stack (frames, saved interrupt/exception contexts, notes).
+    pub backtrace: Vec<BtItem>,
+}
+
+/// A lockup detector's report, with the state of the CPU it fired on: the registers of the
+/// context the NMI or timer interrupt interrupted.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct LockupEvent {
+    pub vtime_ns: u64,
+    pub cpu: usize,
+    pub kind: LockupKind,
+    /// The kernel's message (`BUG: soft lockup - CPU#3 stuck for 23s! [hog:6885]`).
+    pub message: String,
+    pub report: FaultReport,
+}
+
+/// A hook point the guest passed.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct HookEvent {
+    pub vtime_ns: u64,
+    pub cpu: usize,
+    pub hook: String,
+    pub arg: u64,
+    pub rip: u64,
+    pub rip_symbol: String,
+    pub rflags: u64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The guest powered off with this status.
+    Shutdown {
+        status: u32,
+    },
+    Fault(FaultReport),
+    Panic {
+        message: String,
+        report: FaultReport,
+    },
+    /// Every vCPU waits and nothing can wake them.
+    AllWaiting {
+        waiting: Vec<WaitingCpu>,
+    },
+    /// The kernel's lockup detectors fired (the run stops once they have reported).
+    Lockup {
+        events: Vec<LockupEvent>,
+    },
+    /// The virtual clock reached the run's limit with nothing else happening.
+    TimeLimit {
+        vtime_ns: u64,
+    },
+    /// lockvmm itself failed (a KVM call, a thread).
+    HostError {
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct WaitingCpu {
+    pub cpu: usize,
+    pub addr: Option<u64>,
+    pub addr_symbol: Option<String>,
+    pub rip_symbol: String,
+    pub irq_enabled: bool,
+}
+
+impl FaultReport {
+    /// One line: what stopped the machine, on which CPU.
+    pub fn headline(&self) -> String {
+        match &self.fault {
+            FaultKind::Oops {
+                name,
+                error_code,
+                vector,
+            } => {
+                let mut s = format!(
+                    "kernel oops on CPU {}: {} (vector {}, error code {:#x}",
+                    self.cpu, name, vector, error_code
+                );
+                if *vector == 14 {
+                    s.push_str(&format!(": {}", describe_pf_error(*error_code)));
+                }
+                s.push(')');
+                s
+            }
+            FaultKind::TripleFault => {
+                format!("triple fault on CPU {} (KVM_EXIT_SHUTDOWN)", self.cpu)
+            }
+            FaultKind::InternalError { suberror } => format!(
+                "KVM internal error on CPU {} (suberror {}{})",
+                self.cpu,
+                suberror,
+                if *suberror == 1 {
+                    ": instruction emulation failed; SSE/AVX in ring 0 cannot run on this KVM"
+                } else {
+                    ""
+                }
+            ),
+            FaultKind::FailEntry { reason } => format!(
+                "KVM could not enter CPU {} (hardware reason {:#x})",
+                self.cpu, reason
+            ),
+            FaultKind::UnbackedMemory { gpa, write } => format!(
+                "CPU {} {} guest physical {:#x}, where there is no RAM or device",
+                self.cpu,
+                if *write { "wrote" } else { "read" },
+                gpa
+            ),
+            FaultKind::Lockup { kind } => format!("{kind} lockup detected on CPU {}", self.cpu),
+            FaultKind::Panic => format!("panic on CPU {}", self.cpu),
+            FaultKind::Stall { wall_ms } => format!(
+                "CPU {} ran guest code for {} ms of wall time without yielding (a loop that never waits?)",
+                self.cpu, wall_ms
+            ),
+        }
+    }
+}
+
+/// The bits of a page-fault error code, as Linux prints them.
+pub fn describe_pf_error(code: u64) -> String {
+    let mut parts = vec![
+        if code & 1 != 0 {
+            "protection violation"
+        } else {
+            "not-present page"
+        },
+        if code & 2 != 0 { "write" } else { "read" },
+        if code & 4 != 0 {
+            "user mode"
+        } else {
+            "kernel mode"
+        },
+    ];
+    if code & 16 != 0 {
+        parts.push("instruction fetch");
+    }
+    parts.join(", ")
+}

@@ -1,0 +1,76 @@
+//! General registers as captured from KVM or from a `pt_regs` the guest saved.
+use lockvmm_abi::PtRegs;
+use lockvmm_abi::eflags::X86_EFLAGS_IF;
+use serde::{Deserialize, Serialize};
+
+/// General registers as captured (from KVM, or from a `pt_regs` the guest saved).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Regs {
+    pub rip: u64,
+    pub rsp: u64,
+    pub rflags: u64,
+    pub rax: u64,
+    pub rbx: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub rbp: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+    pub cs: u64,
+    pub ss: u64,
+}
+
+impl Regs {
+    /// The registers an entry stub saved.
+    pub fn from_pt_regs(r: &PtRegs) -> Self {
+        Regs {
+            rip: r.rip,
+            rsp: r.rsp,
+            rflags: r.rflags,
+            rax: r.rax,
+            rbx: r.rbx,
+            rcx: r.rcx,
+            rdx: r.rdx,
+            rsi: r.rsi,
+            rdi: r.rdi,
+            rbp: r.rbp,
+            r8: r.r8,
+            r9: r.r9,
+            r10: r.r10,
+            r11: r.r11,
+            r12: r.r12,
+            r13: r.r13,
+            r14: r.r14,
+            r15: r.r15,
+            cs: r.cs,
+            ss: r.ss,
+        }
+    }
+
+    /// RFLAGS.IF.
+    pub fn irqs_enabled(&self) -> bool {
+        self.rflags & X86_EFLAGS_IF != 0
+    }
+
+    /// CS's privilege level is 3: the context ran in user mode.
+    pub fn user_mode(&self) -> bool {
+        self.cs & 3 == 3
+    }
+}
+
+/// `IF=0: interrupts disabled` / `IF=1: interrupts enabled`.
+pub fn describe_if(rflags: u64) -> &'static str {
+    if rflags & X86_EFLAGS_IF != 0 {
+        "IF=1: interrupts enabled"
+    } else {
+        "IF=0: interrupts disabled"
+    }
+}

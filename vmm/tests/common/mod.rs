@@ -1,0 +1,95 @@
+//! Helpers shared by the integration tests: run a scenario on real KVM and read guest memory
+//! through the kernel's symbols.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use lockvmm::memory::BOOT_CR3;
+use lockvmm::{LoadedScenario, RunOptions, RunResult};
+
+/// A path relative to the workspace root.
+pub fn root(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
+}
+
+/// Runs a scenario (quietly) and returns what it left.
+pub fn run(rel: &str, vcpus: Option<usize>) -> (LoadedScenario, RunResult) {
+    let mut opts = RunOptions::new(root(rel));
+    opts.vcpus = vcpus;
+    lockvmm::run_scenario(&opts).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// The address of `symbol + offset` in the guest kernel.
+fn at(r: &RunResult, symbol: &str, offset: u64) -> u64 {
+    r.kernel
+        .symbols
+        .addr_of(symbol)
+        .unwrap_or_else(|| panic!("no symbol {symbol}"))
+        + offset
+}
+
+/// Reads a u64 at `symbol + offset` in the guest's memory after the run.
+pub fn read_u64(r: &RunResult, symbol: &str, offset: u64) -> u64 {
+    r.memory
+        .read_virt_u64(BOOT_CR3, at(r, symbol, offset))
+        .expect("readable kernel memory")
+}
+
+/// Reads a u32 at `symbol + offset` in the guest's memory after the run.
+pub fn read_u32(r: &RunResult, symbol: &str, offset: u64) -> u32 {
+    r.memory
+        .read_virt_u32(BOOT_CR3, at(r, symbol, offset))
+        .expect("readable kernel memory")
+}
+
+/// The `lockvmm` binary.
+pub fn lockvmm() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lockvmm"));
+    cmd.current_dir(root(""));
+    cmd
+}
+
+/// Runs a scenario end to end as `lockvmm run` does (vmcore, report, result.json) into a fresh
+/// directory; returns the run, what it wrote, and the directory.
+pub fn run_complete(rel: &str) -> (lockvmm::RunResult, lockvmm::lab::Completed, PathBuf) {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "lockvmm-test-{}-{}-{}",
+        std::process::id(),
+        rel.replace('/', "_"),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (scenario, result) = run(rel, None);
+    let vcpus = scenario.vcpus();
+    let done = lockvmm::lab::complete(
+        &scenario,
+        &result,
+        vcpus,
+        &dir,
+        &dir.join("console.log"),
+        std::time::Instant::now(),
+    );
+    assert!(done.warnings.is_empty(), "{:?}", done.warnings);
+    (result, done, dir)
+}
+
+/// A symbol's address range.
+pub fn range_of(r: &RunResult, name: &str) -> std::ops::Range<u64> {
+    let s = r
+        .kernel
+        .symbols
+        .get(name)
+        .unwrap_or_else(|| panic!("no symbol {name}"));
+    s.addr..s.addr + s.size
+}
+
+/// The guest powered off cleanly (status 0).
+pub fn assert_clean_shutdown(outcome: &lockvmm::state::Outcome) {
+    assert!(
+        matches!(outcome, lockvmm::state::Outcome::Shutdown { status: 0 }),
+        "outcome: {outcome:?}"
+    );
+}
