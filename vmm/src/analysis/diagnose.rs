@@ -1,137 +1,267 @@
-//! The diagnosis: what the stuck CPU waits for, who holds that, and why the holder cannot let
-//! go, following the chain of waits.
+//! The diagnosis: which context spins on the stuck CPU (task, softirq, hardirq, NMI), how it got
+//! there (an interrupt, a page fault, an NMI, a system call), with which RFLAGS.IF, on which
+//! lock, held by whom, and why the holder cannot let go, following the chain of waits. Every
+//! fact is read from the snapshot: the contexts on each stack, the spinning-on table, the lock
+//! words.
 use super::Analysis;
+use super::contexts::{Entry, is_irq_entry, is_nmi_entry};
 use crate::state::locks::innermost;
 use crate::state::regs::describe_if;
-use crate::state::{CpuBacktrace, LockWait, LockupKind};
+use crate::state::{CpuBacktrace, FaultReport, HeldLock, LockWait, LockupKind, Regs};
+
+/// What stopped the machine, as the diagnosis speaks of it.
+#[derive(Debug, Clone, Copy)]
+pub enum Incident<'a> {
+    /// A lockup detector fired on the CPU.
+    Lockup(LockupKind),
+    /// The CPU faulted (an oops, a triple fault, an emulation failure, a stall, …).
+    Fault(&'a FaultReport),
+    /// The kernel panicked with no detector report before it.
+    Panic(&'a str),
+    /// Every CPU waits and nothing can wake any of them.
+    AllWaiting,
+}
+
+/// Everything the diagnosis reads.
+pub struct Findings<'a> {
+    pub waits: &'a [LockWait],
+    pub held: &'a [HeldLock],
+    pub backtraces: &'a [CpuBacktrace],
+}
 
 impl Analysis<'_> {
-    /// The explanation of a lockup on `cpu`: what it waits for, who holds that, and why that
-    /// holder cannot let go — following the chain of waits.
-    pub fn diagnose(
-        &self,
-        cpu: usize,
-        kind: Option<LockupKind>,
-        waits: &[LockWait],
-        bts: &[CpuBacktrace],
-    ) -> String {
-        let who = |c: usize| match self.task_on(c) {
-            Some(t) => format!("CPU {c} ({}, PID {})", t.comm, t.pid),
-            None => format!("CPU {c}"),
+    /// The explanation of what happened on `cpu`.
+    pub fn diagnose(&self, cpu: usize, incident: Incident<'_>, f: &Findings<'_>) -> String {
+        let bt = f.backtraces.iter().find(|b| b.cpu == cpu);
+        let Some(w) = innermost(f.waits, cpu) else {
+            return self.not_waiting(cpu, incident, bt, f.held);
         };
-        let bt_of = |c: usize| bts.iter().find(|b| b.cpu == c);
-        // The context the watchdog interrupted on the stuck CPU.
-        let stuck_regs = bt_of(cpu).and_then(|b| b.exceptions().last().map(|(_, r)| *r));
-        let mut text = String::new();
-        let innermost = |c: usize| innermost(waits, c);
-        // A fault or panic with no detector report reads as a hard lockup's "nothing else is
-        // needed" (the wording the report has always had for them).
-        let kind = kind.unwrap_or(LockupKind::Hard);
-        let Some(w) = innermost(cpu) else {
-            let at = stuck_regs.map_or_else(String::new, |r| {
-                format!(
-                    " It was at {} with {}.",
-                    self.syms.describe(r.rip),
-                    describe_if(r.rflags)
-                )
-            });
-            return format!(
-                "{} is not waiting for any lock: it has kept the CPU in the kernel without letting \
-                 {} run.{at} Nothing else is needed for a {kind} lockup: a loop that never schedules \
-                 (with preemption or interrupts disabled), or a task the watchdog thread cannot preempt.",
-                who(cpu),
-                if kind == LockupKind::Hard {
-                    "interrupts"
-                } else {
-                    "the watchdog thread"
-                },
-            );
-        };
-        let irqs = stuck_regs.map_or("", |r| {
-            if r.irqs_enabled() {
-                "interrupts enabled"
-            } else {
-                "interrupts disabled"
-            }
-        });
-        text.push_str(&format!(
-            "{} spins in native_queued_spin_lock_slowpath ({} context{}{}) on {}",
-            who(cpu),
+        let spinning = bt.and_then(|b| self.spinning_context(b));
+        let regs = spinning.as_ref().map(|(c, _)| c.regs);
+        let mut text = format!(
+            "{} spins in native_queued_spin_lock_slowpath ({} context{}) on {}",
+            self.who(cpu),
             w.context,
-            if irqs.is_empty() { "" } else { ", " },
-            irqs,
+            regs.map_or(String::new(), |r| format!(", {}", irqs(&r))),
             w.lock_name
-        ));
+        );
+        if let Some(way_in) = spinning.as_ref().and_then(|(_, e)| e.as_ref()) {
+            text.push_str(&format!(", {}", self.entered(way_in)));
+        }
+        text.push('.');
+        self.follow_chain(cpu, w, f, &mut text);
+        text
+    }
+
+    /// `CPU 51 (crond, PID 1000877)`.
+    fn who(&self, cpu: usize) -> String {
+        match self.task_on(cpu) {
+            Some(t) => format!("CPU {cpu} ({}, PID {})", t.comm, t.pid),
+            None => format!("CPU {cpu}"),
+        }
+    }
+
+    /// How a context was entered from the one below it.
+    fn entered(&self, e: &Entry) -> String {
+        let at = self.syms.describe(e.below.rip);
+        if e.below.user_mode() {
+            format!("entered from user space through {}", e.stub)
+        } else if e.stub == "page_fault" {
+            format!("entered through a page fault at {at}")
+        } else if is_nmi_entry(&e.stub) {
+            format!("entered through an NMI that arrived at {at}")
+        } else if is_irq_entry(&e.stub) {
+            format!(
+                "entered through an interrupt ({}) that arrived at {at}",
+                e.stub
+            )
+        } else {
+            format!("entered through {} at {at}", e.stub)
+        }
+    }
+
+    /// Appends the chain of holders from `w` on: who holds each lock and why they cannot let go.
+    fn follow_chain(&self, cpu: usize, w: &LockWait, f: &Findings<'_>, text: &mut String) {
         let mut seen = vec![cpu];
         let mut cur = w.clone();
         loop {
             let Some(h) = cur.holder else {
-                text.push_str(
-                    ", which nobody holds any more: the waiter should get it at its next look.",
-                );
-                break;
+                text.push_str(&format!(
+                    " Nobody holds {} any more: the waiter should get it at its next look.",
+                    cur.lock_name
+                ));
+                return;
             };
             if h == cur.cpu {
                 text.push_str(&format!(
-                    ", which {} itself holds",
-                    if h == cpu { "that CPU" } else { "it" }
+                    " {} holds {} itself",
+                    if h == cpu { "That CPU" } else { "It" },
+                    cur.lock_name
                 ));
-                let why = bt_of(h).and_then(|b| {
-                    let exc = b.exceptions();
-                    exc.iter()
-                        .rev()
-                        .find(|(e, r)| r.irqs_enabled() || *e == "page_fault")
-                        .map(|(e, r)| (e.to_string(), *r))
-                });
-                match why {
-                    Some((entry, r)) if entry == "page_fault" => text.push_str(&format!(
-                        ": it took the lock, then faulted at {} (CR2 {:#x}), and the fault path tried to take it again \
-                         on the same CPU. The CPU can never release it.",
-                        self.syms.describe(r.rip),
-                        self.snap.cpus.get(h).map_or(0, |c| c.sregs.cr2)
-                    )),
-                    Some((entry, r)) => text.push_str(&format!(
-                        ": it took the lock, then ran {} with interrupts enabled (RFLAGS.IF=1) while holding it; an \
-                         interrupt ({entry}) on the same CPU tried to take the lock again. The CPU can never release it.",
-                        self.syms.describe(r.rip)
-                    )),
-                    None => text.push_str(" and is trying to take again: a self-deadlock."),
-                }
-                break;
+                text.push_str(&self.self_deadlock(h, f));
+                return;
             }
-            text.push_str(&format!(", held by {}", who(h)));
+            text.push_str(&format!(" {} is held by {}.", cur.lock_name, self.who(h)));
             if seen.contains(&h) {
-                text.push_str(", which closes a cycle of CPUs waiting on each other: a deadlock.");
-                break;
+                text.push_str(" That closes a cycle of CPUs waiting on each other: a deadlock.");
+                return;
             }
             seen.push(h);
-            match innermost(h) {
+            match innermost(f.waits, h) {
                 Some(next) => {
                     text.push_str(&format!(
-                        ". {} cannot release it: it is itself spinning ({} context) on {}",
-                        who(h),
+                        " {} cannot release it: it is itself spinning ({} context) on {}.",
+                        self.who(h),
                         next.context,
                         next.lock_name
                     ));
                     cur = next.clone();
                 }
                 None => {
-                    let at = self
-                        .snap
-                        .cpus
-                        .get(h)
-                        .map(|c| (self.syms.describe(c.regs.rip), describe_if(c.regs.rflags)));
-                    match at {
-                        Some((rip, ifl)) => text.push_str(&format!(
-                            ". {} is running at {rip} ({ifl}) and has not released it.",
-                            who(h)
-                        )),
-                        None => text.push('.'),
-                    }
-                    break;
+                    text.push_str(&self.running_holder(h));
+                    return;
                 }
             }
         }
-        text
+    }
+
+    /// Why a CPU that spins on a lock it holds itself never gets it: the way into the spinning
+    /// context from the context that holds the lock.
+    fn self_deadlock(&self, cpu: usize, f: &Findings<'_>) -> String {
+        let entry = f
+            .backtraces
+            .iter()
+            .find(|b| b.cpu == cpu)
+            .and_then(|b| self.spinning_context(b))
+            .and_then(|(_, e)| e);
+        let never = "The CPU can never release it.";
+        match entry {
+            Some(e) if e.stub == "page_fault" => format!(
+                ": the context below holds it and faulted at {} (CR2 {:#x}), and the fault path tries \
+                 to take the same lock again on the same CPU. {never}",
+                self.syms.describe(e.below.rip),
+                self.snap.cpus.get(cpu).map_or(0, |c| c.sregs.cr2)
+            ),
+            Some(e) if is_nmi_entry(&e.stub) => format!(
+                ": it holds the lock in {}, and an NMI on the same CPU tries to take it. NMIs cannot \
+                 be masked, so disabling interrupts does not protect a lock an NMI handler takes. {never}",
+                self.syms.describe(e.below.rip)
+            ),
+            Some(e) if is_irq_entry(&e.stub) && !e.below.user_mode() => format!(
+                ": it took the lock, then ran {} with interrupts enabled (RFLAGS.IF=1) while holding \
+                 it, and an interrupt ({}) on the same CPU tries to take the lock again. {never}",
+                self.syms.describe(e.below.rip),
+                e.stub
+            ),
+            _ => format!(
+                " and tries to take it again in the same context: a recursive (AA) deadlock. {never}"
+            ),
+        }
+    }
+
+    /// A holder that waits on nothing: what it is doing instead of releasing the lock.
+    fn running_holder(&self, cpu: usize) -> String {
+        let Some(r) = self.snap.cpus.get(cpu).filter(|c| c.captured).map(|c| c.regs) else {
+            return String::new();
+        };
+        if r.user_mode() {
+            format!(
+                " {} is running in user mode (RIP {:#x}, CS {:04x}) and has not released it: it \
+                 returned to user space holding a kernel spinlock, and nothing in user space will \
+                 release it.",
+                self.who(cpu),
+                r.rip,
+                r.cs
+            )
+        } else {
+            format!(
+                " {} is running at {} ({}) and has not released it.",
+                self.who(cpu),
+                self.syms.describe(r.rip),
+                describe_if(r.rflags)
+            )
+        }
+    }
+
+    /// A CPU that spins on no lock: what kept it, by incident.
+    fn not_waiting(
+        &self,
+        cpu: usize,
+        incident: Incident<'_>,
+        bt: Option<&CpuBacktrace>,
+        held: &[HeldLock],
+    ) -> String {
+        let who = self.who(cpu);
+        let regs = bt.and_then(|b| self.stuck_regs(b));
+        let at = regs.map_or_else(String::new, |r| self.at(&r));
+        let mine: Vec<&str> = held
+            .iter()
+            .filter(|h| h.holder == cpu)
+            .map(|h| h.lock_name.as_str())
+            .collect();
+        let holding = if mine.is_empty() {
+            String::new()
+        } else {
+            format!(" It holds {}.", mine.join(", "))
+        };
+        match incident {
+            Incident::Lockup(kind) => {
+                let user = regs.is_some_and(|r| r.user_mode());
+                let why = match (kind, user) {
+                    (LockupKind::Hard, _) => {
+                        "With interrupts disabled the timer interrupt never runs, so the watchdog's \
+                         hrtimer count stands still: that alone is a hard lockup."
+                    }
+                    (LockupKind::Soft, true) => {
+                        "A task in user mode that never blocks, at a real-time priority the \
+                         watchdog thread cannot preempt, keeps the watchdog from running: a soft \
+                         lockup with no kernel bug."
+                    }
+                    (LockupKind::Soft, false) => {
+                        "A kernel loop that never schedules (with preemption disabled, or in a \
+                         task the watchdog thread cannot preempt) keeps the watchdog thread from \
+                         running: that alone is a soft lockup."
+                    }
+                };
+                format!(
+                    "{who} is not waiting for any lock: it kept the CPU {} without letting {} run.{at}{holding} {why}",
+                    if user { "in user mode" } else { "in the kernel" },
+                    if kind == LockupKind::Hard {
+                        "interrupts"
+                    } else {
+                        "the watchdog thread"
+                    },
+                )
+            }
+            Incident::Fault(r) => format!("{who}: {}.{at}{holding}", r.headline()),
+            Incident::Panic(message) => {
+                format!("{who} called panic(\"{message}\") with no lockup reported before it.{at}{holding}")
+            }
+            Incident::AllWaiting => format!(
+                "Every CPU is waiting and nothing can wake any of them; {who} waits on no lock.{at}{holding}"
+            ),
+        }
+    }
+
+    /// ` It was at native_safe_halt+1 with IF=1: interrupts enabled.` (or the user RIP).
+    fn at(&self, r: &Regs) -> String {
+        if r.user_mode() {
+            format!(" It was in user mode at {:#x} (CS {:04x}).", r.rip, r.cs)
+        } else {
+            format!(
+                " It was at {} with {}.",
+                self.syms.describe(r.rip),
+                describe_if(r.rflags)
+            )
+        }
+    }
+}
+
+/// `interrupts enabled` / `interrupts disabled`.
+fn irqs(r: &Regs) -> &'static str {
+    if r.irqs_enabled() {
+        "interrupts enabled"
+    } else {
+        "interrupts disabled"
     }
 }

@@ -1,7 +1,7 @@
 //! Locks from the snapshot: which CPU spins on which lock in which context (the guest's
 //! `qspinlock_spinning_on` table), and who holds it (the lab's lock word names its owner).
 use super::Analysis;
-use crate::state::{Context, LockWait};
+use crate::state::{Context, HeldLock, LockWait};
 
 impl Analysis<'_> {
     /// The locks CPUs are spinning on (`qspinlock_spinning_on`), with their holders.
@@ -18,12 +18,7 @@ impl Analysis<'_> {
                 if lock == 0 {
                     continue;
                 }
-                let holder = self
-                    .mem
-                    .u32(lock)
-                    .ok()
-                    .and_then(|w| (w & 0xff).checked_sub(1))
-                    .map(|c| c as usize);
+                let holder = self.mem.u32(lock).ok().and_then(lock_owner);
                 out.push(LockWait {
                     cpu,
                     context,
@@ -35,4 +30,31 @@ impl Analysis<'_> {
         }
         out
     }
+
+    /// Every kernel spinlock whose word names an owner in the snapshot (the lab's locked byte
+    /// holds the owner's CPU + 1), in address order.
+    pub fn held_locks(&self) -> Vec<HeldLock> {
+        let mut out: Vec<HeldLock> = self
+            .dwarf
+            .spinlocks()
+            .into_iter()
+            .filter_map(|(var, off, _)| {
+                let lock = self.syms.addr_of(&var)?.checked_add(off)?;
+                let holder = lock_owner(self.mem.u32(lock).ok()?)?;
+                (holder < self.snap.cpus.len()).then(|| HeldLock {
+                    lock,
+                    lock_name: self.name_of(lock),
+                    holder,
+                })
+            })
+            .collect();
+        out.sort_by_key(|h| h.lock);
+        out.dedup_by_key(|h| h.lock);
+        out
+    }
+}
+
+/// The owner a lock word names: its locked byte holds the owner's CPU + 1 (0: free).
+pub fn lock_owner(word: u32) -> Option<usize> {
+    (word & 0xff).checked_sub(1).map(|c| c as usize)
 }

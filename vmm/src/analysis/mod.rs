@@ -4,11 +4,15 @@
 //!
 //! Everything is read from the snapshot's memory and registers; guest memory is untrusted, so
 //! every read can fail, and a failure ends a walk with a note instead of an error.
+mod contexts;
 mod diagnose;
 mod dmesg;
 mod locks;
 
+pub use contexts::{Entry, SPIN_FUNCTION, StackContext};
+pub use diagnose::{Findings, Incident};
 pub use dmesg::dmesg_from;
+pub use locks::lock_owner;
 
 use crate::image::{DebugInfo, Symbols};
 use crate::memory::FrozenMemory;
@@ -144,7 +148,7 @@ impl<'a> Analysis<'a> {
             .filter_map(|(n, v)| {
                 self.dwarf
                     .describe(self.syms, *v)
-                    .map(|d| (n.to_string(), *v, format!("&{d}")))
+                    .map(|_| (n.to_string(), *v, format!("&{}", self.name_of(*v))))
             })
             .collect()
     }

@@ -3,16 +3,16 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::analysis::{Analysis, dmesg_from};
+use crate::analysis::{Analysis, Incident, dmesg_from};
 use crate::image::SourceLines;
 use crate::machine::RunResult;
 use crate::output::summary::{RunSummary, SCHEMA_VERSION, Timings};
 use crate::output::vmcore::{self, CoreMeta};
 use crate::output::write_atomic;
-use crate::report::{CrashReport, report_cpu};
+use crate::report::{CrashReport, Detection, ReportInput, report_cpu};
 use crate::scenario::LoadedScenario;
 use crate::scenario::expect::{self, Verdict};
-use crate::state::{CpuBacktrace, ExitStatus, LockupKind, Outcome};
+use crate::state::{CpuBacktrace, ExitStatus, Outcome};
 
 /// What a finished run produced.
 pub struct Completed {
@@ -59,17 +59,20 @@ pub fn max_rss_kib() -> i64 {
     }
 }
 
-/// The lockup kind a report speaks of: the first detector report of the run, if any.
-fn report_kind(r: &RunResult) -> Option<LockupKind> {
+/// What stopped the machine on the report's CPU.
+fn incident(r: &RunResult) -> Incident<'_> {
+    if let Some(first) = r.lockups.first() {
+        return Incident::Lockup(first.kind);
+    }
     match &r.outcome {
-        Outcome::Lockup { events } => Some(events.first().map_or(LockupKind::Soft, |e| e.kind)),
-        Outcome::Panic { .. } => Some(r.lockups.first().map_or(LockupKind::Soft, |e| e.kind)),
-        _ => None,
+        Outcome::Fault(f) => Incident::Fault(f),
+        Outcome::Panic { message, .. } => Incident::Panic(message),
+        _ => Incident::AllWaiting,
     }
 }
 
 /// The snapshot's analysis, made once: every CPU's backtrace, then the crash-style report (when
-/// the outcome names a CPU) and the vmcore's metadata and thread registers share them.
+/// the run names a CPU) and the vmcore's thread registers share them.
 struct Analysed {
     report: Option<CrashReport>,
     backtraces: Vec<CpuBacktrace>,
@@ -79,7 +82,7 @@ fn analyse(r: &RunResult, dumpfile: Option<String>) -> Option<Analysed> {
     let snap = r.snapshot.as_ref()?;
     let a = Analysis::new(snap, &r.kernel.symbols, r.kernel.debug_info());
     let backtraces: Vec<CpuBacktrace> = (0..snap.cpus.len()).map(|c| a.backtrace(c)).collect();
-    let report = report_cpu(&r.outcome).map(|cpu| {
+    let report = report_cpu(&r.outcome, &r.lockups).map(|cpu| {
         let cr3 = a.mem.cr3;
         let dmesg = dmesg_from(
             |va, len| r.memory.read_virt(cr3, va, len).ok(),
@@ -90,15 +93,28 @@ fn analyse(r: &RunResult, dumpfile: Option<String>) -> Option<Analysed> {
             Outcome::Panic { message, .. } => Some(message.clone()),
             _ => None,
         };
+        let detections = r
+            .lockups
+            .iter()
+            .map(|e| Detection {
+                cpu: e.cpu,
+                kind: e.kind,
+                vtime_ns: e.vtime_ns,
+                message: e.message.clone(),
+            })
+            .collect();
         let mut report = CrashReport::build(
             &a,
-            cpu,
-            &backtraces,
-            report_kind(r),
-            panic,
-            r.kernel.path.display().to_string(),
-            dumpfile,
-            dmesg,
+            ReportInput {
+                cpu,
+                incident: incident(r),
+                backtraces: &backtraces,
+                panic,
+                detections,
+                kernel: r.kernel.path.display().to_string(),
+                dumpfile,
+                dmesg,
+            },
         );
         if let Some(lines) = SourceLines::open(&r.kernel.path) {
             for bt in &mut report.backtraces {
@@ -125,7 +141,7 @@ fn write_vmcore(out: &Path, r: &RunResult, backtraces: &[CpuBacktrace]) -> Resul
         console: r.console.clone(),
         freeze_us: snap.freeze_us,
         memory_copy_us: snap.memory_copy_us,
-        report_cpu: report_cpu(&r.outcome),
+        report_cpu: report_cpu(&r.outcome, &r.lockups),
         lock_names: snap.lock_names.clone(),
     };
     vmcore::write(

@@ -4,8 +4,35 @@
 //! facts go into `result.json`; `render` turns them into text.
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::Analysis;
-use crate::state::{CpuBacktrace, LockWait, LockupKind, Outcome, Regs};
+use crate::analysis::{Analysis, Findings, Incident};
+use crate::state::{CpuBacktrace, HeldLock, LockWait, LockupEvent, LockupKind, Outcome, Regs};
+
+/// A lockup detector's report, in short (every one of the run, first to last).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Detection {
+    pub cpu: usize,
+    pub kind: LockupKind,
+    pub vtime_ns: u64,
+    pub message: String,
+}
+
+/// What a report is built from besides the analysis.
+pub struct ReportInput<'a> {
+    /// The CPU the report is about.
+    pub cpu: usize,
+    /// What stopped the machine on that CPU.
+    pub incident: Incident<'a>,
+    /// Every CPU's backtrace, in CPU order (computed once per run).
+    pub backtraces: &'a [CpuBacktrace],
+    /// The panic message, if the kernel panicked.
+    pub panic: Option<String>,
+    /// Every lockup detection of the run.
+    pub detections: Vec<Detection>,
+    pub kernel: String,
+    pub dumpfile: Option<String>,
+    /// The kernel log at the end of the run.
+    pub dmesg: Vec<String>,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CrashReport {
@@ -25,7 +52,14 @@ pub struct CrashReport {
     /// `bt` of that CPU, then every other CPU that is not idle.
     pub backtraces: Vec<CpuBacktrace>,
     pub locks: Vec<LockWait>,
-    /// Registers of the stuck context that point at kernel objects: (register, value, name).
+    /// Locks whose word names an owner, with that owner.
+    #[serde(default)]
+    pub held: Vec<HeldLock>,
+    /// Every lockup detection of the run, first to last (the snapshot is of the first).
+    #[serde(default)]
+    pub detections: Vec<Detection>,
+    /// Registers of the context that spins (else the one the detector interrupted) that point
+    /// at kernel objects: (register, value, name).
     pub pointers: Vec<(String, u64, String)>,
     pub diagnosis: String,
     /// The kernel log from the snapshot on (`dmesg`), from the end of the run.
@@ -37,34 +71,41 @@ pub struct CrashReport {
 }
 
 impl CrashReport {
-    /// Builds the report for `cpu` from a snapshot's analysis, every CPU's backtrace (computed
-    /// once per run, in CPU order), the lockup kind that fired (if a detector did), the panic
-    /// message, and the kernel log at the end of the run.
-    #[allow(clippy::too_many_arguments)]
-    pub fn build(
-        a: &Analysis<'_>,
-        cpu: usize,
-        all: &[CpuBacktrace],
-        kind: Option<LockupKind>,
-        panic: Option<String>,
-        kernel: String,
-        dumpfile: Option<String>,
-        dmesg: Vec<String>,
-    ) -> Self {
+    /// Builds the report from a snapshot's analysis.
+    pub fn build(a: &Analysis<'_>, input: ReportInput<'_>) -> Self {
+        let ReportInput {
+            cpu,
+            incident,
+            backtraces: all,
+            panic,
+            detections,
+            kernel,
+            dumpfile,
+            dmesg,
+        } = input;
         let locks = a.lock_waits();
+        let held = a.held_locks();
         let mut backtraces: Vec<CpuBacktrace> =
             all.iter().filter(|b| b.cpu == cpu).cloned().collect();
         backtraces.extend(
             all.iter()
-                .filter(|b| b.cpu != cpu && !a.is_idle(b, &locks))
+                .filter(|b| {
+                    b.cpu != cpu
+                        && (!a.is_idle(b, &locks) || held.iter().any(|h| h.holder == b.cpu))
+                })
                 .cloned(),
         );
-        let stuck: Option<Regs> = backtraces
-            .first()
-            .and_then(|b| b.exceptions().last().map(|(_, r)| **r))
-            .or(a.snap.cpus.get(cpu).map(|c| c.regs));
+        let stuck: Option<Regs> = backtraces.first().and_then(|b| a.stuck_regs(b));
         let pointers = stuck.map(|r| a.pointer_registers(&r)).unwrap_or_default();
-        let diagnosis = a.diagnose(cpu, kind, &locks, &backtraces);
+        let diagnosis = a.diagnose(
+            cpu,
+            incident,
+            &Findings {
+                waits: &locks,
+                held: &held,
+                backtraces: &backtraces,
+            },
+        );
         let from = a.snap.vtime_ns / 1_000_000_000;
         let dmesg_tail = dmesg
             .into_iter()
@@ -86,6 +127,8 @@ impl CrashReport {
             cpu,
             backtraces,
             locks,
+            held,
+            detections,
             pointers,
             diagnosis,
             dmesg_tail,
@@ -96,8 +139,12 @@ impl CrashReport {
     }
 }
 
-/// The CPU a run's report is about.
-pub fn report_cpu(outcome: &Outcome) -> Option<usize> {
+/// The CPU a run's report is about: where the first lockup was detected, else where the run
+/// ended (the fault, the panic, the first CPU of a stuck machine).
+pub fn report_cpu(outcome: &Outcome, lockups: &[LockupEvent]) -> Option<usize> {
+    if let Some(first) = lockups.first() {
+        return Some(first.cpu);
+    }
     match outcome {
         Outcome::Lockup { events } => events.first().map(|e| e.cpu),
         Outcome::Panic { report, .. } => Some(report.cpu),

@@ -4,5 +4,5 @@ mod crash;
 mod outcome;
 mod render;
 
-pub use crash::{CrashReport, report_cpu};
+pub use crash::{CrashReport, Detection, ReportInput, report_cpu};
 pub use render::{render_bt, render_items, render_regs};

@@ -73,10 +73,38 @@ impl CrashReport {
                 );
             }
         }
+        if !self.held.is_empty() {
+            let _ = writeln!(s, "\nHeld locks (the lock word names its owner):");
+            for h in &self.held {
+                let _ = writeln!(
+                    s,
+                    "  CPU {:>3} holds &{} [{:016x}]",
+                    h.holder, h.lock_name, h.lock
+                );
+            }
+        }
+        if self.detections.len() > 1 {
+            let _ = writeln!(
+                s,
+                "\nLockups detected ({}; the snapshot is of the first):",
+                self.detections.len()
+            );
+            for d in &self.detections {
+                let _ = writeln!(
+                    s,
+                    "  [{:>5}.{:06}] CPU {:>3} {} lockup: {}",
+                    d.vtime_ns / 1_000_000_000,
+                    d.vtime_ns % 1_000_000_000 / 1000,
+                    d.cpu,
+                    d.kind,
+                    d.message
+                );
+            }
+        }
         if !self.pointers.is_empty() {
             let _ = writeln!(
                 s,
-                "\nRegisters of CPU {} that point at kernel objects:",
+                "\nRegisters of CPU {}'s stuck context that point at kernel objects:",
                 self.cpu
             );
             for (r, v, n) in &self.pointers {

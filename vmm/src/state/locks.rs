@@ -62,3 +62,11 @@ pub fn innermost(waits: &[LockWait], cpu: usize) -> Option<&LockWait> {
         .filter(|w| w.cpu == cpu)
         .max_by_key(|w| w.context)
 }
+
+/// A lock whose word says it is held, and by which CPU.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HeldLock {
+    pub lock: u64,
+    pub lock_name: String,
+    pub holder: usize,
+}

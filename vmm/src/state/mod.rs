@@ -10,7 +10,7 @@ pub mod snapshot;
 
 pub use backtrace::{BtItem, CpuBacktrace, TaskInfo};
 pub use exit::ExitStatus;
-pub use locks::{Context, LockWait};
+pub use locks::{Context, HeldLock, LockWait};
 pub use outcome::{
     FaultKind, FaultReport, HookEvent, LockupEvent, LockupKind, Outcome, WaitingCpu,
 };

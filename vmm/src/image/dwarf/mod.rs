@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use crate::image::Symbols;
 
+mod locks;
 mod parse;
 
 #[derive(Debug, Clone)]
