@@ -26,7 +26,7 @@ impl LockupKind {
 
 impl std::fmt::Display for LockupKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 
