@@ -12,7 +12,13 @@ pub const Q_LOCKED_MASK: u32 = 0xff;
 /// The locked byte of a lock held by `cpu`: `cpu + 1` (`cpu` is below
 /// [`NR_CPUS`](crate::NR_CPUS), so it fits).
 pub const fn locked_byte(cpu: u32) -> u8 {
-    (cpu + 1) as u8
+    locked_val(cpu) as u8
+}
+
+/// [`locked_byte`] as a lock word (Linux's `_Q_LOCKED_VAL`): what the owner's `cmpxchg` writes
+/// into a free lock. The same value without a truncation, for the guest's lock fast path.
+pub const fn locked_val(cpu: u32) -> u32 {
+    cpu + 1
 }
 
 /// The CPU holding the lock whose word is `word`; `None` when it is free.

@@ -4,7 +4,9 @@ use crate::entry::{PtRegsAt, pt_regs_at};
 use crate::hook::Hook;
 use crate::hypercall::{Hypercall, LockupKind};
 use crate::knob::LbrGfpMode;
-use crate::locking::{LockContext, NR_LOCK_CONTEXTS, lock_owner, locked_byte, spinning_on_slot};
+use crate::locking::{
+    LockContext, NR_LOCK_CONTEXTS, lock_owner, locked_byte, locked_val, spinning_on_slot,
+};
 use crate::program::{Gfp, HogMode, LockMode, ModuleVariant, OpKind, Policy};
 use crate::stacks::{EXCEPTION_STKSZ, Ist, N_IST};
 use crate::task::TaskState;
@@ -140,6 +142,8 @@ fn lock_word_encoding() {
     for cpu in [0, 1, 63, NR_CPUS as u32 - 1] {
         let word = u32::from(locked_byte(cpu)) | 0x0004_0100;
         assert_eq!(lock_owner(word), Some(cpu as usize));
+        assert_eq!(lock_owner(locked_val(cpu)), Some(cpu as usize));
+        assert_eq!(locked_val(cpu), u32::from(locked_byte(cpu)));
     }
     assert_eq!(NR_LOCK_CONTEXTS, 4);
     let names = LockContext::ALL.map(LockContext::name);

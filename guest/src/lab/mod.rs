@@ -7,9 +7,8 @@ pub mod user;
 use core::mem::size_of;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use lockvmm_abi::{
-    OpDesc, PAGE_OFFSET, PROGRAM_POWER_OFF_WHEN_DONE, ProgramHeader, TaskDesc, hook, op,
-};
+use lockvmm_abi::hook::Hook;
+use lockvmm_abi::{OpDesc, PAGE_OFFSET, PROGRAM_POWER_OFF_WHEN_DONE, ProgramHeader, TaskDesc, op};
 
 use crate::arch::x86::kernel::idt::load_empty_idt;
 use crate::arch::x86::lockvmm;
@@ -88,7 +87,7 @@ pub extern "C" fn lab_task(idx: u64) {
     let Some(task) = prog.tasks.get(idx as usize) else {
         return;
     };
-    lockvmm::hook(hook::TASK_START, u64::from(task.pid));
+    lockvmm::hook(Hook::TaskStart, u64::from(task.pid));
     let cur = crate::kernel::sched::core::current();
     printk!(
         "lab: {}:{} running on CPU {}",
