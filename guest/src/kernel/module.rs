@@ -28,9 +28,16 @@ fn variant() -> ModuleVariant {
     let raw = VARIANT.load(Ordering::Relaxed);
     match ModuleVariant::from_raw(raw) {
         Some(v) => v,
-        // Only `load_module` stores it, from a `ModuleVariant`.
-        None => panic!("timer_mod: variant {} was never stored", raw),
+        None => corrupt_variant(raw),
     }
+}
+
+/// Only `load_module` stores the variant, from a `ModuleVariant`. Out of line, so that the
+/// module's functions keep their code and frames small.
+#[cold]
+#[inline(never)]
+fn corrupt_variant(raw: u64) -> ! {
+    panic!("timer_mod: variant {} was never stored", raw)
 }
 
 fn timer_of(base: u64) -> &'static mut TimerList {

@@ -66,7 +66,7 @@ pub fn run_program() -> bool {
     }
     for (i, t) in prog.tasks.iter().enumerate() {
         let Some(policy) = Policy::from_raw(t.policy) else {
-            printk!("lab: task {}: unknown policy {}", i, t.policy);
+            bad_policy(i, t.policy);
             continue;
         };
         let comm_len = t.comm.iter().position(|&b| b == 0).unwrap_or(t.comm.len());
@@ -200,8 +200,16 @@ fn run_op(o: &OpDesc) {
     }
 }
 
+/// Reports a task whose policy is not one the contract defines; the task is not started.
+#[cold]
+#[inline(never)]
+fn bad_policy(task: usize, raw: u32) {
+    printk!("lab: task {}: unknown policy {}", task, raw);
+}
+
 /// Reports an op whose argument is outside its type; the op is skipped, like an unknown op.
 #[cold]
+#[inline(never)]
 fn bad_arg(kind: OpKind, what: &str, raw: u64) {
     printk!("lab: op {:?}: unknown {} {}", kind, what, raw);
 }

@@ -33,8 +33,15 @@ fn mode() -> LbrGfpMode {
     let raw = crate::init::main::boot_info().lbr_gfp_mode;
     match LbrGfpMode::from_raw(raw) {
         Some(mode) => mode,
-        None => panic!("lbr: unknown lbr_gfp_mode {} in the boot info", raw),
+        None => unknown_mode(raw),
     }
+}
+
+/// Out of line, so that the paths reading the knob keep their code and frames small.
+#[cold]
+#[inline(never)]
+fn unknown_mode(raw: u32) -> ! {
+    panic!("lbr: unknown lbr_gfp_mode {} in the boot info", raw)
 }
 
 #[inline(never)]
