@@ -4,30 +4,41 @@
 //! correct module.
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use lockvmm_abi::program::ModuleVariant;
+
 use crate::kernel::time::timer::{
     TimerList, add_timer, del_timer, del_timer_sync, mod_timer, timer_setup,
 };
 use crate::kernel::time::{HZ, jiffies};
 use crate::mm::vmalloc::{module_alloc, module_memfree};
 
-/// How `timer_mod` gets its timer wrong (the lab op's argument).
-pub const MOD_CORRECT: u64 = 0;
-/// Exit forgets `del_timer`.
-pub const MOD_TIMER_NEVER_DELETED: u64 = 1;
-/// Exit deletes the timer, then a late path re-adds it before the memory goes.
-pub const MOD_TIMER_READDED: u64 = 2;
-/// Init arms the timer, a later init step fails, and the error path does not roll it back.
-pub const MOD_INIT_FAILED: u64 = 3;
-
 const MODULE_PAGES: u64 = 2;
 /// Where the module's `struct timer_list` sits in its memory (its .data).
 const TIMER_OFFSET: u64 = 0x3b0;
 
-/// The loaded module: base address of its memory (0 when none) and its variant.
+/// The loaded module: base address of its memory (0 when none) and its variant (how it gets
+/// its timer wrong, a `ModuleVariant`).
 #[unsafe(no_mangle)]
 pub static timer_mod_base: AtomicU64 = AtomicU64::new(0);
 static VARIANT: AtomicU64 = AtomicU64::new(0);
 static LOADED: AtomicU32 = AtomicU32::new(0);
+
+/// The variant `load_module` was given.
+fn variant() -> ModuleVariant {
+    let raw = VARIANT.load(Ordering::Relaxed);
+    match ModuleVariant::from_raw(raw) {
+        Some(v) => v,
+        None => corrupt_variant(raw),
+    }
+}
+
+/// Only `load_module` stores the variant, from a `ModuleVariant`. Out of line, so that the
+/// module's functions keep their code and frames small.
+#[cold]
+#[inline(never)]
+fn corrupt_variant(raw: u64) -> ! {
+    panic!("timer_mod: variant {} was never stored", raw)
+}
 
 fn timer_of(base: u64) -> &'static mut TimerList {
     // SAFETY: inside the module's mapped memory, aligned, owned by the module.
@@ -56,7 +67,7 @@ pub extern "C" fn timer_mod_init(base: u64) -> i32 {
     timer_setup(t, timer_mod_fn);
     t.expires = jiffies() + HZ;
     add_timer(t);
-    if VARIANT.load(Ordering::Relaxed) == MOD_INIT_FAILED {
+    if variant() == ModuleVariant::InitFailed {
         return -12; // -ENOMEM from "step B"; the timer is left armed
     }
     0
@@ -66,24 +77,26 @@ pub extern "C" fn timer_mod_init(base: u64) -> i32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn timer_mod_exit(base: u64) {
     let t = timer_of(base);
-    match VARIANT.load(Ordering::Relaxed) {
-        MOD_CORRECT => {
+    match variant() {
+        ModuleVariant::Correct => {
             del_timer_sync(t);
         }
-        MOD_TIMER_READDED => {
+        ModuleVariant::TimerReadded => {
             del_timer(t);
             // A late softirq or interrupt of the module re-arms it after the delete.
             mod_timer(t, jiffies() + HZ);
         }
-        _ => {} // MOD_TIMER_NEVER_DELETED
+        ModuleVariant::TimerNeverDeleted => {}
+        // Init failed, so the module never loaded and is never unloaded.
+        ModuleVariant::InitFailed => {}
     }
 }
 
 /// `load_module` + `do_init_module`; returns the init result.
 #[inline(never)]
 #[unsafe(no_mangle)]
-pub extern "C" fn load_module(variant: u64) -> i32 {
-    VARIANT.store(variant, Ordering::Relaxed);
+pub extern "C" fn load_module(variant: ModuleVariant) -> i32 {
+    VARIANT.store(variant.raw(), Ordering::Relaxed);
     let base = module_alloc(MODULE_PAGES);
     if base == 0 {
         return -12;

@@ -8,7 +8,8 @@
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use lockvmm_abi::{Hypercall, LOCKUP_SOFT, NR_CPUS, PtRegs};
+use lockvmm_abi::hypercall::LockupKind;
+use lockvmm_abi::{Hypercall, NR_CPUS, PtRegs};
 
 use crate::arch::x86::kernel::irq::get_irq_regs;
 use crate::arch::x86::kernel::traps::show_regs;
@@ -111,10 +112,10 @@ impl Default for MsgBuf {
 
 /// Tells the host a detector fired on this CPU, before anything is printed (see
 /// `lockvmm_abi::Hypercall::Watchdog`).
-pub fn report_to_host(kind: u64, regs: &PtRegs, msg: &MsgBuf) {
+pub fn report_to_host(kind: LockupKind, regs: &PtRegs, msg: &MsgBuf) {
     lockvmm::hypercall(
         Hypercall::Watchdog as u32,
-        kind,
+        kind as u64,
         regs as *const PtRegs as u64,
         msg.buf.as_ptr() as u64,
         msg.len as u64,
@@ -168,7 +169,7 @@ pub fn watchdog_timer_fn(hrtimer: &mut Hrtimer) -> HrtimerRestart {
     );
     let regs = get_irq_regs();
     if let Some(regs) = regs {
-        report_to_host(LOCKUP_SOFT, regs, &msg);
+        report_to_host(LockupKind::Soft, regs, &msg);
     }
     printk!("watchdog: {}", msg.as_str());
     print_modules();

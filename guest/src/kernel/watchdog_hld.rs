@@ -4,7 +4,8 @@
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use lockvmm_abi::{CPU_KHZ, LOCKUP_HARD, NR_CPUS, PtRegs};
+use lockvmm_abi::hypercall::LockupKind;
+use lockvmm_abi::{CPU_KHZ, NR_CPUS, PtRegs};
 
 use crate::arch::x86::kernel::traps::show_regs;
 use crate::arch::x86::percpu::smp_processor_id;
@@ -52,7 +53,7 @@ pub fn watchdog_overflow_callback(_event: &mut PerfEvent, regs: &PtRegs) {
     }
     let mut msg = MsgBuf::new();
     let _ = write!(msg, "Watchdog detected hard LOCKUP on cpu {}", c);
-    report_to_host(LOCKUP_HARD, regs, &msg);
+    report_to_host(LockupKind::Hard, regs, &msg);
     printk!("NMI watchdog: {}", msg.as_str());
     print_modules();
     show_regs(regs);

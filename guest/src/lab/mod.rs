@@ -7,9 +7,9 @@ pub mod user;
 use core::mem::size_of;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use lockvmm_abi::{
-    OpDesc, PAGE_OFFSET, PROGRAM_POWER_OFF_WHEN_DONE, ProgramHeader, TaskDesc, hook, op,
-};
+use lockvmm_abi::hook::Hook;
+use lockvmm_abi::program::{Gfp, HogMode, LockMode, MAX_LOCKS, ModuleVariant, OpKind, Policy};
+use lockvmm_abi::{OpDesc, PAGE_OFFSET, PROGRAM_POWER_OFF_WHEN_DONE, ProgramHeader, TaskDesc};
 
 use crate::arch::x86::kernel::idt::load_empty_idt;
 use crate::arch::x86::lockvmm;
@@ -19,7 +19,7 @@ use crate::kernel::kthread::kthread_create_on_cpu;
 use crate::kernel::locking::spinlock::RawSpinlock;
 use crate::kernel::sched::core::wake_up_process;
 use crate::kernel::sched::task::SCHED_FIFO;
-use crate::mm::gfp::{GFP_ATOMIC, GFP_KERNEL};
+use crate::mm::gfp::{GFP_ATOMIC, GFP_KERNEL, GfpT};
 
 /// Number of tasks that have run to completion.
 #[unsafe(no_mangle)]
@@ -65,15 +65,22 @@ pub fn run_program() -> bool {
         return prog.header.flags & PROGRAM_POWER_OFF_WHEN_DONE != 0;
     }
     for (i, t) in prog.tasks.iter().enumerate() {
+        let Some(policy) = Policy::from_raw(t.policy) else {
+            bad_policy(i, t.policy);
+            continue;
+        };
         let comm_len = t.comm.iter().position(|&b| b == 0).unwrap_or(t.comm.len());
         let Some(p) = kthread_create_on_cpu(lab_task, i as u64, t.cpu, &t.comm[..comm_len], t.pid)
         else {
             printk!("lab: cannot create task {}", i);
             continue;
         };
-        if t.policy == 1 {
-            p.policy = SCHED_FIFO;
-            p.rt_priority = t.rt_priority.clamp(1, 99);
+        match policy {
+            Policy::Fifo => {
+                p.policy = SCHED_FIFO;
+                p.rt_priority = t.rt_priority.clamp(1, 99);
+            }
+            Policy::Normal => {}
         }
         wake_up_process(p);
     }
@@ -88,7 +95,7 @@ pub extern "C" fn lab_task(idx: u64) {
     let Some(task) = prog.tasks.get(idx as usize) else {
         return;
     };
-    lockvmm::hook(hook::TASK_START, u64::from(task.pid));
+    lockvmm::hook(Hook::TaskStart, u64::from(task.pid));
     let cur = crate::kernel::sched::core::current();
     printk!(
         "lab: {}:{} running on CPU {}",
@@ -110,68 +117,108 @@ pub extern "C" fn lab_task(idx: u64) {
     }
 }
 
+/// Performs one op. An op the contract does not define, or an argument outside its type, is
+/// reported on the console and skipped.
 fn run_op(o: &OpDesc) {
-    match o.kind {
-        op::READ => {
+    let Some(kind) = OpKind::from_raw(o.kind) else {
+        printk!("lab: unknown op {}", o.kind);
+        return;
+    };
+    match kind {
+        OpKind::Read => {
             lab_op_read(o.args[0]);
         }
-        op::WRITE => lab_op_write(o.args[0], o.args[1]),
-        op::TRIPLE_FAULT => lab_op_triple_fault(),
-        op::RAW_HYPERCALL => {
+        OpKind::Write => lab_op_write(o.args[0], o.args[1]),
+        OpKind::TripleFault => lab_op_triple_fault(),
+        OpKind::RawHypercall => {
             let ret = lockvmm::hypercall(o.args[0] as u32, o.args[1], o.args[2], o.args[3], 0);
             printk!("lab: hypercall {:#x} returned {:#x}", o.args[0], ret);
         }
-        op::PRINTK => {
+        OpKind::Printk => {
             for i in 0..o.args[0] {
                 printk!("lab: console line {}", i);
             }
         }
-        op::READ_WITH_BAD_FP => {
+        OpKind::ReadWithBadFp => {
             lab_op_read_with_frame_pointer(o.args[0], o.args[1]);
         }
-        op::HOG => hog_thread(o.args[0]),
-        op::SLEEP_MS => crate::kernel::time::timer::msleep(o.args[0]),
-        op::SETSID => user::user_setsid(),
-        op::PERF_EVENT_OPEN_LBR => {
+        OpKind::Hog => match HogMode::from_raw(o.args[0]) {
+            Some(mode) => hog_thread(mode),
+            None => bad_arg(kind, "hog mode", o.args[0]),
+        },
+        OpKind::SleepMs => crate::kernel::time::timer::msleep(o.args[0]),
+        OpKind::Setsid => user::user_setsid(),
+        OpKind::PerfEventOpenLbr => {
             crate::kernel::events::core::perf_event_open_lbr(crate::kernel::sched::core::current());
         }
-        op::MODULE_LOAD => {
-            let ret = crate::kernel::module::load_module(o.args[0]);
-            if ret != 0 {
-                printk!("lab: insmod timer_mod: error {}", ret);
+        OpKind::ModuleLoad => match ModuleVariant::from_raw(o.args[0]) {
+            Some(variant) => {
+                let ret = crate::kernel::module::load_module(variant);
+                if ret != 0 {
+                    printk!("lab: insmod timer_mod: error {}", ret);
+                }
             }
-        }
-        op::MODULE_UNLOAD => {
+            None => bad_arg(kind, "module variant", o.args[0]),
+        },
+        OpKind::ModuleUnload => {
             crate::kernel::module::delete_module();
         }
-        op::KMALLOC_IRQS_OFF => lab_kmalloc_irqs_off(o.args[0]),
-        op::BUSY_MS => lab_busy(o.args[0]),
-        op::LOCK => lab_lock(o.args[0], o.args[1]),
-        op::UNLOCK => lab_unlock(o.args[0], o.args[1]),
-        op::IRQ_DISABLE => crate::arch::x86::irqflags::local_irq_disable(),
-        op::IRQ_ENABLE => crate::arch::x86::irqflags::local_irq_enable(),
-        op::PREEMPT_DISABLE => preempt_disable(),
-        op::PREEMPT_ENABLE => crate::arch::x86::preempt::preempt_enable(),
-        op::KMALLOC => {
-            let cache = crate::mm::slub::kmem_cache_create(b"lab_cache", 256);
-            let gfp = if o.args[0] != 0 {
-                GFP_ATOMIC
-            } else {
-                GFP_KERNEL
-            };
-            // SAFETY: `kmem_cache_create` returns a pool cache.
-            keep_frame!(crate::mm::slub::kmem_cache_alloc(
-                unsafe { &mut *cache },
-                gfp
-            ));
-        }
-        op::RAISE_SOFTIRQ => {
+        OpKind::KmallocIrqsOff => match Gfp::from_raw(o.args[0]) {
+            Some(gfp) => lab_kmalloc_irqs_off(gfp),
+            None => bad_arg(kind, "gfp", o.args[0]),
+        },
+        OpKind::BusyMs => lab_busy(o.args[0]),
+        OpKind::Lock => match LockMode::from_raw(o.args[1]) {
+            Some(mode) => lab_lock(o.args[0], mode),
+            None => bad_arg(kind, "lock mode", o.args[1]),
+        },
+        OpKind::Unlock => match LockMode::from_raw(o.args[1]) {
+            Some(mode) => lab_unlock(o.args[0], mode),
+            None => bad_arg(kind, "lock mode", o.args[1]),
+        },
+        OpKind::IrqDisable => crate::arch::x86::irqflags::local_irq_disable(),
+        OpKind::IrqEnable => crate::arch::x86::irqflags::local_irq_enable(),
+        OpKind::PreemptDisable => preempt_disable(),
+        OpKind::PreemptEnable => crate::arch::x86::preempt::preempt_enable(),
+        OpKind::Kmalloc => match Gfp::from_raw(o.args[0]) {
+            Some(gfp) => {
+                let cache = crate::mm::slub::kmem_cache_create(b"lab_cache", 256);
+                // SAFETY: `kmem_cache_create` returns a pool cache.
+                keep_frame!(crate::mm::slub::kmem_cache_alloc(
+                    unsafe { &mut *cache },
+                    gfp_flags(gfp)
+                ));
+            }
+            None => bad_arg(kind, "gfp", o.args[0]),
+        },
+        OpKind::RaiseSoftirq => {
             crate::kernel::softirq::raise_softirq(crate::kernel::softirq::HI_SOFTIRQ)
         }
-        op::ARM_TIMER => lab_arm_timer(o.args[0]),
-        op::USER_BUSY_LOOP => user::user_busy_loop(),
-        op::SPIN_WITHOUT_YIELDING => lab_op_spin_without_yielding(),
-        other => printk!("lab: unknown op {}", other),
+        OpKind::ArmTimer => lab_arm_timer(o.args[0]),
+        OpKind::UserBusyLoop => user::user_busy_loop(),
+        OpKind::SpinWithoutYielding => lab_op_spin_without_yielding(),
+    }
+}
+
+/// Reports a task whose policy is not one the contract defines; the task is not started.
+#[cold]
+#[inline(never)]
+fn bad_policy(task: usize, raw: u32) {
+    printk!("lab: task {}: unknown policy {}", task, raw);
+}
+
+/// Reports an op whose argument is outside its type; the op is skipped, like an unknown op.
+#[cold]
+#[inline(never)]
+fn bad_arg(kind: OpKind, what: &str, raw: u64) {
+    printk!("lab: op {:?}: unknown {} {}", kind, what, raw);
+}
+
+/// The GFP flags of an op's [`Gfp`].
+fn gfp_flags(gfp: Gfp) -> GfpT {
+    match gfp {
+        Gfp::Kernel => GFP_KERNEL,
+        Gfp::Atomic => GFP_ATOMIC,
     }
 }
 
@@ -180,11 +227,12 @@ fn run_op(o: &OpDesc) {
 /// interrupt arrives (`cpu_relax`), which changes nothing for the guest.
 #[inline(never)]
 #[unsafe(no_mangle)]
-pub extern "C" fn hog_thread(mode: u64) -> ! {
-    if mode == op::HOG_SPIN_LOCK_IRQSAVE {
-        let _flags = hog_lock.lock_irqsave();
-    } else {
-        preempt_disable();
+pub extern "C" fn hog_thread(mode: HogMode) -> ! {
+    match mode {
+        HogMode::SpinLockIrqsave => {
+            let _flags = hog_lock.lock_irqsave();
+        }
+        HogMode::PreemptOff => preempt_disable(),
     }
     loop {
         cpu_relax();
@@ -215,38 +263,38 @@ pub extern "C" fn lab_busy(ms: u64) {
 
 /// The scenario's locks (`[[lock]]`), by index; the host names them in reports.
 #[unsafe(no_mangle)]
-pub static lab_locks: [RawSpinlock; op::MAX_LOCKS] = [const { RawSpinlock::new() }; op::MAX_LOCKS];
+pub static lab_locks: [RawSpinlock; MAX_LOCKS] = [const { RawSpinlock::new() }; MAX_LOCKS];
 /// Flags saved by `spin_lock_irqsave` of each lock.
-static LOCK_FLAGS: [AtomicU64; op::MAX_LOCKS] = [const { AtomicU64::new(0) }; op::MAX_LOCKS];
+static LOCK_FLAGS: [AtomicU64; MAX_LOCKS] = [const { AtomicU64::new(0) }; MAX_LOCKS];
 
 #[inline(never)]
 #[unsafe(no_mangle)]
-pub extern "C" fn lab_lock(idx: u64, mode: u64) {
+pub extern "C" fn lab_lock(idx: u64, mode: LockMode) {
     let Some(lock) = lab_locks.get(idx as usize) else {
         return;
     };
     match mode {
-        op::LOCK_IRQ => keep_frame!(lock.lock_irq()),
-        op::LOCK_IRQSAVE => {
+        LockMode::Irq => keep_frame!(lock.lock_irq()),
+        LockMode::Irqsave => {
             let flags = keep_frame!(lock.lock_irqsave());
             LOCK_FLAGS[idx as usize].store(flags, Ordering::Relaxed);
         }
-        _ => keep_frame!(lock.lock()),
+        LockMode::Plain => keep_frame!(lock.lock()),
     }
 }
 
 #[inline(never)]
 #[unsafe(no_mangle)]
-pub extern "C" fn lab_unlock(idx: u64, mode: u64) {
+pub extern "C" fn lab_unlock(idx: u64, mode: LockMode) {
     let Some(lock) = lab_locks.get(idx as usize) else {
         return;
     };
     match mode {
-        op::LOCK_IRQ => lock.unlock_irq(),
-        op::LOCK_IRQSAVE => {
+        LockMode::Irq => lock.unlock_irq(),
+        LockMode::Irqsave => {
             lock.unlock_irqrestore(LOCK_FLAGS[idx as usize].load(Ordering::Relaxed))
         }
-        _ => lock.unlock(),
+        LockMode::Plain => lock.unlock(),
     }
 }
 
@@ -292,9 +340,9 @@ fn lab_arm_timer(ms: u64) {
 /// A fresh cache per call, so each allocation takes the slow path into `allocate_slab`.
 #[inline(never)]
 #[unsafe(no_mangle)]
-pub extern "C" fn lab_kmalloc_irqs_off(atomic: u64) {
+pub extern "C" fn lab_kmalloc_irqs_off(gfp: Gfp) {
     let cache = crate::mm::slub::kmem_cache_create(b"lab_cache", 256);
-    let gfp = if atomic != 0 { GFP_ATOMIC } else { GFP_KERNEL };
+    let gfp = gfp_flags(gfp);
     crate::arch::x86::irqflags::local_irq_disable();
     // SAFETY: `kmem_cache_create` returns a pool cache.
     crate::mm::slub::kmem_cache_alloc(unsafe { &mut *cache }, gfp);

@@ -3,7 +3,7 @@
 //! allow blocking, whatever the caller's interrupt state was.
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use lockvmm_abi::hook;
+use lockvmm_abi::hook::Hook;
 
 use super::gfp::{GfpT, gfpflags_allow_blocking};
 use super::page_alloc::{PAGE_SIZE, alloc_pages};
@@ -144,6 +144,6 @@ pub extern "C" fn allocate_slab(s: &mut KmemCache, flags: GfpT) -> bool {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn alloc_slab_page(s: &mut KmemCache, flags: GfpT) -> u64 {
-    lockvmm::hook(hook::ALLOCATE_SLAB, u64::from(flags));
+    lockvmm::hook(Hook::AllocateSlab, u64::from(flags));
     keep_frame!(alloc_pages(flags, s.order))
 }

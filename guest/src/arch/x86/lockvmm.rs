@@ -3,6 +3,7 @@
 use core::arch::asm;
 use core::sync::atomic::AtomicU32;
 
+use lockvmm_abi::hook::Hook;
 use lockvmm_abi::{HYPERCALL_PORT, Hypercall};
 
 /// Issues hypercall `nr`; returns the host's `RAX`.
@@ -38,8 +39,8 @@ pub fn send_ipi(cpu: u32, vector: u64) {
 
 /// Reports a hook point to the host.
 #[inline(always)]
-pub fn hook(id: u64, arg: u64) {
-    hypercall(Hypercall::Hook as u32, id, arg, 0, 0);
+pub fn hook(id: Hook, arg: u64) {
+    hypercall(Hypercall::Hook as u32, id as u64, arg, 0, 0);
 }
 
 /// Asks the host to start `cpu` at `secondary_startup_64`.

@@ -64,7 +64,7 @@ const PERCPU_CPU: usize = core::mem::offset_of!(PerCpu, cpu);
 const _: () = assert!(PERCPU_CPU == 8);
 
 /// Size of each CPU's IRQ stack (Linux's `IRQ_STACK_SIZE`).
-pub const IRQ_STACK_SIZE: usize = 16384;
+pub const IRQ_STACK_SIZE: usize = lockvmm_abi::stacks::IRQ_STACK_SIZE as usize;
 
 #[repr(C, align(16))]
 pub struct IrqStack(pub [u8; IRQ_STACK_SIZE]);

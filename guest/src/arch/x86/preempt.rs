@@ -1,6 +1,8 @@
 //! `preempt_count` and its context tests (Linux's `include/linux/preempt.h`).
 use core::sync::atomic::Ordering;
 
+use lockvmm_abi::locking::LockContext;
+
 use crate::arch::x86::percpu::this_cpu;
 
 pub const PREEMPT_OFFSET: u32 = 1;
@@ -63,16 +65,17 @@ pub fn in_interrupt() -> bool {
     preempt_count() & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_MASK) != 0
 }
 
-/// Which of the four MCS nodes a spinlock waiter uses (task, softirq, hardirq, NMI).
-pub fn context_index() -> usize {
+/// The context a spinlock waiter is in, which picks its MCS node and its
+/// `qspinlock_spinning_on` slot: the innermost of NMI, hardirq, softirq and task.
+pub fn lock_context() -> LockContext {
     let pc = preempt_count();
     if pc & NMI_MASK != 0 {
-        3
+        LockContext::Nmi
     } else if pc & HARDIRQ_MASK != 0 {
-        2
+        LockContext::Hardirq
     } else if pc & SOFTIRQ_MASK != 0 {
-        1
+        LockContext::Softirq
     } else {
-        0
+        LockContext::Task
     }
 }

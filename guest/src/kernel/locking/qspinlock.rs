@@ -4,7 +4,9 @@
 //! tail's MCS-node index and bits 18–31 the tail CPU + 1. One lab difference: the locked byte
 //! holds the owner's CPU number + 1 instead of 1, so the host can tell who holds any lock from
 //! its word alone (a debug spinlock's `owner_cpu`, without changing the 4-byte layout that
-//! `struct rq` relies on). NR_CPUS = 255 keeps that in a byte.
+//! `struct rq` relies on). NR_CPUS = 255 keeps that in a byte. That encoding, the MCS-node
+//! contexts and the `qspinlock_spinning_on` table are the host's contract:
+//! `lockvmm_abi::locking`.
 //!
 //! Waiting is real spinning on the real lock word, except that each spin iteration yields the
 //! host CPU through the `Wait` hypercall (the host wakes the waiter when the word changes — see
@@ -12,18 +14,19 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use lockvmm_abi::NR_CPUS;
+pub use lockvmm_abi::locking::Q_LOCKED_MASK;
+use lockvmm_abi::locking::{LockContext, NR_LOCK_CONTEXTS, lock_owner, spinning_on_slot};
 
 use crate::arch::x86::lockvmm;
 use crate::arch::x86::percpu::smp_processor_id;
-use crate::arch::x86::preempt::context_index;
+use crate::arch::x86::preempt::lock_context;
 
-pub const Q_LOCKED_MASK: u32 = 0xff;
 pub const Q_PENDING_VAL: u32 = 1 << 8;
 const Q_LOCKED_PENDING_MASK: u32 = Q_LOCKED_MASK | Q_PENDING_VAL;
 const Q_TAIL_IDX_OFFSET: u32 = 16;
 const Q_TAIL_CPU_OFFSET: u32 = 18;
 const Q_TAIL_MASK: u32 = !0xffff;
-const MAX_NODES: usize = 4;
+const MAX_NODES: usize = NR_LOCK_CONTEXTS;
 
 /// `arch_spinlock_t` / `struct qspinlock`.
 #[repr(C)]
@@ -67,15 +70,20 @@ pub static qnodes: [[McsSpinlock; MAX_NODES]; NR_CPUS] = [NODES_INIT; NR_CPUS];
 const WAIT_INIT: [AtomicU64; MAX_NODES] = [const { AtomicU64::new(0) }; MAX_NODES];
 #[unsafe(no_mangle)]
 pub static qspinlock_spinning_on: [[AtomicU64; MAX_NODES]; NR_CPUS] = [WAIT_INIT; NR_CPUS];
+// The host reads it as the flat table `lockvmm_abi::locking::spinning_on_slot` indexes.
+const _: () = assert!(
+    core::mem::size_of_val(&qspinlock_spinning_on)
+        == 8 * spinning_on_slot(NR_CPUS, LockContext::Task)
+);
 
 /// The locked-byte value that names this CPU.
 #[inline(always)]
 pub fn locked_val() -> u32 {
-    smp_processor_id() + 1
+    lockvmm_abi::locking::locked_val(smp_processor_id())
 }
 
-fn encode_tail(cpu: u32, idx: usize) -> u32 {
-    ((cpu + 1) << Q_TAIL_CPU_OFFSET) | ((idx as u32) << Q_TAIL_IDX_OFFSET)
+fn encode_tail(cpu: u32, ctx: LockContext) -> u32 {
+    ((cpu + 1) << Q_TAIL_CPU_OFFSET) | ((ctx as u32) << Q_TAIL_IDX_OFFSET)
 }
 
 fn decode_tail(tail: u32) -> &'static McsSpinlock {
@@ -120,11 +128,8 @@ impl QSpinlock {
     }
 
     /// The CPU holding the lock, if any.
-    pub fn owner(&self) -> Option<u32> {
-        match self.val.load(Ordering::Relaxed) & Q_LOCKED_MASK {
-            0 => None,
-            v => Some(v - 1),
-        }
+    pub fn owner(&self) -> Option<usize> {
+        lock_owner(self.val.load(Ordering::Relaxed))
     }
 }
 
@@ -150,7 +155,7 @@ fn spin_until(word: &AtomicU32, cond: impl Fn(u32) -> bool) -> u32 {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn native_queued_spin_lock_slowpath(lock: &QSpinlock, val: u32) {
-    let slot = &qspinlock_spinning_on[smp_processor_id() as usize][context_index()];
+    let slot = &qspinlock_spinning_on[smp_processor_id() as usize][lock_context() as usize];
     slot.store(lock as *const QSpinlock as u64, Ordering::Relaxed);
     queued_spin_lock_slowpath(lock, val);
     slot.store(0, Ordering::Relaxed);
@@ -177,12 +182,12 @@ fn queued_spin_lock_slowpath(lock: &QSpinlock, mut val: u32) {
 
     // Queue: take our node for this context.
     let cpu = smp_processor_id();
-    let idx = context_index();
-    let node = &qnodes[cpu as usize][idx];
+    let ctx = lock_context();
+    let node = &qnodes[cpu as usize][ctx as usize];
     node.count.fetch_add(1, Ordering::Relaxed);
     node.locked.store(0, Ordering::Relaxed);
     node.next.store(0, Ordering::Relaxed);
-    let tail = encode_tail(cpu, idx);
+    let tail = encode_tail(cpu, ctx);
 
     // xchg_tail
     let mut old = lock.val.load(Ordering::Relaxed);

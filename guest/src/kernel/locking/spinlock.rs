@@ -29,7 +29,7 @@ impl RawSpinlock {
         }
     }
 
-    pub fn owner(&self) -> Option<u32> {
+    pub fn owner(&self) -> Option<usize> {
         self.raw_lock.owner()
     }
 

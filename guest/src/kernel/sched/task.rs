@@ -2,21 +2,24 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use lockvmm_abi::NR_CPUS;
+use lockvmm_abi::program::Policy;
+use lockvmm_abi::task::TaskState;
 
 use crate::arch::x86::kernel::head_64::{Stack, THREAD_SIZE, init_stacks};
 
-pub const TASK_RUNNING: u32 = 0;
-pub const TASK_INTERRUPTIBLE: u32 = 1;
-pub const TASK_UNINTERRUPTIBLE: u32 = 2;
-pub const TASK_DEAD: u32 = 64;
+// `task_struct::state` and `::policy` values (the contract with the host, in Linux's names).
+pub const TASK_RUNNING: u32 = TaskState::Running as u32;
+pub const TASK_INTERRUPTIBLE: u32 = TaskState::Interruptible as u32;
+pub const TASK_UNINTERRUPTIBLE: u32 = TaskState::Uninterruptible as u32;
+pub const TASK_DEAD: u32 = TaskState::Dead as u32;
 
-pub const SCHED_NORMAL: u32 = 0;
-pub const SCHED_FIFO: u32 = 1;
+pub const SCHED_NORMAL: u32 = Policy::Normal as u32;
+pub const SCHED_FIFO: u32 = Policy::Fifo as u32;
 
 pub const PF_IDLE: u32 = 0x2;
 pub const PF_KTHREAD: u32 = 0x0020_0000;
 
-pub const TASK_COMM_LEN: usize = 16;
+pub use lockvmm_abi::task::TASK_COMM_LEN;
 
 /// A task. `thread_sp` must stay first: `__switch_to_asm` saves and loads it by offset.
 #[repr(C)]

@@ -7,7 +7,7 @@ use core::arch::global_asm;
 use lockvmm_abi::NR_CPUS;
 
 /// Size of a kernel stack (Linux's `THREAD_SIZE` on x86_64).
-pub const THREAD_SIZE: usize = 16384;
+pub const THREAD_SIZE: usize = lockvmm_abi::stacks::THREAD_SIZE as usize;
 
 #[repr(C, align(4096))]
 pub struct Stack(pub [u8; THREAD_SIZE]);

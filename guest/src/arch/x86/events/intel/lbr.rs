@@ -4,7 +4,7 @@
 //! `allocate_slab` turn interrupts on under that lock.
 use core::sync::atomic::Ordering;
 
-use lockvmm_abi::knob;
+use lockvmm_abi::knob::LbrGfpMode;
 
 use crate::arch::x86::events::core::{cpu_hw_events, this_cpuc};
 use crate::kernel::events::core::PerfEvent;
@@ -28,8 +28,20 @@ pub fn intel_pmu_lbr_init() {
     unsafe { task_ctx_cache = kmem_cache_create(b"x86_task_ctx", LBR_XSAVE_SIZE) };
 }
 
-fn mode() -> u32 {
-    crate::init::main::boot_info().lbr_gfp_mode
+/// The scenario's `lbr_gfp_mode` knob.
+fn mode() -> LbrGfpMode {
+    let raw = crate::init::main::boot_info().lbr_gfp_mode;
+    match LbrGfpMode::from_raw(raw) {
+        Some(mode) => mode,
+        None => unknown_mode(raw),
+    }
+}
+
+/// Out of line, so that the paths reading the knob keep their code and frames small.
+#[cold]
+#[inline(never)]
+fn unknown_mode(raw: u32) -> ! {
+    panic!("lbr: unknown lbr_gfp_mode {} in the boot info", raw)
 }
 
 #[inline(never)]
@@ -37,13 +49,13 @@ fn mode() -> u32 {
 pub extern "C" fn intel_pmu_lbr_add(_event: &mut PerfEvent) {
     let cpuc = this_cpuc();
     cpuc.lbr_users.fetch_add(1, Ordering::Relaxed);
-    if cpuc.lbr_xsave.load(Ordering::Relaxed) != 0 || mode() == knob::LBR_UPSTREAM {
+    if cpuc.lbr_xsave.load(Ordering::Relaxed) != 0 {
         return;
     }
-    let gfp = if mode() == knob::LBR_GFP_ATOMIC {
-        GFP_ATOMIC
-    } else {
-        GFP_KERNEL
+    let gfp = match mode() {
+        LbrGfpMode::Upstream => return,
+        LbrGfpMode::GfpAtomic => GFP_ATOMIC,
+        LbrGfpMode::GfpKernel => GFP_KERNEL,
     };
     let buf = keep_frame!(kmem_cache_alloc(cache(), gfp));
     cpuc.lbr_xsave.store(buf, Ordering::Relaxed);
@@ -64,5 +76,8 @@ pub extern "C" fn reserve_lbr_buffers() {
 }
 
 pub fn uses_upstream_allocation() -> bool {
-    mode() == knob::LBR_UPSTREAM
+    match mode() {
+        LbrGfpMode::Upstream => true,
+        LbrGfpMode::GfpKernel | LbrGfpMode::GfpAtomic => false,
+    }
 }

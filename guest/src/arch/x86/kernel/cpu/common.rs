@@ -3,6 +3,7 @@ use core::arch::asm;
 use core::mem::size_of;
 
 use lockvmm_abi::NR_CPUS;
+use lockvmm_abi::stacks::{Ist, N_IST};
 
 use crate::arch::x86::kernel::idt;
 use crate::arch::x86::percpu;
@@ -16,14 +17,14 @@ pub const __USER_CS: u16 = 6 * 8 + 3;
 const GDT_ENTRY_TSS: usize = 8;
 const GDT_ENTRIES: usize = 10;
 
-/// Interrupt-stack-table slots, as Linux's `IST_INDEX_*` (+1: the TSS counts from 1).
-pub const IST_DF: u8 = 1;
-pub const IST_NMI: u8 = 2;
-pub const IST_DB: u8 = 3;
-pub const IST_MCE: u8 = 4;
-const N_IST: usize = 4;
+/// Interrupt-stack-table slots, as Linux's `IST_INDEX_*` (+1: the TSS counts from 1). The
+/// stacks of `exception_stacks` are in `Ist` order, which the host relies on.
+pub const IST_DF: u8 = Ist::DoubleFault.tss_slot();
+pub const IST_NMI: u8 = Ist::Nmi.tss_slot();
+pub const IST_DB: u8 = Ist::Debug.tss_slot();
+pub const IST_MCE: u8 = Ist::MachineCheck.tss_slot();
 /// Size of each exception stack.
-pub const EXCEPTION_STKSZ: usize = 8192;
+pub const EXCEPTION_STKSZ: usize = lockvmm_abi::stacks::EXCEPTION_STKSZ as usize;
 
 /// Bytes of I/O permission bitmap: enough to cover the hypercall port, plus the 0xff byte the
 /// CPU requires after the bitmap.

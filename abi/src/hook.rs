@@ -1,0 +1,41 @@
+//! Hook points ([`Hypercall::Hook`](crate::Hypercall::Hook)): named places in the guest that
+//! report to the host, which traces them and lets a scenario act on them.
+
+contract_enum! {
+    /// A hook point: `a0` of [`Hypercall::Hook`](crate::Hypercall::Hook).
+    pub enum Hook: u64 {
+        /// `allocate_slab` is getting its pages (between its interrupt enable and disable when
+        /// the GFP flags allow blocking); arg = gfp.
+        AllocateSlab = 1,
+        /// A lab task started; arg = pid.
+        TaskStart = 2,
+    }
+}
+
+impl Hook {
+    /// The name traces and scenario files use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::AllocateSlab => "allocate_slab",
+            Self::TaskStart => "task_start",
+        }
+    }
+
+    /// The hook a trace or scenario names; `None` for an unknown name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|h| h.name() == name)
+    }
+}
+
+/// [`Hook::AllocateSlab`] as a raw id.
+pub const ALLOCATE_SLAB: u64 = Hook::AllocateSlab as u64;
+/// [`Hook::TaskStart`] as a raw id.
+pub const TASK_START: u64 = Hook::TaskStart as u64;
+
+/// Name of a raw hook id, for traces and scenario files; `None` for an unknown id.
+pub fn name(id: u64) -> Option<&'static str> {
+    match Hook::from_raw(id) {
+        Some(h) => Some(h.name()),
+        None => None,
+    }
+}

@@ -1,0 +1,32 @@
+//! `task_struct` values the host reads out of guest memory.
+
+/// Size of `task_struct::comm` and [`TaskDesc::comm`](crate::TaskDesc), NUL included
+/// (Linux's `TASK_COMM_LEN`).
+pub const TASK_COMM_LEN: usize = 16;
+
+contract_enum! {
+    /// `task_struct::state`, with Linux's values (those of the seeds' kernels). Every state the
+    /// guest puts a task in.
+    pub enum TaskState: u32 {
+        /// `TASK_RUNNING`: running, or runnable on a runqueue.
+        Running = 0,
+        /// `TASK_INTERRUPTIBLE`: sleeping (the watchdog threads between runs).
+        Interruptible = 1,
+        /// `TASK_UNINTERRUPTIBLE`: sleeping until a wake-up (`msleep`, a new kthread).
+        Uninterruptible = 2,
+        /// `TASK_DEAD`: exited, or a pool entry never used.
+        Dead = 64,
+    }
+}
+
+impl TaskState {
+    /// The state as `crash`'s `ps` prints it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Running => "RU",
+            Self::Interruptible => "IN",
+            Self::Uninterruptible => "UN",
+            Self::Dead => "DE",
+        }
+    }
+}
