@@ -104,9 +104,14 @@ mod tests;
 #[cfg(feature = "host")]
 mod host_impls {
     use super::*;
+    // SAFETY: `#[repr(C)]`, integers only: every bit pattern is a valid value.
     unsafe impl vm_memory::ByteValued for BootInfo {}
+    // SAFETY: as above.
     unsafe impl vm_memory::ByteValued for ProgramHeader {}
+    // SAFETY: as above (integers and a byte array).
     unsafe impl vm_memory::ByteValued for TaskDesc {}
+    // SAFETY: as above.
     unsafe impl vm_memory::ByteValued for OpDesc {}
+    // SAFETY: as above.
     unsafe impl vm_memory::ByteValued for PtRegs {}
 }

@@ -5,11 +5,6 @@ mod common;
 
 use lockvmm_abi::NR_CPUS;
 
-/// `struct PerCpu` in guest/src/arch/x86/percpu.rs: `this` at 0, `cpu` at 8, `online` at 12.
-const PERCPU_THIS: u64 = 0;
-const PERCPU_CPU: u64 = 8;
-const PERCPU_ONLINE: u64 = 12;
-
 fn boot(n: usize) {
     let (_, r) = common::run("scenarios/boot.toml", Some(n));
     common::assert_clean_shutdown(&r.outcome);
@@ -21,36 +16,35 @@ fn boot(n: usize) {
         "CPUs the host saw come online"
     );
 
-    let area = r
-        .kernel
-        .symbols
-        .get("per_cpu_area")
-        .expect("per_cpu_area symbol");
-    let stride = area.size / NR_CPUS as u64;
+    // The per-CPU areas, through the DWARF layout of `struct percpu`.
+    let base = r.kernel.symbols.addr_of("per_cpu_area").unwrap();
+    let (this, cpu_off, online_off) = (
+        common::member(&r, "percpu", "this"),
+        common::member(&r, "percpu", "cpu"),
+        common::member(&r, "percpu", "online"),
+    );
     for cpu in 0..n as u64 {
-        let at = cpu * stride;
+        let at = common::elem_addr(&r, "per_cpu_area", cpu) - base;
         assert_eq!(
-            common::read_u64(&r, "per_cpu_area", at + PERCPU_THIS),
-            area.addr + at,
+            common::read_u64(&r, "per_cpu_area", at + this),
+            base + at,
             "per_cpu_area[{cpu}].this"
         );
         assert_eq!(
-            common::read_u32(&r, "per_cpu_area", at + PERCPU_CPU),
+            common::read_u32(&r, "per_cpu_area", at + cpu_off),
             cpu as u32,
             "per_cpu_area[{cpu}].cpu"
         );
         assert_eq!(
-            common::read_u32(&r, "per_cpu_area", at + PERCPU_ONLINE),
+            common::read_u32(&r, "per_cpu_area", at + online_off),
             1,
             "per_cpu_area[{cpu}].online"
         );
     }
     // The CPUs the machine does not have never ran.
     if n < NR_CPUS {
-        assert_eq!(
-            common::read_u32(&r, "per_cpu_area", n as u64 * stride + PERCPU_ONLINE),
-            0
-        );
+        let at = common::elem_addr(&r, "per_cpu_area", n as u64) - base;
+        assert_eq!(common::read_u32(&r, "per_cpu_area", at + online_off), 0);
     }
     // Every CPU's line reached the console.
     for cpu in 0..n {

@@ -38,3 +38,29 @@ fn guest_is_a_static_executable_at_linux_addresses() {
     );
     assert_eq!(&elf.elf[16..18], &[2, 0], "ET_EXEC");
 }
+
+/// Every name the host's unwinder and lock analysis look up in the guest, as `lockvmm_abi`
+/// defines them, is a symbol of the built guest: renaming one on either side fails here.
+#[test]
+fn the_guest_has_every_symbol_the_abi_names() {
+    let k = lockvmm::image::KernelImage::open(None).unwrap();
+    let names = lockvmm_abi::entry::IRQ_STUBS
+        .iter()
+        .chain(lockvmm_abi::entry::EXCEPTION_STUBS)
+        .chain(&[
+            lockvmm_abi::stacks::EXCEPTION_STACKS_SYMBOL,
+            lockvmm_abi::stacks::IRQ_STACK_SYMBOL,
+            lockvmm_abi::stacks::INIT_STACKS_SYMBOL,
+            lockvmm_abi::stacks::TASK_STACKS_SYMBOL,
+            lockvmm_abi::locking::SPINNING_ON_SYMBOL,
+        ]);
+    for name in names {
+        assert!(k.symbols.get(name).is_some(), "the guest has no symbol {name}");
+    }
+    // The spinning-on table has a slot per CPU and lock context.
+    let table = k.symbols.get(lockvmm_abi::locking::SPINNING_ON_SYMBOL).unwrap();
+    assert_eq!(
+        table.size as usize,
+        lockvmm_abi::NR_CPUS * lockvmm_abi::locking::NR_LOCK_CONTEXTS * 8
+    );
+}

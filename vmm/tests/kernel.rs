@@ -23,17 +23,13 @@ fn function_at(r: &lockvmm::RunResult, addr: u64) -> String {
         .unwrap_or_default()
 }
 
-/// `comm` of the task running on `cpu`, read from guest memory (`per_cpu_area[cpu].current_task`).
-fn current_comm(r: &lockvmm::RunResult, cpu: u64) -> String {
-    let area = r.kernel.symbols.get("per_cpu_area").unwrap();
-    let stride = area.size / lockvmm_abi::NR_CPUS as u64;
-    let task = common::read_u64(r, "per_cpu_area", cpu * stride + 32);
-    // task_struct: thread_sp (8), state (4), pid (4), comm (16)
-    let comm = r
-        .memory
-        .read_virt(lockvmm::memory::BOOT_CR3, task + 16, 16)
-        .unwrap();
-    String::from_utf8_lossy(&comm[..comm.iter().position(|&b| b == 0).unwrap_or(16)]).into_owned()
+/// `comm` of the task the snapshot shows running on `cpu` (`per_cpu_area[cpu].current_task`,
+/// through the DWARF layout).
+fn current_comm(r: &lockvmm::RunResult, cpu: usize) -> String {
+    common::analysis(r)
+        .task_on(cpu)
+        .expect("a current task")
+        .comm
 }
 
 #[test]
@@ -98,7 +94,11 @@ fn spin_lock_irqsave_hog_is_a_hard_lockup_holding_the_lock() {
     );
     // hog_lock's locked byte names its owner (CPU + 1).
     let word = common::read_u32(&r, "hog_lock", 0);
-    assert_eq!(word & 0xff, 2, "hog_lock = {word:#x}: held by CPU 1");
+    assert_eq!(
+        common::owner(word),
+        Some(1),
+        "hog_lock = {word:#x}: held by CPU 1"
+    );
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn without_the_nmi_watchdog_a_hard_hog_goes_undetected() {
     assert!(r.pmu_nmis.iter().all(|&n| n == 0));
     // Still stuck: the lock is held by CPU 1 and its hog never got a tick (hrtimer_interrupts
     // of CPU 1 stayed where they were when it took the lock).
-    assert_eq!(common::read_u32(&r, "hog_lock", 0) & 0xff, 2);
+    assert_eq!(common::owner(common::read_u32(&r, "hog_lock", 0)), Some(1));
 }
 
 #[test]

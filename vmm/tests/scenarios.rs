@@ -62,8 +62,7 @@ fn timer_uaf_faults_on_unmapped_module_memory_under_the_base_lock() {
     // The lock it spins on is its own timer base's, held by itself.
     let w = report.locks.iter().find(|w| w.cpu == 1).unwrap();
     assert_eq!(w.holder, Some(1));
-    let base1 = r.kernel.symbols.addr_of("timer_bases").unwrap()
-        + r.kernel.symbols.get("timer_bases").unwrap().size / 255;
+    let base1 = common::elem_addr(&r, "timer_bases", 1) + common::member(&r, "timer_base", "lock");
     assert_eq!(w.lock, base1);
 }
 
@@ -106,9 +105,9 @@ fn a_users_abba_deadlock_is_found_as_a_cycle() {
         phys: &snap.memory,
         cr3: snap.cpus[0].sregs.cr3,
     };
-    let locks = r.kernel.symbols.addr_of("lab_locks").unwrap();
-    assert_eq!(mem.u32(locks).unwrap() & 0xff, 2);
-    assert_eq!(mem.u32(locks + 4).unwrap() & 0xff, 3);
+    let lock = |i| mem.u32(common::elem_addr(&r, "lab_locks", i)).unwrap();
+    assert_eq!(common::owner(lock(0)), Some(1));
+    assert_eq!(common::owner(lock(1)), Some(2));
 }
 
 #[test]

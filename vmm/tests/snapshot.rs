@@ -135,8 +135,7 @@ fn all_64_vcpus_are_frozen_with_the_lock_word_and_registers_consistent() {
     let report = done.report.as_ref().unwrap();
     // RDI of CPU 51's stuck context is runqueues[56]'s lock (rq->__lock is at offset 0) …
     let (_, regs) = *report.backtraces[0].exceptions().last().unwrap();
-    let rq56 = r.kernel.symbols.addr_of("runqueues").unwrap()
-        + 56 * (r.kernel.symbols.get("runqueues").unwrap().size / 255);
+    let rq56 = common::elem_addr(&r, "runqueues", 56) + common::member(&r, "rq", "__lock");
     assert_eq!(regs.rdi, rq56);
     assert_eq!(regs.rflags & X86_EFLAGS_IF, 0);
     // … and the lock word in the snapshot's memory names CPU 56 (locked byte = owner + 1).
@@ -144,7 +143,7 @@ fn all_64_vcpus_are_frozen_with_the_lock_word_and_registers_consistent() {
         phys: &snap.memory,
         cr3: snap.cpus[0].sregs.cr3,
     };
-    assert_eq!(mem.u32(rq56).unwrap() & 0xff, 57);
+    assert_eq!(common::owner(mem.u32(rq56).unwrap()), Some(56));
     // CPU 56 is in the report too, stuck from an interrupt taken with interrupts enabled.
     let bt56 = report
         .backtraces
@@ -172,9 +171,9 @@ fn inspect_answers_like_crash() {
     );
     assert!(rq.contains("[4] unsigned int nr_running;"), "{rq}");
 
-    let runqueues = r.kernel.symbols.addr_of("runqueues").unwrap();
-    let esz = r.kernel.symbols.get("runqueues").unwrap().size / 255;
-    let sym = insp.exec(&format!("sym {:x}", runqueues + esz)).unwrap();
+    let sym = insp
+        .exec(&format!("sym {:x}", common::elem_addr(&r, "runqueues", 1)))
+        .unwrap();
     assert!(sym.contains("&runqueues[1].__lock"), "{sym}");
 
     // rd of a valid address reads what the snapshot holds.

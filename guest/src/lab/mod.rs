@@ -183,8 +183,8 @@ fn run_op(o: &OpDesc) {
         OpKind::Kmalloc => match Gfp::from_raw(o.args[0]) {
             Some(gfp) => {
                 let cache = crate::mm::slub::kmem_cache_create(b"lab_cache", 256);
-                // SAFETY: `kmem_cache_create` returns a pool cache.
                 keep_frame!(crate::mm::slub::kmem_cache_alloc(
+                    // SAFETY: `kmem_cache_create` returns a pool cache.
                     unsafe { &mut *cache },
                     gfp_flags(gfp)
                 ));

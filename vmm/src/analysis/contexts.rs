@@ -43,16 +43,18 @@ pub fn is_nmi_entry(stub: &str) -> bool {
 
 /// Whether an entry stub is a device or IPI interrupt's.
 pub fn is_irq_entry(stub: &str) -> bool {
-    matches!(
-        stub,
-        "apic_timer_interrupt" | "reschedule_interrupt" | "common_interrupt"
-    )
+    lockvmm_abi::entry::IRQ_STUBS.contains(&stub)
 }
 
 impl Analysis<'_> {
     /// The contexts on `bt`'s stack, top first.
     pub fn contexts(&self, bt: &CpuBacktrace) -> Vec<StackContext> {
-        let top = self.snap.cpus.get(bt.cpu).map(|c| c.regs).unwrap_or_default();
+        let top = self
+            .snap
+            .cpus
+            .get(bt.cpu)
+            .map(|c| c.regs)
+            .unwrap_or_default();
         let mut out = vec![StackContext {
             regs: top,
             functions: Vec::new(),

@@ -161,7 +161,13 @@ impl Analysis<'_> {
 
     /// A holder that waits on nothing: what it is doing instead of releasing the lock.
     fn running_holder(&self, cpu: usize) -> String {
-        let Some(r) = self.snap.cpus.get(cpu).filter(|c| c.captured).map(|c| c.regs) else {
+        let Some(r) = self
+            .snap
+            .cpus
+            .get(cpu)
+            .filter(|c| c.captured)
+            .map(|c| c.regs)
+        else {
             return String::new();
         };
         if r.user_mode() {
@@ -225,7 +231,11 @@ impl Analysis<'_> {
                 };
                 format!(
                     "{who} is not waiting for any lock: it kept the CPU {} without letting {} run.{at}{holding} {why}",
-                    if user { "in user mode" } else { "in the kernel" },
+                    if user {
+                        "in user mode"
+                    } else {
+                        "in the kernel"
+                    },
                     if kind == LockupKind::Hard {
                         "interrupts"
                     } else {
@@ -235,7 +245,9 @@ impl Analysis<'_> {
             }
             Incident::Fault(r) => format!("{who}: {}.{at}{holding}", r.headline()),
             Incident::Panic(message) => {
-                format!("{who} called panic(\"{message}\") with no lockup reported before it.{at}{holding}")
+                format!(
+                    "{who} called panic(\"{message}\") with no lockup reported before it.{at}{holding}"
+                )
             }
             Incident::AllWaiting => format!(
                 "Every CPU is waiting and nothing can wake any of them; {who} waits on no lock.{at}{holding}"

@@ -1,18 +1,20 @@
 //! Locks from the snapshot: which CPU spins on which lock in which context (the guest's
 //! `qspinlock_spinning_on` table), and who holds it (the lab's lock word names its owner).
 use super::Analysis;
-use crate::state::{Context, HeldLock, LockWait};
+use lockvmm_abi::locking::{LockContext, SPINNING_ON_SYMBOL, lock_owner, spinning_on_slot};
+
+use crate::state::{HeldLock, LockWait};
 
 impl Analysis<'_> {
     /// The locks CPUs are spinning on (`qspinlock_spinning_on`), with their holders.
     pub fn lock_waits(&self) -> Vec<LockWait> {
         let mut out = Vec::new();
-        let Some(base) = self.syms.addr_of("qspinlock_spinning_on") else {
+        let Some(base) = self.syms.addr_of(SPINNING_ON_SYMBOL) else {
             return out;
         };
         for cpu in 0..self.nr_cpus() {
-            for (ctx, context) in Context::ALL.into_iter().enumerate() {
-                let Ok(lock) = self.mem.u64(base + (cpu * 4 + ctx) as u64 * 8) else {
+            for ctx in LockContext::ALL {
+                let Ok(lock) = self.mem.u64(base + spinning_on_slot(cpu, ctx) as u64 * 8) else {
                     continue;
                 };
                 if lock == 0 {
@@ -21,7 +23,7 @@ impl Analysis<'_> {
                 let holder = self.mem.u32(lock).ok().and_then(lock_owner);
                 out.push(LockWait {
                     cpu,
-                    context,
+                    context: ctx.into(),
                     lock,
                     lock_name: self.name_of(lock),
                     holder,
@@ -52,9 +54,4 @@ impl Analysis<'_> {
         out.dedup_by_key(|h| h.lock);
         out
     }
-}
-
-/// The owner a lock word names: its locked byte holds the owner's CPU + 1 (0: free).
-pub fn lock_owner(word: u32) -> Option<usize> {
-    (word & 0xff).checked_sub(1).map(|c| c as usize)
 }

@@ -12,7 +12,6 @@ mod locks;
 pub use contexts::{Entry, SPIN_FUNCTION, StackContext};
 pub use diagnose::{Findings, Incident};
 pub use dmesg::dmesg_from;
-pub use locks::lock_owner;
 
 use crate::image::{DebugInfo, Symbols};
 use crate::memory::FrozenMemory;

@@ -1,6 +1,8 @@
 //! `ps`: the tasks of the guest's task pool.
 use std::fmt::Write as _;
 
+use lockvmm_abi::task::TaskState;
+
 use super::Inspector;
 
 impl Inspector {
@@ -14,10 +16,9 @@ impl Inspector {
         ) else {
             return s;
         };
-        let state_off = self
-            .dwarf
-            .member_offset("task_struct", "state")
-            .unwrap_or(8);
+        let Some(state_off) = self.dwarf.member_offset("task_struct", "state") else {
+            return s;
+        };
         let cpu_off = self.dwarf.member_offset("task_struct", "cpu");
         let running: Vec<u64> = (0..self.snap.cpus.len())
             .filter_map(|c| a.task_on(c).map(|t| t.addr))
@@ -25,20 +26,15 @@ impl Inspector {
         for i in 0..count {
             let at = base + i * size;
             let Some(t) = a.task_at(at) else { continue };
-            let state = a.mem.u32(at + state_off).unwrap_or(64);
-            if state == 64 || (t.pid == 0 && i as usize >= self.snap.cpus.len()) {
+            let state = a.mem.u32(at + state_off).ok().and_then(TaskState::from_raw);
+            if state.is_none_or(|s| s == TaskState::Dead)
+                || (t.pid == 0 && i as usize >= self.snap.cpus.len())
+            {
                 continue;
             }
             let cpu = cpu_off.and_then(|o| a.mem.u32(at + o).ok()).unwrap_or(0);
-            let st = if running.contains(&at) {
-                "RU"
-            } else if state == 0 {
-                "RQ"
-            } else if state == 1 {
-                "IN"
-            } else {
-                "UN"
-            };
+            // crash prints RU for running and runnable tasks alike; `>` marks the running ones.
+            let st = state.map_or("??", TaskState::name);
             let mark = if running.contains(&at) { '>' } else { ' ' };
             let _ = writeln!(
                 s,

@@ -1,11 +1,13 @@
 //! The scenario's host actions: at a hook point or a virtual time, deliver a timer tick, an NMI
 //! or a PMU overflow to a CPU, or pause and resume it.
+use lockvmm_abi::hook::Hook;
+
 use super::{Deliver, Machine, When, lock};
 
 impl Machine {
     /// The deliveries (and their target CPUs) the scenario asks for when `cpu` reaches `hook`
     /// (each `once` action only the first time).
-    pub fn actions_for(&self, hook: u64, cpu: usize) -> Vec<(Deliver, usize)> {
+    pub fn actions_for(&self, hook: Hook, cpu: usize) -> Vec<(Deliver, usize)> {
         let mut out = Vec::new();
         for (a, fired) in lock(&self.actions).iter_mut() {
             if a.when == When::Hook(hook) && a.cpu.is_none_or(|c| c == cpu) && !(a.once && *fired) {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use lockvmm_abi::PROGRAM_MAX;
+use lockvmm_abi::hook::Hook;
 
 use crate::image::{KernelImage, LoadError};
 use crate::kvm::VmError;
@@ -40,7 +41,7 @@ pub struct MachineConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum When {
     /// When a CPU reaches this hook point.
-    Hook(u64),
+    Hook(Hook),
     /// When the virtual clock reaches this time (ns).
     Time(u64),
 }
@@ -94,7 +95,7 @@ impl Default for Knobs {
             hardlockup_panic: false,
             nmi_watchdog: true,
             softlockup_all_cpu_backtrace: false,
-            lbr_gfp_mode: lockvmm_abi::knob::LBR_GFP_KERNEL,
+            lbr_gfp_mode: lockvmm_abi::knob::LbrGfpMode::GfpKernel.raw(),
             console_fbcon: false,
         }
     }

@@ -45,6 +45,11 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
 /// Turns serde's "unknown field `x`, expected `a`, `b`" into one line with the nearest key.
 pub(super) fn with_suggestion(message: &str) -> String {
     let message = message.trim().replace('\n', " ");
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((key, _)) = rest.split_once("`, there are no fields")
+    {
+        return format!("`{key}`: this op takes no arguments");
+    }
     let Some(rest) = message
         .strip_prefix("unknown field `")
         .or_else(|| message.strip_prefix("unknown variant `"))

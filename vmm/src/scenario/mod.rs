@@ -18,12 +18,10 @@ pub use ops::{Addr, GfpSpec, LockMode, ModuleVariant, OpSpec};
 pub use schema::*;
 
 use crate::machine::{HookAction, Knobs, When};
-use errors::{invalid, with_suggestion};
+use lockvmm_abi::hook::Hook;
+use lockvmm_abi::knob::LbrGfpMode;
 
-/// The id of a hook by name.
-pub fn hook_id(name: &str) -> Option<u64> {
-    (1..16).find(|&id| lockvmm_abi::hook::name(id) == Some(name))
-}
+use errors::{invalid, with_suggestion};
 
 /// A scenario with its source, for locating errors.
 pub struct LoadedScenario {
@@ -83,10 +81,11 @@ impl LoadedScenario {
             nmi_watchdog: w.nmi_watchdog,
             softlockup_all_cpu_backtrace: w.softlockup_all_cpu_backtrace,
             lbr_gfp_mode: match self.scenario.faults.lbr_alloc {
-                LbrAlloc::GfpKernel => lockvmm_abi::knob::LBR_GFP_KERNEL,
-                LbrAlloc::GfpAtomic => lockvmm_abi::knob::LBR_GFP_ATOMIC,
-                LbrAlloc::Upstream => lockvmm_abi::knob::LBR_UPSTREAM,
-            },
+                LbrAlloc::GfpKernel => LbrGfpMode::GfpKernel,
+                LbrAlloc::GfpAtomic => LbrGfpMode::GfpAtomic,
+                LbrAlloc::Upstream => LbrGfpMode::Upstream,
+            }
+            .raw(),
             console_fbcon: self
                 .scenario
                 .machine
@@ -114,7 +113,7 @@ impl LoadedScenario {
             .filter_map(|a| {
                 let a = a.get_ref();
                 let when = match (&a.at_hook, &a.at_time) {
-                    (Some(h), _) => When::Hook(hook_id(h.get_ref())?),
+                    (Some(h), _) => When::Hook(Hook::from_name(h.get_ref())?),
                     (None, Some(t)) => When::Time((*t.get_ref() * 1e9) as u64),
                     (None, None) => return None,
                 };

@@ -15,9 +15,9 @@ pub enum OpSpec {
         value: Addr,
     },
     /// Make this CPU triple-fault.
-    TripleFault,
+    TripleFault {},
     /// Loop in the kernel without ever yielding to the host (the VMM's stall kick ends it).
-    SpinWithoutYielding,
+    SpinWithoutYielding {},
     /// Issue a raw hypercall (for testing the host's validation).
     Hypercall {
         nr: Addr,
@@ -34,9 +34,9 @@ pub enum OpSpec {
         frame_pointer: Addr,
     },
     /// Loop forever in `hog_thread` with preemption off (seed 001's soft-lockup module).
-    Hog,
+    Hog {},
     /// `spin_lock_irqsave` then loop forever (seed 001's hard-lockup module).
-    HogSpinLockIrqsave,
+    HogSpinLockIrqsave {},
     /// `msleep(ms)`.
     Sleep {
         ms: Addr,
@@ -46,20 +46,20 @@ pub enum OpSpec {
         ms: Addr,
     },
     /// Busy forever (interrupts on, preemptible): a runaway kernel task.
-    BusyLoop,
+    BusyLoop {},
     /// Drop to user mode and spin there forever, never making a system call.
-    UserBusyLoop,
+    UserBusyLoop {},
     /// `setsid()`: a new autogroup, onlined on every CPU under each rq lock.
-    Setsid,
+    Setsid {},
     /// `perf_event_open` of an LBR event on this task (`perf record -b`).
-    PerfEventOpenLbr,
+    PerfEventOpenLbr {},
     /// Load `timer_mod`, which arms a timer in its module memory.
     ModuleLoad {
         #[serde(default)]
         variant: ModuleVariant,
     },
     /// Unload `timer_mod` (its memory is unmapped).
-    ModuleUnload,
+    ModuleUnload {},
     /// With interrupts off, allocate from a fresh slab cache with `gfp`.
     KmallocIrqsOff {
         gfp: GfpSpec,
@@ -77,17 +77,17 @@ pub enum OpSpec {
         mode: LockMode,
     },
     /// `local_irq_disable()` / `local_irq_enable()`.
-    IrqDisable,
-    IrqEnable,
+    IrqDisable {},
+    IrqEnable {},
     /// `preempt_disable()` / `preempt_enable()`.
-    PreemptDisable,
-    PreemptEnable,
+    PreemptDisable {},
+    PreemptEnable {},
     /// `kmem_cache_alloc(…, gfp)` in the current context (interrupts as they are).
     Kmalloc {
         gfp: GfpSpec,
     },
     /// `raise_softirq(HI_SOFTIRQ)`; it runs at the next interrupt exit.
-    RaiseSoftirq,
+    RaiseSoftirq {},
     /// Arm a timer on this CPU that fires in `ms` virtual milliseconds.
     ArmTimer {
         ms: Addr,
@@ -98,13 +98,13 @@ impl OpSpec {
     /// The op's name if the task never gets past it (it loops, ends the task or the machine).
     pub fn never_returns(&self) -> Option<&'static str> {
         Some(match self {
-            OpSpec::TripleFault => "triple_fault",
-            OpSpec::SpinWithoutYielding => "spin_without_yielding",
-            OpSpec::Hog => "hog",
-            OpSpec::HogSpinLockIrqsave => "hog_spin_lock_irqsave",
-            OpSpec::BusyLoop => "busy_loop",
-            OpSpec::UserBusyLoop => "user_busy_loop",
-            OpSpec::Setsid => "setsid",
+            OpSpec::TripleFault {} => "triple_fault",
+            OpSpec::SpinWithoutYielding {} => "spin_without_yielding",
+            OpSpec::Hog {} => "hog",
+            OpSpec::HogSpinLockIrqsave {} => "hog_spin_lock_irqsave",
+            OpSpec::BusyLoop {} => "busy_loop",
+            OpSpec::UserBusyLoop {} => "user_busy_loop",
+            OpSpec::Setsid {} => "setsid",
             _ => return None,
         })
     }

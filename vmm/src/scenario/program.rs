@@ -1,6 +1,7 @@
 //! Encodes a scenario's tasks into the program the guest reads at boot
 //! (`lockvmm_abi::ProgramHeader`, then the tasks, then the ops).
-use lockvmm_abi::{OpDesc, ProgramHeader, TaskDesc, op};
+use lockvmm_abi::program as abi;
+use lockvmm_abi::{OpDesc, ProgramHeader, TaskDesc};
 use vm_memory::ByteValued;
 
 use crate::scenario::{GfpSpec, LockMode, ModuleVariant, OpSpec, Policy, Scenario};
@@ -23,7 +24,11 @@ pub fn encode(scenario: &Scenario) -> Vec<u8> {
             comm,
             first_op: ops.len() as u32,
             nr_ops: t.ops.len() as u32,
-            policy: u32::from(t.policy == Policy::Fifo),
+            policy: match t.policy {
+                Policy::Normal => abi::Policy::Normal,
+                Policy::Fifo => abi::Policy::Fifo,
+            }
+            .raw(),
             rt_priority: t.rt_priority.as_ref().map_or(0, |p| *p.get_ref() as u32),
         });
         ops.extend(
@@ -62,61 +67,70 @@ fn lock_index(s: &Scenario, name: &str) -> u64 {
 
 fn lock_mode(m: LockMode) -> u64 {
     match m {
-        LockMode::Plain => op::LOCK_PLAIN,
-        LockMode::Irq => op::LOCK_IRQ,
-        LockMode::Irqsave => op::LOCK_IRQSAVE,
+        LockMode::Plain => abi::LockMode::Plain,
+        LockMode::Irq => abi::LockMode::Irq,
+        LockMode::Irqsave => abi::LockMode::Irqsave,
     }
+    .raw()
+}
+
+fn gfp(g: GfpSpec) -> u64 {
+    match g {
+        GfpSpec::Kernel => abi::Gfp::Kernel,
+        GfpSpec::Atomic => abi::Gfp::Atomic,
+    }
+    .raw()
+}
+
+fn module_variant(v: ModuleVariant) -> u64 {
+    match v {
+        ModuleVariant::Correct => abi::ModuleVariant::Correct,
+        ModuleVariant::TimerNeverDeleted => abi::ModuleVariant::TimerNeverDeleted,
+        ModuleVariant::TimerReadded => abi::ModuleVariant::TimerReadded,
+        ModuleVariant::InitFailed => abi::ModuleVariant::InitFailed,
+    }
+    .raw()
 }
 
 fn encode_op(o: &OpSpec, lock: impl Fn(&str) -> u64) -> OpDesc {
+    use abi::OpKind as K;
     let (kind, args) = match o {
-        OpSpec::Read { addr } => (op::READ, [addr.0, 0, 0, 0]),
-        OpSpec::Write { addr, value } => (op::WRITE, [addr.0, value.0, 0, 0]),
-        OpSpec::TripleFault => (op::TRIPLE_FAULT, [0; 4]),
-        OpSpec::SpinWithoutYielding => (op::SPIN_WITHOUT_YIELDING, [0; 4]),
+        OpSpec::Read { addr } => (K::Read, [addr.0, 0, 0, 0]),
+        OpSpec::Write { addr, value } => (K::Write, [addr.0, value.0, 0, 0]),
+        OpSpec::TripleFault {} => (K::TripleFault, [0; 4]),
+        OpSpec::SpinWithoutYielding {} => (K::SpinWithoutYielding, [0; 4]),
         OpSpec::Hypercall { nr, args } => {
             let a = |i: usize| args.get(i).map_or(0, |x| x.0);
-            (op::RAW_HYPERCALL, [nr.0, a(0), a(1), a(2)])
+            (K::RawHypercall, [nr.0, a(0), a(1), a(2)])
         }
-        OpSpec::Printk { lines } => (op::PRINTK, [lines.0, 0, 0, 0]),
+        OpSpec::Printk { lines } => (K::Printk, [lines.0, 0, 0, 0]),
         OpSpec::ReadWithBadFramePointer {
             addr,
             frame_pointer,
-        } => (op::READ_WITH_BAD_FP, [addr.0, frame_pointer.0, 0, 0]),
-        OpSpec::Hog => (op::HOG, [op::HOG_PREEMPT_OFF, 0, 0, 0]),
-        OpSpec::HogSpinLockIrqsave => (op::HOG, [op::HOG_SPIN_LOCK_IRQSAVE, 0, 0, 0]),
-        OpSpec::Sleep { ms } => (op::SLEEP_MS, [ms.0, 0, 0, 0]),
-        OpSpec::Busy { ms } => (op::BUSY_MS, [ms.0, 0, 0, 0]),
-        OpSpec::BusyLoop => (op::BUSY_MS, [u64::MAX, 0, 0, 0]),
-        OpSpec::UserBusyLoop => (op::USER_BUSY_LOOP, [0; 4]),
-        OpSpec::Setsid => (op::SETSID, [0; 4]),
-        OpSpec::PerfEventOpenLbr => (op::PERF_EVENT_OPEN_LBR, [0; 4]),
-        OpSpec::ModuleLoad { variant } => {
-            let v = match variant {
-                ModuleVariant::Correct => 0,
-                ModuleVariant::TimerNeverDeleted => 1,
-                ModuleVariant::TimerReadded => 2,
-                ModuleVariant::InitFailed => 3,
-            };
-            (op::MODULE_LOAD, [v, 0, 0, 0])
-        }
-        OpSpec::ModuleUnload => (op::MODULE_UNLOAD, [0; 4]),
-        OpSpec::Lock { lock: l, mode } => (op::LOCK, [lock(l), lock_mode(*mode), 0, 0]),
-        OpSpec::Unlock { lock: l, mode } => (op::UNLOCK, [lock(l), lock_mode(*mode), 0, 0]),
-        OpSpec::IrqDisable => (op::IRQ_DISABLE, [0; 4]),
-        OpSpec::IrqEnable => (op::IRQ_ENABLE, [0; 4]),
-        OpSpec::PreemptDisable => (op::PREEMPT_DISABLE, [0; 4]),
-        OpSpec::PreemptEnable => (op::PREEMPT_ENABLE, [0; 4]),
-        OpSpec::Kmalloc { gfp } => (op::KMALLOC, [u64::from(*gfp == GfpSpec::Atomic), 0, 0, 0]),
-        OpSpec::RaiseSoftirq => (op::RAISE_SOFTIRQ, [0; 4]),
-        OpSpec::ArmTimer { ms } => (op::ARM_TIMER, [ms.0, 0, 0, 0]),
-        OpSpec::KmallocIrqsOff { gfp } => (
-            op::KMALLOC_IRQS_OFF,
-            [u64::from(*gfp == GfpSpec::Atomic), 0, 0, 0],
-        ),
+        } => (K::ReadWithBadFp, [addr.0, frame_pointer.0, 0, 0]),
+        OpSpec::Hog {} => (K::Hog, [abi::HogMode::PreemptOff.raw(), 0, 0, 0]),
+        OpSpec::HogSpinLockIrqsave {} => (K::Hog, [abi::HogMode::SpinLockIrqsave.raw(), 0, 0, 0]),
+        OpSpec::Sleep { ms } => (K::SleepMs, [ms.0, 0, 0, 0]),
+        OpSpec::Busy { ms } => (K::BusyMs, [ms.0, 0, 0, 0]),
+        OpSpec::BusyLoop {} => (K::BusyMs, [u64::MAX, 0, 0, 0]),
+        OpSpec::UserBusyLoop {} => (K::UserBusyLoop, [0; 4]),
+        OpSpec::Setsid {} => (K::Setsid, [0; 4]),
+        OpSpec::PerfEventOpenLbr {} => (K::PerfEventOpenLbr, [0; 4]),
+        OpSpec::ModuleLoad { variant } => (K::ModuleLoad, [module_variant(*variant), 0, 0, 0]),
+        OpSpec::ModuleUnload {} => (K::ModuleUnload, [0; 4]),
+        OpSpec::Lock { lock: l, mode } => (K::Lock, [lock(l), lock_mode(*mode), 0, 0]),
+        OpSpec::Unlock { lock: l, mode } => (K::Unlock, [lock(l), lock_mode(*mode), 0, 0]),
+        OpSpec::IrqDisable {} => (K::IrqDisable, [0; 4]),
+        OpSpec::IrqEnable {} => (K::IrqEnable, [0; 4]),
+        OpSpec::PreemptDisable {} => (K::PreemptDisable, [0; 4]),
+        OpSpec::PreemptEnable {} => (K::PreemptEnable, [0; 4]),
+        OpSpec::Kmalloc { gfp: g } => (K::Kmalloc, [gfp(*g), 0, 0, 0]),
+        OpSpec::RaiseSoftirq {} => (K::RaiseSoftirq, [0; 4]),
+        OpSpec::ArmTimer { ms } => (K::ArmTimer, [ms.0, 0, 0, 0]),
+        OpSpec::KmallocIrqsOff { gfp: g } => (K::KmallocIrqsOff, [gfp(*g), 0, 0, 0]),
     };
     OpDesc {
-        kind,
+        kind: kind.raw(),
         _pad: 0,
         args,
     }

@@ -2,7 +2,9 @@
 //! that can run. Each error points at the offending value.
 use super::errors::{ScenarioError, nearest};
 use super::ops::OpSpec;
-use super::{LoadedScenario, hook_id};
+use lockvmm_abi::hook::Hook;
+
+use super::LoadedScenario;
 use crate::memory::{MAX_MEM_MIB, MIN_MEM_MIB};
 
 impl LoadedScenario {
@@ -59,10 +61,12 @@ impl LoadedScenario {
         for spanned in &self.scenario.action {
             let a = spanned.get_ref();
             match (&a.at_hook, &a.at_time) {
-                (Some(h), None) if hook_id(h.get_ref()).is_none() => {
+                (Some(h), None) if Hook::from_name(h.get_ref()).is_none() => {
+                    let known: Vec<&str> = Hook::ALL.iter().map(|h| h.name()).collect();
                     let msg = format!(
-                        "action.at_hook: unknown hook `{}` (allocate_slab, task_start)",
-                        h.get_ref()
+                        "action.at_hook: unknown hook `{}` ({})",
+                        h.get_ref(),
+                        known.join(", ")
                     );
                     return Err(self.error_at(h.span(), msg));
                 }

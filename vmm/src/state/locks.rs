@@ -1,8 +1,9 @@
 //! Lock waits: which CPU spins on which lock, in which context, and who holds it.
+use lockvmm_abi::locking::LockContext;
 use serde::{Deserialize, Serialize};
 
-/// The context a CPU spins in: the index of the MCS node (and of `qspinlock_spinning_on`'s
-/// second dimension) the guest's qspinlock slow path uses. Ordered by nesting: a higher context
+/// The context a CPU spins in, as reports name it (the guest's encoding is
+/// `lockvmm_abi::locking::LockContext`). Ordered by nesting: a higher context
 /// can interrupt a lower one, so a CPU's innermost wait is its highest context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Context {
@@ -17,14 +18,6 @@ pub enum Context {
 }
 
 impl Context {
-    /// Every context, in the guest's index order.
-    pub const ALL: [Context; 4] = [
-        Context::Task,
-        Context::Softirq,
-        Context::Hardirq,
-        Context::Nmi,
-    ];
-
     /// As Linux and the report name it.
     pub fn name(self) -> &'static str {
         match self {
@@ -32,6 +25,17 @@ impl Context {
             Context::Softirq => "softirq",
             Context::Hardirq => "hardirq",
             Context::Nmi => "NMI",
+        }
+    }
+}
+
+impl From<LockContext> for Context {
+    fn from(c: LockContext) -> Self {
+        match c {
+            LockContext::Task => Context::Task,
+            LockContext::Softirq => Context::Softirq,
+            LockContext::Hardirq => Context::Hardirq,
+            LockContext::Nmi => Context::Nmi,
         }
     }
 }

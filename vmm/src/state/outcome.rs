@@ -24,6 +24,15 @@ impl LockupKind {
     }
 }
 
+impl From<lockvmm_abi::hypercall::LockupKind> for LockupKind {
+    fn from(k: lockvmm_abi::hypercall::LockupKind) -> Self {
+        match k {
+            lockvmm_abi::hypercall::LockupKind::Soft => LockupKind::Soft,
+            lockvmm_abi::hypercall::LockupKind::Hard => LockupKind::Hard,
+        }
+    }
+}
+
 impl std::fmt::Display for LockupKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.pad(self.name())

@@ -3,48 +3,16 @@
 //! NMI, IRQ and task stacks. It runs both on a live machine (a fault report at the instant of
 //! the fault) and on a frozen snapshot (`bt`), reading guest memory through a closure. Guest
 //! memory is untrusted: any wild pointer ends the walk with a note, never an error.
+use lockvmm_abi::entry::{PtRegsAt, pt_regs_at};
+use lockvmm_abi::stacks::{
+    EXCEPTION_STACKS_SYMBOL, INIT_STACKS_SYMBOL, IRQ_STACK_SYMBOL, Ist, TASK_STACKS_SYMBOL,
+    THREAD_SIZE,
+};
+
 use crate::image::Symbols;
 use crate::state::{BtItem, Regs};
 
 const MAX_FRAMES: usize = 96;
-const THREAD_SIZE: u64 = 16384;
-const EXCEPTION_STKSZ: u64 = 8192;
-const IST_NAMES: [&str; 4] = ["double fault", "NMI", "debug", "machine check"];
-/// Entry stubs that switch to the IRQ stack and keep the `pt_regs` pointer above the return
-/// address (see guest/src/arch/x86/entry/entry_64.rs, `IRQ_BODY`).
-const IRQ_STUBS: [&str; 3] = [
-    "apic_timer_interrupt",
-    "reschedule_interrupt",
-    "common_interrupt",
-];
-/// Exception stubs, `nmi` and the system-call entry: `pt_regs` sits 16 bytes above the return
-/// address.
-const EXCEPTION_STUBS: [&str; 23] = [
-    "entry_SYSCALL_64_after_hwframe",
-    "divide_error",
-    "debug",
-    "int3",
-    "overflow",
-    "bounds",
-    "invalid_op",
-    "device_not_available",
-    "double_fault",
-    "coprocessor_segment_overrun",
-    "invalid_TSS",
-    "segment_not_present",
-    "stack_segment",
-    "general_protection",
-    "page_fault",
-    "spurious_interrupt_bug",
-    "coprocessor_error",
-    "alignment_check",
-    "machine_check",
-    "simd_coprocessor_error",
-    "reserved_exception",
-    "nmi",
-    "end_repeat_nmi",
-];
-
 /// Which stack an address is on: "NMI exception stack", "IRQ stack", a task's stack.
 pub fn stack_of(syms: &Symbols, addr: u64) -> Option<String> {
     let within = |var: &str| {
@@ -53,17 +21,16 @@ pub fn stack_of(syms: &Symbols, addr: u64) -> Option<String> {
             .contains(&addr)
             .then(|| addr - s.addr)
     };
-    if let Some(off) = within("exception_stacks") {
-        let ist = (off % (4 * EXCEPTION_STKSZ)) / EXCEPTION_STKSZ;
-        return Some(format!("{} exception stack", IST_NAMES[ist as usize]));
+    if let Some(off) = within(EXCEPTION_STACKS_SYMBOL) {
+        return Some(format!("{} exception stack", Ist::at_offset(off).name()));
     }
-    if within("irq_stack_backing_store").is_some() {
+    if within(IRQ_STACK_SYMBOL).is_some() {
         return Some("IRQ stack".into());
     }
-    if let Some(off) = within("init_stacks") {
+    if let Some(off) = within(INIT_STACKS_SYMBOL) {
         return Some(format!("swapper/{} stack", off / THREAD_SIZE));
     }
-    within("task_stacks").map(|off| format!("task stack {}", off / THREAD_SIZE))
+    within(TASK_STACKS_SYMBOL).map(|off| format!("task stack {}", off / THREAD_SIZE))
 }
 
 /// The frame-pointer unwinder, through the `pt_regs` the entry stubs save. It reads guest
@@ -137,12 +104,10 @@ impl Unwinder<'_> {
                 .lookup(ret.wrapping_sub(1))
                 .map(|l| l.name)
                 .unwrap_or_default();
-            let regs_at = if IRQ_STUBS.contains(&stub.as_str()) {
-                self.u64(fp.wrapping_add(16))
-            } else if EXCEPTION_STUBS.contains(&stub.as_str()) {
-                Some(fp.wrapping_add(24))
-            } else {
-                None
+            let regs_at = match pt_regs_at(&stub) {
+                Some(PtRegsAt::PointerAtFpPlus(n)) => self.u64(fp.wrapping_add(n)),
+                Some(PtRegsAt::InlineAtFpPlus(n)) => Some(fp.wrapping_add(n)),
+                None => None,
             };
             if let Some(at) = regs_at {
                 let Some(bytes) = (self.read)(at, lockvmm_abi::PT_REGS_SIZE) else {

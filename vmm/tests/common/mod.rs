@@ -93,3 +93,33 @@ pub fn assert_clean_shutdown(outcome: &lockvmm::state::Outcome) {
         "outcome: {outcome:?}"
     );
 }
+
+/// The address of element `idx` of a global array, with the element size from the DWARF.
+pub fn elem_addr(r: &RunResult, var: &str, idx: u64) -> u64 {
+    let (size, count) = r
+        .kernel
+        .debug_info()
+        .array_of(var)
+        .unwrap_or_else(|| panic!("{var} is not an array in the DWARF"));
+    assert!(idx < count, "{var}[{idx}] is out of bounds ({count})");
+    at(r, var, idx * size)
+}
+
+/// The offset of `member` in struct `ty`, from the DWARF.
+pub fn member(r: &RunResult, ty: &str, member: &str) -> u64 {
+    r.kernel
+        .debug_info()
+        .member_offset(ty, member)
+        .unwrap_or_else(|| panic!("no {ty}.{member} in the DWARF"))
+}
+
+/// The owner a lock word names (the contract in `lockvmm_abi::locking`).
+pub fn owner(word: u32) -> Option<usize> {
+    lockvmm_abi::locking::lock_owner(word)
+}
+
+/// The snapshot of a run, read the way `crash` reads a vmcore.
+pub fn analysis(r: &RunResult) -> lockvmm::analysis::Analysis<'_> {
+    let snap = r.snapshot.as_ref().expect("the run left a snapshot");
+    lockvmm::analysis::Analysis::new(snap, &r.kernel.symbols, r.kernel.debug_info())
+}

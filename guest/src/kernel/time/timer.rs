@@ -135,10 +135,10 @@ fn detach_timer(timer: &mut TimerList) {
 /// Recomputes `next_expiry` from the list head (under the base lock).
 fn recalc_next_expiry(base: &mut TimerBase) {
     let first = base.first;
-    // SAFETY: the head of the list is a pending timer (or freed memory: the bug to show).
     base.next_expiry = if first.is_null() {
         u64::MAX
     } else {
+        // SAFETY: the head of the list is a pending timer (or freed memory: the bug to show).
         unsafe { (*(first as *mut TimerList)).expires }
     };
 }

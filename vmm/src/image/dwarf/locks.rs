@@ -71,7 +71,8 @@ impl DebugInfo {
                             return;
                         }
                         out.push((
-                            off.saturating_add(i.saturating_mul(size)).saturating_add(*o),
+                            off.saturating_add(i.saturating_mul(size))
+                                .saturating_add(*o),
                             format!("{path}[{i}]{p}"),
                         ));
                     }

@@ -1,6 +1,7 @@
 //! Events the guest raises: `SendIpi`, `Hook` (where the scenario's host actions fire), and
 //! `Syscall` (the ring-3 → ring-0 transition this KVM does not make by itself).
-use lockvmm_abi::{IPI_NMI, hook};
+use lockvmm_abi::IPI_NMI;
+use lockvmm_abi::hook::Hook;
 
 use super::Call;
 use crate::machine::run_token::{PAUSED, Wait};
@@ -25,21 +26,21 @@ pub fn send_ipi(c: &Call<'_>) -> Next {
 /// `a0 = hook id, a1 = argument`: record the point, then perform the scenario's actions for it.
 pub fn hook(c: &Call<'_>) -> Next {
     let [id, arg, ..] = c.args;
-    let Some(name) = hook::name(id) else {
+    let Some(hook) = Hook::from_raw(id) else {
         return c.reject(format!("Hook: unknown hook id {id}"));
     };
     let m = c.m;
     m.record_hook(HookEvent {
         vtime_ns: m.now_ns(),
         cpu: c.cpu,
-        hook: name.into(),
+        hook: hook.name().into(),
         arg,
         rip: c.regs.rip,
         rip_symbol: m.kernel.symbols.describe(c.regs.rip),
         rflags: c.regs.rflags,
     });
     let mut pause_self = false;
-    for (deliver, target) in m.actions_for(id, c.cpu) {
+    for (deliver, target) in m.actions_for(hook, c.cpu) {
         pause_self |= m.perform(deliver, target) && target == c.cpu;
     }
     match c.ok() {

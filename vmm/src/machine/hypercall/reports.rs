@@ -1,6 +1,6 @@
 //! The kernel reports that stop or mark the run: `Panic`, `Exception` (an oops) and
 //! `Watchdog` (a lockup detector fired). Each freezes the machine for the snapshot at once.
-use lockvmm_abi::{LOCKUP_HARD, LOCKUP_SOFT, PtRegs, exception_name};
+use lockvmm_abi::{PtRegs, exception_name};
 
 use super::Call;
 use crate::machine::fault::{capture_fault, fault_report};
@@ -76,10 +76,9 @@ pub fn exception(c: &Call<'_>) -> Next {
 /// The run goes on (the kernel prints its report); the snapshot is of this instant.
 pub fn watchdog(c: &Call<'_>) -> Next {
     let [kind, regs_at, msg, len] = c.args;
-    let kind = match kind {
-        LOCKUP_SOFT => LockupKind::Soft,
-        LOCKUP_HARD => LockupKind::Hard,
-        other => return c.reject(format!("Watchdog: unknown lockup kind {other}")),
+    let Some(kind) = lockvmm_abi::hypercall::LockupKind::from_raw(kind).map(LockupKind::from)
+    else {
+        return c.reject(format!("Watchdog: unknown lockup kind {kind}"));
     };
     let Ok(saved) = c.m.memory.read_virt_obj::<PtRegs>(c.cr3, regs_at) else {
         return c.reject(format!("Watchdog: unreadable pt_regs at {regs_at:#x}"));
