@@ -4,6 +4,17 @@
 /// (Linux's `TASK_COMM_LEN`).
 pub const TASK_COMM_LEN: usize = 16;
 
+/// Entries of the guest's task pool (`task_pool`): the idle task of every possible CPU
+/// ([`NR_CPUS`](crate::NR_CPUS)), one `watchdog/N` thread per CPU, and the scenario's tasks.
+pub const MAX_TASKS: usize = 2 * crate::NR_CPUS + 64;
+
+/// How many scenario tasks the guest can create on a machine of `vcpus` CPUs: the pool less
+/// the idle tasks and the `watchdog/N` threads (a task beyond is never created, and the run
+/// would idle to its time limit).
+pub const fn max_lab_tasks(vcpus: usize) -> usize {
+    MAX_TASKS.saturating_sub(crate::NR_CPUS + vcpus)
+}
+
 contract_enum! {
     /// `task_struct::state`, with Linux's values (those of the seeds' kernels). Every state the
     /// guest puts a task in.

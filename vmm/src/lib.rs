@@ -4,7 +4,8 @@
 //! The module map is the architecture (see ARCHITECTURE.md). Data flows one way, and a module
 //! imports only from the layers listed before it:
 //!
-//! 1. [`state`]: plain data — registers, snapshots, backtraces, lock waits, outcomes.
+//! 1. [`state`]: plain data — registers, snapshots, backtraces, lock waits, outcomes, escaped
+//!    text; and [`process`]: the host process — stdout that may close, stop signals.
 //! 2. [`memory`]: guest RAM (live and frozen) and the page-table walk.
 //! 3. [`image`]: the guest kernel ELF — loader, symbols, DWARF types, source lines.
 //! 4. [`unwind`]: the frame-pointer unwinder over any memory reader.
@@ -17,6 +18,7 @@
 //! 10. [`output`]: files — atomic writes, the vmcore, `result.json`'s schema.
 //! 11. [`inspect`], [`lab`], [`bench`]: the commands — inspect a vmcore, run a scenario to its
 //!     run directory, measure.
+pub mod process;
 pub mod state;
 
 pub mod memory;

@@ -4,14 +4,18 @@
 //! refused).
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use lockvmm::RunOptions;
 use lockvmm::bench;
 use lockvmm::lab::fingerprint::{Fingerprint, repeat_dir};
-use lockvmm::lab::{self, Completed};
+use lockvmm::lab::{self, Completed, RunDir};
+use lockvmm::machine::RunLimits;
+use lockvmm::process::{signals, stdout};
 use lockvmm::state::ExitStatus;
+use lockvmm::state::text::escape_line;
 
 #[derive(Parser)]
 #[command(
@@ -78,6 +82,14 @@ struct RunArgs {
     /// Run the scenario N times and check that every run gives the same report.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
     repeat: u16,
+    /// VM exits the guest may make without virtual time advancing (1 ms) before the run stops
+    /// as a runaway (an I/O loop, a console flood, a hypercall storm).
+    #[arg(long, default_value_t = RunLimits::default().max_exits_without_progress, value_parser = clap::value_parser!(u64).range(1..))]
+    runaway_exits: u64,
+    /// Bytes of guest console kept (terminal, console log, vmcore); the rest is dropped and
+    /// counted.
+    #[arg(long, default_value_t = RunLimits::default().console_bytes)]
+    console_limit: u64,
 }
 
 #[derive(Subcommand)]
@@ -88,10 +100,44 @@ enum BenchCommand {
     Scenarios(bench::ScenarioBenchArgs),
 }
 
+/// A run could not write all of its files.
+static OUTPUT_FAILED: AtomicBool = AtomicBool::new(false);
+
 fn main() -> ExitCode {
     let started = Instant::now();
     let cli = Cli::parse();
-    let code = match cli.command {
+    // A reader that stops reading ends the output quietly; a full disk is one line and status 3.
+    let code = stdout::guard(|| command(cli, started))
+        .unwrap_or_else(|| ExitStatus::from_code(stdout::status_hint()));
+    // A run whose files (or console log) could not all be written failed for the environment,
+    // whatever its guest did.
+    let code = if OUTPUT_FAILED.load(Ordering::Acquire) {
+        ExitStatus::Environment
+    } else {
+        code
+    };
+    let code = match signals::received() {
+        Some(sig) => {
+            stdout::eprint_line(&format!(
+                "lockvmm: interrupted by {}: the run was stopped; what was complete is written",
+                signals::name(sig)
+            ));
+            ExitStatus::from_signal(sig)
+        }
+        None => code,
+    };
+    let code = match stdout::finish() {
+        Some(e) => {
+            stdout::eprint_line(&format!("lockvmm: cannot write to standard output: {e}"));
+            ExitStatus::Environment
+        }
+        None => code,
+    };
+    code.into()
+}
+
+fn command(cli: Cli, started: Instant) -> ExitStatus {
+    match cli.command {
         Command::Run(args) => run(args, started),
         Command::List { dir } => list(&dir),
         Command::Inspect {
@@ -99,7 +145,12 @@ fn main() -> ExitCode {
             kernel,
             command,
         } => match lockvmm::inspect::Inspector::open(&vmcore, kernel.as_deref()) {
-            Ok(insp) => lockvmm::inspect::run(&insp, &command),
+            Ok(insp) => {
+                for w in &insp.warnings {
+                    stdout::eprint_line(&format!("lockvmm: warning: {w}"));
+                }
+                lockvmm::inspect::run(&insp, &command)
+            }
             Err(e) => {
                 eprintln!("lockvmm: {e}");
                 ExitStatus::BadInput
@@ -119,8 +170,7 @@ fn main() -> ExitCode {
                 ExitStatus::Environment
             }
         },
-    };
-    code.into()
+    }
 }
 
 fn run(args: RunArgs, started: Instant) -> ExitStatus {
@@ -138,6 +188,14 @@ fn run(args: RunArgs, started: Instant) -> ExitStatus {
     opts.echo_console = !quiet;
     opts.kernel = args.kernel.clone();
     opts.stall_timeout = Duration::from_secs(args.stall_timeout.max(1));
+    opts.limits = RunLimits {
+        max_exits_without_progress: args.runaway_exits,
+        console_bytes: args.console_limit,
+    };
+    if let Err(e) = signals::install() {
+        eprintln!("lockvmm: cannot install the SIGINT/SIGTERM handler: {e}");
+        return ExitStatus::Environment;
+    }
     if args.repeat > 1 {
         return repeat(&args, &opts, &out, started);
     }
@@ -164,24 +222,41 @@ fn run_once(
     out: &Path,
     started: Instant,
 ) -> Result<Completed, ExitStatus> {
-    if let Err(e) = std::fs::create_dir_all(out) {
-        eprintln!(
-            "lockvmm: cannot create the run directory {}: {e}",
-            out.display()
-        );
-        return Err(ExitStatus::Environment);
-    }
+    // The run owns `out`: locked against a concurrent run, cleared of an earlier run's files.
+    let dir = RunDir::claim(out).map_err(|e| {
+        eprintln!("lockvmm: {e}");
+        ExitStatus::Environment
+    })?;
     let console_log = args.log.clone().unwrap_or_else(|| out.join("console.log"));
     opts.console_log = Some(console_log.clone());
-    let (scenario, result) = lockvmm::run_scenario(opts).map_err(|e| {
-        eprintln!("lockvmm: {e}");
-        e.exit_status()
-    })?;
+    let (scenario, result) = match lockvmm::run_scenario(opts) {
+        Ok(r) => r,
+        Err(e) => {
+            dir.abandon();
+            eprintln!("lockvmm: {e}");
+            return Err(e.exit_status());
+        }
+    };
     let vcpus = opts.vcpus.unwrap_or_else(|| scenario.vcpus());
-    let done = lab::complete(&scenario, &result, vcpus, out, &console_log, started);
+    let mut done = lab::complete(&scenario, &result, vcpus, out, &console_log, started);
+    if let Some(e) = &result.console_log_error {
+        done.warnings.push(format!(
+            "cannot write the console log {}: {e}",
+            console_log.display()
+        ));
+    }
     for w in &done.warnings {
         eprintln!("lockvmm: {w}");
     }
+    // The files are written: if printing the outcome fails now, exit as the run ended (or as
+    // an environment failure when a file could not be written).
+    let status = if done.warnings.is_empty() {
+        done.exit_status()
+    } else {
+        OUTPUT_FAILED.store(true, Ordering::Release);
+        ExitStatus::Environment
+    };
+    stdout::set_status_hint(status.code());
     Ok(done)
 }
 
@@ -223,7 +298,17 @@ fn repeat(args: &RunArgs, opts: &RunOptions, out: &Path, started: Instant) -> Ex
     let mut first: Option<Fingerprint> = None;
     let mut failed_expectations = 0;
     let n = usize::from(args.repeat);
+    let _dir = match RunDir::claim(out) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("lockvmm: {e}");
+            return ExitStatus::Environment;
+        }
+    };
     for i in 1..=n {
+        if signals::received().is_some() {
+            return ExitStatus::GuestFailed;
+        }
         let mut o = opts.clone();
         let done = match run_once(args, &mut o, &repeat_dir(out, i), started) {
             Ok(d) => d,
@@ -279,7 +364,7 @@ fn list(dir: &std::path::Path) -> ExitStatus {
             Ok(s) => println!(
                 "{:<width$}  {}",
                 path.display().to_string(),
-                s.scenario.description
+                escape_line(&s.scenario.description)
             ),
             Err(e) => {
                 eprintln!("lockvmm: {e}");

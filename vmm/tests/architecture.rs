@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom first, as lib.rs lists them.
 const LAYERS: &[&[&str]] = &[
-    &["state"],
+    &["state", "process"],
     &["memory"],
     &["image"],
     &["unwind"],

@@ -10,9 +10,11 @@ pub fn dmesg_from(
     let (Some(buf), Some(next)) = (syms.addr_of("__log_buf"), syms.addr_of("log_next_seq")) else {
         return Vec::new();
     };
+    // Sizes come from the kernel's DWARF, untrusted: a record of at most a page, a ring of at
+    // most 64 Ki records.
     let Some((rec_size, count)) = dwarf
         .array_of("__log_buf")
-        .filter(|(s, c)| *s > 0 && *c > 0)
+        .filter(|(s, c)| (1..=4096).contains(s) && (1..=65536).contains(c))
     else {
         return Vec::new();
     };
@@ -28,26 +30,23 @@ pub fn dmesg_from(
     let first = seq.saturating_sub(count);
     (first..seq)
         .filter_map(|s| {
-            let rec = read(buf + (s % count) * rec_size, rec_size as usize)?;
-            let ts = u64::from_le_bytes(
-                rec.get(ts_off as usize..ts_off as usize + 8)?
-                    .try_into()
-                    .ok()?,
-            );
-            let len = u16::from_le_bytes(
-                rec.get(len_off as usize..len_off as usize + 2)?
-                    .try_into()
-                    .ok()?,
-            ) as usize;
-            let text = rec.get(text_off as usize..(text_off as usize + len).min(rec.len()))?;
+            let rec = read(buf.wrapping_add((s % count) * rec_size), rec_size as usize)?;
+            let field = |off: u64, len: usize| {
+                let at = usize::try_from(off).ok()?;
+                rec.get(at..at.checked_add(len)?)
+            };
+            let ts = u64::from_le_bytes(field(ts_off, 8)?.try_into().ok()?);
+            let len = u16::from_le_bytes(field(len_off, 2)?.try_into().ok()?) as usize;
+            let at = usize::try_from(text_off).ok()?;
+            let text = rec.get(at..at.saturating_add(len).min(rec.len()))?;
             // The guest has no kallsyms: name its `[<address>]`s as the console does.
-            let text = String::from_utf8_lossy(text);
+            let text = crate::state::text::escape_bytes_line(text);
             let text = if text.contains("[<") {
                 crate::image::symbols::annotate_addresses(&text, syms)
                     .trim_end()
                     .to_string()
             } else {
-                text.into_owned()
+                text
             };
             Some(format!(
                 "[{:5}.{:06}] {text}",

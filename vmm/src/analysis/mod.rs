@@ -52,7 +52,7 @@ impl<'a> Analysis<'a> {
     fn per_cpu_elem(&self, var: &str, idx: usize) -> Option<u64> {
         let base = self.syms.addr_of(var)?;
         let (esz, count) = self.dwarf.array_of(var)?;
-        (idx < count as usize).then_some(base + idx as u64 * esz)
+        (idx < count as usize).then(|| base.wrapping_add((idx as u64).wrapping_mul(esz)))
     }
 
     /// The task a CPU was running (`per_cpu_area[cpu].current_task`).
@@ -81,7 +81,7 @@ impl<'a> Analysis<'a> {
         Some(TaskInfo {
             addr,
             pid,
-            comm: String::from_utf8_lossy(&comm[..len]).into_owned(),
+            comm: crate::state::text::escape_bytes_line(&comm[..len]),
         })
     }
 

@@ -16,17 +16,16 @@ impl Trigger for NoIrq {
     }
 }
 
-/// How much console text a run keeps in memory (the log file keeps everything).
-const CONSOLE_KEEP_BYTES: usize = 8 << 20;
-
-/// Everything the guest wrote to its console.
+/// Everything the guest wrote to its console (up to the sink's limit).
 #[derive(Default)]
 pub struct ConsoleText {
     pub text: String,
     pub dropped: usize,
 }
 
-/// Line-buffered sink behind the UART.
+/// Line-buffered sink behind the UART. Every line is escaped (guest text never reaches the
+/// terminal raw), and the console is bounded: past `limit` bytes, lines are counted and dropped
+/// from the terminal, the log and the kept text alike, and `finish` adds a line saying so.
 pub struct ConsoleSink {
     line: Vec<u8>,
     echo: bool,
@@ -34,6 +33,10 @@ pub struct ConsoleSink {
     kept: Arc<Mutex<ConsoleText>>,
     /// Names addresses the guest prints as `[<ffffffff81005bf0>]` (it has no kallsyms).
     symbols: Option<Arc<crate::image::Symbols>>,
+    limit: usize,
+    written: usize,
+    dropped: usize,
+    log_error: Option<String>,
 }
 
 impl ConsoleSink {
@@ -44,6 +47,10 @@ impl ConsoleSink {
             log,
             kept,
             symbols: None,
+            limit: usize::MAX,
+            written: 0,
+            dropped: 0,
+            log_error: None,
         }
     }
 
@@ -53,38 +60,70 @@ impl ConsoleSink {
         self
     }
 
-    /// Writes out a last, unterminated line and syncs the log (at the end of a run).
-    pub fn finish(&mut self) -> io::Result<()> {
+    /// Keeps at most `bytes` of console text.
+    pub fn with_limit(mut self, bytes: usize) -> Self {
+        self.limit = bytes;
+        self
+    }
+
+    /// Writes out a last, unterminated line, says how much was dropped, and syncs the log (at
+    /// the end of a run).
+    pub fn finish(&mut self) {
         self.flush_line();
-        match self.log.as_mut() {
-            Some(log) => log.flush(),
-            None => Ok(()),
+        if self.dropped > 0 {
+            let marker = format!(
+                "[lockvmm: console output truncated: {} bytes dropped after the first {} bytes]\n",
+                self.dropped, self.written
+            );
+            self.emit(&marker);
+            self.kept_text().dropped = self.dropped;
         }
+        if let Some(Err(e)) = self.log.as_mut().map(|l| l.flush()) {
+            self.log_error.get_or_insert(e.to_string());
+        }
+    }
+
+    /// Bytes of console output dropped past the limit.
+    pub fn dropped(&self) -> usize {
+        self.dropped
+    }
+
+    /// The first error writing the console log, if any.
+    pub fn log_error(&self) -> Option<String> {
+        self.log_error.clone()
+    }
+
+    fn kept_text(&self) -> std::sync::MutexGuard<'_, ConsoleText> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn emit(&mut self, text: &str) {
+        if self.echo {
+            crate::process::stdout::print(text);
+        }
+        if let Some(log) = self.log.as_mut()
+            && let Err(e) = log.write_all(text.as_bytes())
+        {
+            self.log_error.get_or_insert(e.to_string());
+        }
+        self.kept_text().text.push_str(text);
     }
 
     fn flush_line(&mut self) {
         if self.line.is_empty() {
             return;
         }
-        let mut text = String::from_utf8_lossy(&self.line).into_owned();
+        let mut text = crate::state::text::escape_controls(&String::from_utf8_lossy(&self.line));
+        self.line.clear();
+        if self.written.saturating_add(text.len()) > self.limit {
+            self.dropped += text.len();
+            return;
+        }
         if let Some(syms) = self.symbols.as_ref().filter(|_| text.contains("[<")) {
             text = crate::image::symbols::annotate_addresses(&text, syms);
         }
-        self.line.clear();
-        if self.echo {
-            let mut out = io::stdout().lock();
-            let _ = out.write_all(text.as_bytes());
-            let _ = out.flush();
-        }
-        if let Some(log) = self.log.as_mut() {
-            let _ = log.write_all(text.as_bytes());
-        }
-        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        if kept.text.len() + text.len() <= CONSOLE_KEEP_BYTES {
-            kept.text.push_str(&text);
-        } else {
-            kept.dropped += text.len();
-        }
+        self.written += text.len();
+        self.emit(&text);
     }
 }
 

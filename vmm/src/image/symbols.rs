@@ -2,6 +2,8 @@
 //! into `function+0xoff` and names into addresses.
 use object::{Object, ObjectSymbol, SymbolKind};
 
+use crate::state::text::escape_line;
+
 #[derive(Debug, Clone)]
 pub struct Symbol {
     pub name: String,
@@ -47,7 +49,7 @@ impl Symbols {
                     return None;
                 }
                 Some(Symbol {
-                    name: format!("{:#}", rustc_demangle::demangle(raw)),
+                    name: escape_line(&format!("{:#}", rustc_demangle::demangle(raw))),
                     addr: s.address(),
                     size: s.size(),
                     is_text: s.kind() == SymbolKind::Text,

@@ -4,6 +4,11 @@ use std::fmt::Write as _;
 use super::{Inspector, parse_addr};
 use crate::analysis::Analysis;
 
+/// The most words one `rd` reads.
+const MAX_RD_WORDS: u64 = 4096;
+/// The largest struct `struct NAME ADDR` reads (sizes come from the kernel's DWARF).
+const MAX_STRUCT_BYTES: u64 = 1 << 20;
+
 impl Inspector {
     pub(super) fn sym(&self, args: &[&str]) -> Result<String, String> {
         let [what] = args else {
@@ -56,8 +61,8 @@ impl Inspector {
             .ok_or_else(|| format!("rd: invalid address or symbol: {addr}"))?;
         let a = self.analysis();
         let mut s = String::new();
-        for i in 0..count.min(4096) {
-            let at = start.wrapping_add(i * 8);
+        for i in 0..count.min(MAX_RD_WORDS) {
+            let at = start.wrapping_add(i.wrapping_mul(8));
             let v = a.mem.u64(at).map_err(|_| {
                 format!("rd: invalid kernel virtual address: {at:x}  type: \"64-bit KVADDR\"")
             })?;
@@ -71,6 +76,12 @@ impl Inspector {
             }
         }
         s.push('\n');
+        if count > MAX_RD_WORDS {
+            let _ = writeln!(
+                s,
+                "rd: showing the first {MAX_RD_WORDS} of {count} words (rd reads at most {MAX_RD_WORDS})"
+            );
+        }
         Ok(s)
     }
 
@@ -130,7 +141,11 @@ impl Inspector {
                     esz
                 );
                 for i in 0..shown {
-                    let _ = writeln!(s, "  [{i}]: {:016x}", base + i * esz);
+                    let _ = writeln!(
+                        s,
+                        "  [{i}]: {:016x}",
+                        base.wrapping_add(i.wrapping_mul(esz))
+                    );
                 }
                 Ok(s)
             }
@@ -138,7 +153,7 @@ impl Inspector {
                 if i >= count {
                     return Err(format!("p: index {i} out of range (0..{count})"));
                 }
-                let at = base + i * esz;
+                let at = base.wrapping_add(i.wrapping_mul(esz));
                 let (ty, _) = self.dwarf.var_elem(name).unwrap_or_default();
                 let body = self
                     .struct_values(&a, &ty, at)
@@ -176,6 +191,11 @@ impl Inspector {
             .ok_or_else(|| format!("struct: invalid data structure reference: {name}"))?;
         if let Some(at) = addr {
             let a = self.analysis();
+            if size > MAX_STRUCT_BYTES {
+                return Err(format!(
+                    "struct: {name} is {size} bytes; struct reads at most {MAX_STRUCT_BYTES}"
+                ));
+            }
             a.mem.read(at, size.max(1) as usize).map_err(|_| {
                 format!(
                     "struct: invalid kernel virtual address: {at:x}  type: \"gdb_readmem_callback\""

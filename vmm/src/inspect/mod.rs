@@ -40,6 +40,9 @@ pub struct Inspector {
     pub kernel: PathBuf,
     /// Line tables for `bt -l`, when the kernel is a file on disk.
     lines: Option<SourceLines>,
+    /// What the user must know before trusting the answers (a truncated vmcore, a kernel that
+    /// is not the one the vmcore was taken with): `lockvmm inspect` prints them first.
+    pub warnings: Vec<String>,
 }
 
 /// The guest kernel for a vmcore: `--kernel`, else `vmlinux` beside the vmcore, else the
@@ -80,16 +83,30 @@ impl Inspector {
         let syms = Symbols::from_elf(&elf)
             .map_err(|_| InspectError::Symbols(kernel.display().to_string()))?;
         let dwarf = DebugInfo::from_elf(&elf).unwrap_or_default();
-        let snap = core.snapshot();
         let lines = SourceLines::open(&kernel);
-        Ok(Inspector {
+        let mut insp = Inspector::with_kernel(core, kernel, syms, dwarf, lines);
+        insp.warnings.extend(kernel_mismatch(&insp, &elf));
+        Ok(insp)
+    }
+
+    /// An inspector over a vmcore already read and a kernel already parsed.
+    pub fn with_kernel(
+        core: LoadedCore,
+        kernel: PathBuf,
+        syms: Symbols,
+        dwarf: DebugInfo,
+        lines: Option<SourceLines>,
+    ) -> Self {
+        let snap = core.snapshot();
+        Inspector {
+            warnings: core.warnings.clone(),
             core,
             snap,
             syms,
             dwarf,
             kernel,
             lines,
-        })
+        }
     }
 
     pub(crate) fn analysis(&self) -> Analysis<'_> {
@@ -135,10 +152,40 @@ impl Inspector {
             Ok(c) if c < self.snap.cpus.len() => Ok(c),
             _ => Err(format!(
                 "invalid CPU: {s} (the machine has CPUs 0 to {})",
-                self.snap.cpus.len() - 1
+                self.snap.cpus.len().saturating_sub(1)
             )),
         }
     }
+}
+
+/// Why the kernel may not be the one the vmcore was taken with, if it may not.
+fn kernel_mismatch(insp: &Inspector, elf: &[u8]) -> Option<String> {
+    let k = insp.kernel.display();
+    if let Some(recorded) = &insp.core.meta.kernel_digest {
+        let actual = crate::image::loader::digest(elf);
+        if *recorded != actual {
+            return Some(format!(
+                "the kernel {k} is not the one this vmcore was taken with ({}; digest {actual}, recorded {recorded}): symbols, types and backtraces may be wrong",
+                insp.core.meta.kernel
+            ));
+        }
+        return None;
+    }
+    // An older vmcore without a digest: at least the kernel must be a lockvmm guest whose
+    // symbols cover the captured CPUs' instruction pointers.
+    let strays = insp
+        .snap
+        .cpus
+        .iter()
+        .filter(|c| c.captured && c.regs.rip >= lockvmm_abi::START_KERNEL_MAP)
+        .filter(|c| insp.syms.lookup(c.regs.rip).is_none())
+        .count();
+    if insp.syms.addr_of("startup_64").is_none() || strays > 0 {
+        return Some(format!(
+            "the kernel {k} does not match this vmcore (it lacks lockvmm's symbols, or {strays} CPUs' RIPs fall outside them): symbols, types and backtraces may be wrong"
+        ));
+    }
+    None
 }
 
 const HELP: &str = "\

@@ -3,7 +3,43 @@
 use std::path::PathBuf;
 
 use super::Inspector;
+use crate::process::stdout;
 use crate::state::ExitStatus;
+
+/// Commands from a pipe, one a line. A line is read as bytes (invalid UTF-8 is replaced, never
+/// the end of the input); a read error ends the input with a failure status.
+fn piped(insp: &Inspector) -> ExitStatus {
+    use std::io::BufRead;
+    let mut status = ExitStatus::Success;
+    let mut input = std::io::stdin().lock();
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        match input.read_until(b'\n', &mut raw) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                stdout::eprint_line(&format!("lockvmm: cannot read commands: {e}"));
+                return ExitStatus::Environment;
+            }
+        }
+        let line = String::from_utf8_lossy(&raw);
+        if matches!(line.trim(), "q" | "quit" | "exit") {
+            break;
+        }
+        match insp.exec(&line) {
+            Ok(out) => stdout::print(&out),
+            Err(e) => {
+                stdout::eprint_line(&crate::state::text::escape_line(&e));
+                status = ExitStatus::GuestFailed;
+            }
+        }
+        if stdout::is_closed() {
+            break;
+        }
+    }
+    status
+}
 
 /// Runs the inspector: one command, commands from a pipe, or an interactive prompt.
 pub fn run(insp: &Inspector, command: &[String]) -> ExitStatus {
@@ -11,7 +47,7 @@ pub fn run(insp: &Inspector, command: &[String]) -> ExitStatus {
     if !command.is_empty() {
         return match insp.exec(&command.join(" ")) {
             Ok(out) => {
-                print!("{out}");
+                stdout::print(&out);
                 ExitStatus::Success
             }
             Err(e) => {
@@ -21,20 +57,7 @@ pub fn run(insp: &Inspector, command: &[String]) -> ExitStatus {
         };
     }
     if !std::io::stdin().is_terminal() {
-        let mut status = ExitStatus::Success;
-        for line in std::io::stdin().lines().map_while(Result::ok) {
-            if matches!(line.trim(), "q" | "quit" | "exit") {
-                break;
-            }
-            match insp.exec(&line) {
-                Ok(out) => print!("{out}"),
-                Err(e) => {
-                    eprintln!("{e}");
-                    status = ExitStatus::GuestFailed;
-                }
-            }
-        }
-        return status;
+        return piped(insp);
     }
     print!("{}", insp.banner());
     let Ok(mut rl) = rustyline::DefaultEditor::new() else {

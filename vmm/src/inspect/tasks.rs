@@ -23,8 +23,9 @@ impl Inspector {
         let running: Vec<u64> = (0..self.snap.cpus.len())
             .filter_map(|c| a.task_on(c).map(|t| t.addr))
             .collect();
-        for i in 0..count {
-            let at = base + i * size;
+        // The pool's size comes from the DWARF: at most the guest's MAX_TASKS is meaningful.
+        for i in 0..count.min(lockvmm_abi::task::MAX_TASKS as u64) {
+            let at = base.wrapping_add(i.wrapping_mul(size));
             let Some(t) = a.task_at(at) else { continue };
             let state = a.mem.u32(at + state_off).ok().and_then(TaskState::from_raw);
             if state.is_none_or(|s| s == TaskState::Dead)

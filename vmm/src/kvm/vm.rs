@@ -26,6 +26,14 @@ pub enum VmError {
     KvmPermission { path: PathBuf },
     #[error("cannot open {path}: {source}")]
     KvmOpen { path: PathBuf, source: io::Error },
+    #[error(
+        "{path} is not a KVM device ({what}): point LOCKVMM_KVM_DEVICE at /dev/kvm or unset it"
+    )]
+    NotKvm { path: PathBuf, what: String },
+    #[error(
+        "the KVM device path is empty (LOCKVMM_KVM_DEVICE is set but empty): unset it to use /dev/kvm, or set it to a KVM device"
+    )]
+    EmptyPath,
     #[error("KVM lacks a capability lockvmm needs: {0}")]
     MissingCap(&'static str),
     #[error("KVM refused to {what}: {source}")]
@@ -44,12 +52,39 @@ impl VmError {
 
 /// Opens the KVM device, turning the usual failures into errors a user can act on.
 pub fn open_kvm(path: &Path) -> Result<Kvm, VmError> {
+    use std::os::unix::fs::FileTypeExt;
+    if path.as_os_str().is_empty() {
+        return Err(VmError::EmptyPath);
+    }
+    let not_kvm = |what: &str| VmError::NotKvm {
+        path: path.into(),
+        what: what.into(),
+    };
+    if let Ok(meta) = std::fs::metadata(path) {
+        let t = meta.file_type();
+        let what = if t.is_file() {
+            Some("a regular file")
+        } else if t.is_dir() {
+            Some("a directory")
+        } else if t.is_fifo() {
+            Some("a FIFO")
+        } else if t.is_socket() {
+            Some("a socket")
+        } else if t.is_block_device() {
+            Some("a block device")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(not_kvm(what));
+        }
+    }
     let cpath =
         CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| VmError::KvmOpen {
             path: path.into(),
             source: io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"),
         })?;
-    Kvm::new_with_path(&cpath).map_err(|e| {
+    let kvm = Kvm::new_with_path(&cpath).map_err(|e| {
         let source = io::Error::from_raw_os_error(e.errno());
         match source.kind() {
             io::ErrorKind::NotFound => VmError::NoKvm { path: path.into() },
@@ -59,7 +94,13 @@ pub fn open_kvm(path: &Path) -> Result<Kvm, VmError> {
                 source,
             },
         }
-    })
+    })?;
+    // A character device that is not KVM (/dev/null, a tty) fails this ioctl.
+    match kvm.get_api_version() {
+        12 => Ok(kvm),
+        -1 => Err(not_kvm("it does not answer KVM_GET_API_VERSION")),
+        v => Err(not_kvm(&format!("KVM API version {v}, not 12"))),
+    }
 }
 
 /// The most vCPUs this KVM allows in one VM.

@@ -143,6 +143,7 @@ fn write_vmcore(out: &Path, r: &RunResult, backtraces: &[CpuBacktrace]) -> Resul
         memory_copy_us: snap.memory_copy_us,
         report_cpu: report_cpu(&r.outcome, &r.lockups),
         lock_names: snap.lock_names.clone(),
+        kernel_digest: Some(r.kernel.digest()),
     };
     vmcore::write(
         &out.join("vmcore"),
@@ -215,6 +216,7 @@ pub fn complete(
         hooks: r.hooks.clone(),
         pmu_nmis: r.pmu_nmis.clone(),
         bad_hypercalls: r.bad_hypercalls.clone(),
+        dropped: r.dropped,
         vtime_ns: r.vtime_ns,
         report: report.clone(),
         console_log: console_log.display().to_string(),

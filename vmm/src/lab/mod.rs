@@ -1,8 +1,11 @@
 //! The top of the host: running a scenario end to end (`run`), finishing it into its run
-//! directory (`finish`), and `--repeat`'s determinism check (`fingerprint`).
+//! directory (`finish`), which it owns (`rundir`), and `--repeat`'s determinism check
+//! (`fingerprint`).
 pub mod fingerprint;
 pub mod finish;
 pub mod run;
+pub mod rundir;
 
 pub use finish::{Completed, complete};
 pub use run::{KVM_DEVICE, LabError, RunOptions, run_scenario};
+pub use rundir::{RunDir, RunDirError};

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::image::KernelImage;
 use crate::kvm::vm;
-use crate::machine::{Machine, MachineConfig, MachineError, RunResult};
+use crate::machine::{Machine, MachineConfig, MachineError, RunLimits, RunResult};
 use crate::scenario::{LoadedScenario, ScenarioError, program};
 use crate::state::ExitStatus;
 
@@ -23,6 +23,8 @@ pub struct RunOptions {
     pub kernel: Option<PathBuf>,
     pub kvm_device: PathBuf,
     pub stall_timeout: Duration,
+    /// What a runaway guest may cost the host.
+    pub limits: RunLimits,
 }
 
 impl RunOptions {
@@ -37,6 +39,7 @@ impl RunOptions {
                 std::env::var_os("LOCKVMM_KVM_DEVICE").unwrap_or_else(|| KVM_DEVICE.into()),
             ),
             stall_timeout: Duration::from_secs(30),
+            limits: RunLimits::default(),
         }
     }
 }
@@ -57,7 +60,9 @@ impl LabError {
         match self {
             LabError::Scenario(_) | LabError::VcpusFlag { .. } => ExitStatus::BadInput,
             LabError::Machine(
-                MachineError::TooManyVcpus { .. } | MachineError::ProgramTooBig(_),
+                MachineError::TooManyVcpus { .. }
+                | MachineError::ProgramTooBig(_)
+                | MachineError::Load(_),
             ) => ExitStatus::BadInput,
             LabError::Machine(_) => ExitStatus::Environment,
         }
@@ -67,6 +72,25 @@ impl LabError {
 /// Loads, checks and runs a scenario.
 pub fn run_scenario(opts: &RunOptions) -> Result<(LoadedScenario, RunResult), LabError> {
     let scenario = LoadedScenario::load(&opts.scenario)?;
+    // `--vcpus` is checked as the flag it is, before the file is checked with it.
+    match opts.vcpus {
+        Some(0) => {
+            return Err(LabError::VcpusFlag {
+                requested: 0,
+                why: "a machine needs at least 1 vCPU".into(),
+            });
+        }
+        Some(v) if v > lockvmm_abi::NR_CPUS => {
+            return Err(LabError::VcpusFlag {
+                requested: v,
+                why: format!(
+                    "the guest kernel supports at most {} vCPUs",
+                    lockvmm_abi::NR_CPUS
+                ),
+            });
+        }
+        _ => {}
+    }
     scenario.validate(opts.vcpus)?;
     let kvm = vm::open_kvm(&opts.kvm_device).map_err(MachineError::from)?;
     let max = vm::max_vcpus(&kvm).min(lockvmm_abi::NR_CPUS);
@@ -99,6 +123,7 @@ pub fn run_scenario(opts: &RunOptions) -> Result<(LoadedScenario, RunResult), La
         stop_on_lockup: scenario.stop_on_lockup(),
         actions: scenario.actions(),
         lock_names: scenario.lock_names(),
+        limits: opts.limits,
     };
     let result = Machine::run(cfg)?;
     Ok((scenario, result))

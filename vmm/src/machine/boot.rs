@@ -15,8 +15,8 @@ use super::run_token::Scheduler;
 use super::supervisor::{install_kick_handler, join_all, supervise};
 use super::vcpu_loop::vcpu_thread;
 use super::{
-    CaptureState, CpuSlot, Machine, MachineConfig, MachineError, RunRecord, RunResult, START,
-    Timings, lock,
+    CaptureState, CpuSlot, Machine, MachineConfig, MachineError, Progress, RunRecord, RunResult,
+    START, Timings, lock,
 };
 use crate::devices::pmu::Pmu;
 use crate::devices::serial::{ConsoleSink, ConsoleText, new_console};
@@ -96,7 +96,8 @@ impl Machine {
         };
         let console = Arc::new(Mutex::new(ConsoleText::default()));
         let sink = ConsoleSink::new(cfg.echo_console, log, console.clone())
-            .with_symbols(cfg.kernel.symbols.clone());
+            .with_symbols(cfg.kernel.symbols.clone())
+            .with_limit(usize::try_from(cfg.limits.console_bytes).unwrap_or(usize::MAX));
         let host_err = |e: std::io::Error| MachineError::Host(e.to_string());
         let machine = Arc::new(Machine {
             vm,
@@ -118,6 +119,8 @@ impl Machine {
             snapshot: Mutex::new(None),
             capture: Mutex::new(CaptureState::default()),
             capture_done: Condvar::new(),
+            limits: cfg.limits,
+            progress: Progress::default(),
         });
 
         install_kick_handler()?;
@@ -134,8 +137,14 @@ impl Machine {
         supervise(&machine, &threads, cfg.stall_timeout)?;
         join_all(&machine, threads);
 
-        let _ = lock(&machine.serial).writer_mut().finish();
-        let record = std::mem::take(&mut *lock(&machine.record));
+        let (console_dropped, console_log_error) = {
+            let mut serial = lock(&machine.serial);
+            let sink = serial.writer_mut();
+            sink.finish();
+            (sink.dropped() as u64, sink.log_error())
+        };
+        let mut record = std::mem::take(&mut *lock(&machine.record));
+        record.dropped.console_bytes = console_dropped;
         let outcome = record.outcome.unwrap_or(Outcome::HostError {
             message: "the machine stopped without an outcome".into(),
         });
@@ -159,6 +168,8 @@ impl Machine {
             vtime_ns: machine.now_ns(),
             pmu_nmis: lock(&machine.pmus).iter().map(|p| p.overflows).collect(),
             snapshot: lock(&machine.snapshot).take(),
+            dropped: record.dropped,
+            console_log_error,
         })
     }
 }

@@ -35,6 +35,46 @@ pub struct MachineConfig {
     pub actions: Vec<HookAction>,
     /// Names of the scenario's locks (`lab_locks[i]`), for reports.
     pub lock_names: Vec<String>,
+    /// What a runaway guest may cost the host.
+    pub limits: RunLimits,
+}
+
+/// Bounds on what one run may cost the host, whatever the guest does.
+#[derive(Debug, Clone, Copy)]
+pub struct RunLimits {
+    /// VM exits (port I/O, MMIO, MSRs, hypercalls, kicks) the guest may make without virtual
+    /// time advancing by [`PROGRESS_NS`](super::PROGRESS_NS); past it the run stops as a
+    /// runaway. A count, not a duration: the verdict does not depend on host speed.
+    pub max_exits_without_progress: u64,
+    /// Console bytes kept (in memory, in the console log, echoed); the rest is counted and
+    /// dropped, and a marker line says how much.
+    pub console_bytes: u64,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            max_exits_without_progress: 1_000_000,
+            console_bytes: 8 << 20,
+        }
+    }
+}
+
+/// What a run recorded but did not keep, per bounded list: a hostile guest can report hooks,
+/// lockups and bad hypercalls without end, and print without end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Dropped {
+    pub hooks: u64,
+    pub lockups: u64,
+    pub bad_hypercalls: u64,
+    pub console_bytes: u64,
+}
+
+impl Dropped {
+    /// Whether anything was dropped.
+    pub fn any(&self) -> bool {
+        *self != Dropped::default()
+    }
 }
 
 /// When a host action fires.
@@ -143,6 +183,10 @@ pub struct RunResult {
     pub pmu_nmis: Vec<u64>,
     /// The machine frozen at the first lockup, panic or fault, if any.
     pub snapshot: Option<Snapshot>,
+    /// What the bounded lists and the console did not keep.
+    pub dropped: Dropped,
+    /// Why the console log could not be written (all of it), if it could not.
+    pub console_log_error: Option<String>,
 }
 
 /// Wall-clock milestones, from the start of `Machine::run`.

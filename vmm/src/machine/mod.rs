@@ -25,7 +25,8 @@ use kvm_ioctls::VmFd;
 use vmm_sys_util::eventfd::EventFd;
 
 pub use config::{
-    Deliver, HookAction, Knobs, MachineConfig, MachineError, RunResult, Timings, When,
+    Deliver, Dropped, HookAction, Knobs, MachineConfig, MachineError, RunLimits, RunResult,
+    Timings, When,
 };
 
 use crate::devices::pmu::Pmu;
@@ -36,8 +37,14 @@ use crate::memory::GuestMemory;
 use crate::state::{HookEvent, LockupEvent, Outcome, Snapshot, VcpuState, WaitingCpu};
 use run_token::{Idle, Scheduler};
 
-/// Bad hypercalls kept for the report (the count beyond is not).
+/// Bad hypercalls kept for the report (beyond, they are only counted).
 const MAX_BAD_HYPERCALLS_KEPT: usize = 64;
+/// Hook points kept for the trace (beyond, they are only counted).
+const MAX_HOOKS_KEPT: usize = 4096;
+/// Lockup reports kept (beyond, they are only counted).
+const MAX_LOCKUPS_KEPT: usize = 256;
+/// Virtual time that counts as progress for the runaway check (`RunLimits`).
+pub const PROGRESS_NS: u64 = 1_000_000;
 
 /// A process-wide clock origin for the per-vCPU timestamps.
 static START: OnceLock<Instant> = OnceLock::new();
@@ -83,6 +90,15 @@ struct RunRecord {
     bad_hypercalls: Vec<(usize, String)>,
     lockups: Vec<LockupEvent>,
     hooks: Vec<HookEvent>,
+    dropped: Dropped,
+}
+
+/// VM exits since virtual time last made progress (the runaway check).
+#[derive(Default)]
+struct Progress {
+    /// Virtual time of the last progress.
+    mark_ns: AtomicU64,
+    exits: AtomicU64,
 }
 
 /// A snapshot being taken: what parked vCPUs have delivered, and since when.
@@ -115,6 +131,8 @@ pub struct Machine {
     snapshot: Mutex<Option<Snapshot>>,
     capture: Mutex<CaptureState>,
     capture_done: Condvar,
+    limits: RunLimits,
+    progress: Progress,
 }
 
 impl Machine {
@@ -215,12 +233,40 @@ impl Machine {
 
     /// A lockup detector fired.
     pub fn record_lockup(&self, event: LockupEvent) {
-        lock(&self.record).lockups.push(event);
+        let mut r = lock(&self.record);
+        if r.lockups.len() < MAX_LOCKUPS_KEPT {
+            r.lockups.push(event);
+        } else {
+            r.dropped.lockups += 1;
+        }
     }
 
     /// The guest passed a hook point.
     pub fn record_hook(&self, event: HookEvent) {
-        lock(&self.record).hooks.push(event);
+        let mut r = lock(&self.record);
+        if r.hooks.len() < MAX_HOOKS_KEPT {
+            r.hooks.push(event);
+        } else {
+            r.dropped.hooks += 1;
+        }
+    }
+
+    /// Counts one VM exit; returns the count when the guest has made more exits than the
+    /// limit allows without virtual time advancing (a runaway: an I/O loop, a console flood,
+    /// a hypercall storm).
+    pub fn count_exit(&self) -> Option<u64> {
+        let now = self.now_ns();
+        let p = &self.progress;
+        if now
+            >= p.mark_ns
+                .load(Ordering::Relaxed)
+                .saturating_add(PROGRESS_NS)
+        {
+            p.mark_ns.store(now, Ordering::Relaxed);
+            p.exits.store(0, Ordering::Relaxed);
+        }
+        let n = p.exits.fetch_add(1, Ordering::Relaxed) + 1;
+        (n > self.limits.max_exits_without_progress).then_some(n)
     }
 
     /// Whether the run should end now because a lockup was reported.
@@ -267,6 +313,8 @@ impl Machine {
         let mut r = lock(&self.record);
         if r.bad_hypercalls.len() < MAX_BAD_HYPERCALLS_KEPT {
             r.bad_hypercalls.push((cpu, why));
+        } else {
+            r.dropped.bad_hypercalls += 1;
         }
     }
 

@@ -96,6 +96,12 @@ impl MutEventSubscriber for Supervisor {
             self.done = true;
             return;
         }
+        if let Some(sig) = crate::process::signals::received() {
+            self.machine.finish(crate::state::Outcome::Interrupted {
+                signal: crate::process::signals::name(sig),
+            });
+            return;
+        }
         if let Some(cpu) = self.machine.sched.holder() {
             let slot = self.machine.cpu(cpu);
             if slot.since_entry_ms() >= self.stall_timeout.as_millis() as u64 {

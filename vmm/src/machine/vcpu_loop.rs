@@ -96,6 +96,12 @@ fn run_vcpu(m: &Arc<Machine>, vcpu: &mut VcpuFd, cpu: usize) {
         loop {
             m.cpu(cpu).mark_entry();
             let event = decode_exit(m, cpu, vcpu.run());
+            if let Some(exits) = m.count_exit() {
+                if !m.is_stopped() {
+                    m.finish(capture_fault(m, vcpu, cpu, FaultKind::Runaway { exits }));
+                }
+                break 'token;
+            }
             let next = match event {
                 Event::Handled => Next::Continue,
                 Event::Hypercall(nr) => hypercall::dispatch(m, vcpu, cpu, nr),

@@ -22,12 +22,21 @@ impl FrozenMemory<'_> {
 
     /// Reads `len` bytes at kernel virtual `va` (page by page).
     pub fn read(&self, va: u64, len: usize) -> Result<Vec<u8>, MemError> {
+        // A length from untrusted data (DWARF, guest memory) larger than all of memory cannot
+        // be read; refuse it before allocating.
+        if len > self.phys.len() {
+            return Err(MemError::BadVirt(va));
+        }
         let mut out = Vec::with_capacity(len);
         let mut addr = va;
         while out.len() < len {
             let n = ((4096 - (addr & 0xfff)) as usize).min(len - out.len());
-            let pa = self.translate(addr).ok_or(MemError::BadVirt(addr))? as usize;
-            let bytes = self.phys.get(pa..pa + n).ok_or(MemError::BadVirt(addr))?;
+            let pa = self.translate(addr).ok_or(MemError::BadVirt(addr))?;
+            let pa = usize::try_from(pa).map_err(|_| MemError::BadVirt(addr))?;
+            let bytes = self
+                .phys
+                .get(pa..pa.saturating_add(n))
+                .ok_or(MemError::BadVirt(addr))?;
             out.extend_from_slice(bytes);
             addr = addr.wrapping_add(n as u64);
         }

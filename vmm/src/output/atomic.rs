@@ -1,7 +1,11 @@
 //! Files a run leaves behind are written completely or not at all: into a temporary file in
-//! the same directory, synced, then renamed over the final name.
+//! the same directory, synced, then renamed over the final name. A stop signal that arrives while
+//! a file is being written abandons that file (its temporary file is removed); a second signal
+//! removes it on the way out (`process::signals`).
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::process::signals;
 
 /// Writes `data` to `path` atomically.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
@@ -10,57 +14,98 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     f.commit()
 }
 
+/// The temporary name `AtomicFile` writes `path` under: `.NAME.tmp.PID` beside it.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    dir.join(format!(".{name}.tmp.{}", std::process::id()))
+}
+
 /// A file that appears under its name only once it is complete: written to a temporary file in
 /// the same directory, then synced and renamed by `commit`. Dropped without `commit`, the
 /// temporary file is removed.
 pub struct AtomicFile {
-    tmp: std::path::PathBuf,
-    path: std::path::PathBuf,
+    tmp: PathBuf,
+    path: PathBuf,
     file: Option<std::io::BufWriter<std::fs::File>>,
+    /// A stop signal had arrived before this file was started (the run is writing what is
+    /// complete): only a newer one abandons it.
+    signalled_before: bool,
 }
 
 impl AtomicFile {
     pub fn create(path: &Path) -> std::io::Result<Self> {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let name = path
-            .file_name()
-            .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-        let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+        let tmp = temp_path(path);
+        if let Some(dir) = tmp.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
         let file = std::fs::File::create(&tmp)?;
+        signals::set_temp_file(Some(&tmp));
         Ok(AtomicFile {
             tmp,
             path: path.to_path_buf(),
             file: Some(std::io::BufWriter::new(file)),
+            signalled_before: signals::received().is_some(),
         })
+    }
+
+    fn check_signal(&self) -> std::io::Result<()> {
+        match signals::received() {
+            Some(sig) if !self.signalled_before => Err(std::io::Error::other(format!(
+                "interrupted by {}",
+                signals::name(sig)
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn writer(&mut self) -> std::io::Result<&mut std::io::BufWriter<std::fs::File>> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("file already committed"))
     }
 
     /// Syncs and renames the file to its final name.
     pub fn commit(mut self) -> std::io::Result<()> {
-        let file = self.file.take().expect("not committed yet");
-        let file = file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&self.tmp, &self.path)
+        self.check_signal()?;
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| std::io::Error::other("file already committed"))?;
+        let result = file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::rename(&self.tmp, &self.path));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        signals::set_temp_file(None);
+        result
     }
 }
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.file.as_mut().expect("not committed yet").write(buf)
+        self.check_signal()?;
+        self.writer()?.write(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.as_mut().expect("not committed yet").flush()
+        self.writer()?.flush()
     }
 }
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.file.is_some() {
+        if self.file.take().is_some() {
             let _ = std::fs::remove_file(&self.tmp);
+            signals::set_temp_file(None);
         }
     }
 }

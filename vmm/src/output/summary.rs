@@ -2,6 +2,7 @@
 //! README's "result.json" section). Every field is also in the text report.
 use serde::{Deserialize, Serialize};
 
+use crate::machine::Dropped;
 use crate::report::CrashReport;
 use crate::scenario::expect::Verdict;
 use crate::state::{HookEvent, LockupEvent, Outcome};
@@ -31,6 +32,10 @@ pub struct RunSummary {
     pub pmu_nmis: Vec<u64>,
     /// Hypercalls the host refused: (CPU, why).
     pub bad_hypercalls: Vec<(usize, String)>,
+    /// How many hooks, lockups and refused hypercalls the bounded lists above did not keep, and
+    /// console bytes past the console limit.
+    #[serde(default)]
+    pub dropped: Dropped,
     /// Virtual time at the end, nanoseconds.
     pub vtime_ns: u64,
     /// The crash-style report (when the run left a snapshot).

@@ -80,6 +80,9 @@ impl Outcome {
                 )
             }
             Outcome::HostError { message } => format!("lockvmm error: {message}\n"),
+            Outcome::Interrupted { signal } => {
+                format!("interrupted by {signal}: the run was stopped before it ended\n")
+            }
         }
     }
 }

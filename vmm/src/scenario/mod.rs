@@ -5,6 +5,7 @@
 //! an unknown key comes with the nearest valid one.
 pub mod errors;
 pub mod expect;
+mod limits;
 pub mod ops;
 pub mod program;
 pub mod schema;
@@ -32,9 +33,23 @@ pub struct LoadedScenario {
 
 impl LoadedScenario {
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
-        let source = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
             path: path.into(),
             source,
+        })?;
+        let source = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let bytes = e.as_bytes();
+            let valid = String::from_utf8_lossy(&bytes[..at]);
+            invalid(
+                path,
+                &valid,
+                at..at,
+                format!(
+                    "invalid UTF-8 (byte {:#04x}): a scenario is UTF-8 text",
+                    bytes[at]
+                ),
+            )
         })?;
         Self::parse(path, source)
     }

@@ -19,7 +19,8 @@ impl LoadedScenario {
         self.validate_expect(vcpus)?;
         self.validate_limits()?;
         self.validate_locks()?;
-        self.validate_tasks(vcpus)
+        self.validate_tasks(vcpus)?;
+        self.validate_capacity(vcpus)
     }
 
     /// `[machine]`: vCPUs, memory, consoles.

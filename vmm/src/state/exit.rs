@@ -11,12 +11,39 @@ pub enum ExitStatus {
     BadInput = 2,
     /// The environment or the host: no /dev/kvm, no permission, KVM refused, a file not writable.
     Environment = 3,
+    /// Stopped by SIGINT (128 + 2, as a shell reports it).
+    Sigint = 130,
+    /// Stopped by SIGTERM (128 + 15).
+    Sigterm = 143,
 }
 
 impl ExitStatus {
     /// The numeric status.
     pub fn code(self) -> u8 {
         self as u8
+    }
+}
+
+impl ExitStatus {
+    /// The status with this number (`Success` for one lockvmm does not use).
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            1 => ExitStatus::GuestFailed,
+            2 => ExitStatus::BadInput,
+            3 => ExitStatus::Environment,
+            130 => ExitStatus::Sigint,
+            143 => ExitStatus::Sigterm,
+            _ => ExitStatus::Success,
+        }
+    }
+
+    /// The status of a run a signal stopped (`Environment` for a signal lockvmm does not catch).
+    pub fn from_signal(sig: i32) -> Self {
+        match sig {
+            2 => ExitStatus::Sigint,
+            15 => ExitStatus::Sigterm,
+            _ => ExitStatus::Environment,
+        }
     }
 }
 

@@ -1,12 +1,13 @@
 //! Plain data at the bottom of the host: registers, the frozen machine, backtraces, lock waits and
 //! how a run ended. Nothing here talks to KVM or reads guest memory; every other layer builds or
-//! reads these types.
+//! reads these types, and [`text`] escapes untrusted text before anything prints it.
 pub mod backtrace;
 pub mod exit;
 pub mod locks;
 pub mod outcome;
 pub mod regs;
 pub mod snapshot;
+pub mod text;
 
 pub use backtrace::{BtItem, CpuBacktrace, TaskInfo};
 pub use exit::ExitStatus;

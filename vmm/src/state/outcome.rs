@@ -59,6 +59,10 @@ pub enum FaultKind {
     UnbackedMemory { gpa: u64, write: bool },
     /// A vCPU ran guest code for this long without ever yielding (a wait loop that never waits).
     Stall { wall_ms: u64 },
+    /// The guest made this many VM exits (port I/O, MMIO, MSRs, hypercalls) without virtual time
+    /// advancing: a loop that exits without end but never waits (an I/O loop, a console flood,
+    /// a hypercall storm).
+    Runaway { exits: u64 },
     /// The kernel's soft or hard lockup detector fired on this CPU.
     Lockup { kind: LockupKind },
     /// The kernel called panic().
@@ -134,6 +138,10 @@ pub enum Outcome {
     HostError {
         message: String,
     },
+    /// A signal (SIGINT, SIGTERM) stopped the run before it ended.
+    Interrupted {
+        signal: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -189,6 +197,10 @@ impl FaultReport {
             ),
             FaultKind::Lockup { kind } => format!("{kind} lockup detected on CPU {}", self.cpu),
             FaultKind::Panic => format!("panic on CPU {}", self.cpu),
+            FaultKind::Runaway { exits } => format!(
+                "CPU {} made {} VM exits (port I/O, MMIO, hypercalls) without virtual time advancing: a runaway loop that never waits, stopped",
+                self.cpu, exits
+            ),
             FaultKind::Stall { wall_ms } => format!(
                 "CPU {} ran guest code for {} ms of wall time without yielding (a loop that never waits?)",
                 self.cpu, wall_ms

@@ -103,7 +103,7 @@ impl TaskStruct {
 }
 
 /// Tasks besides the idle tasks: one watchdog thread per CPU and the lab's tasks.
-pub const MAX_TASKS: usize = 2 * NR_CPUS + 64;
+pub const MAX_TASKS: usize = lockvmm_abi::task::MAX_TASKS;
 
 /// The task pool; entries 0..NR_CPUS are the idle tasks (`swapper/N`).
 #[unsafe(no_mangle)]

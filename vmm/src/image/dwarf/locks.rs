@@ -9,6 +9,9 @@ const LOCK_TYPES: [&str; 2] = ["raw_spinlock_t", "qspinlock"];
 const MAX_DEPTH: u32 = 12;
 /// Locks the walk reports at most (255 CPUs × a few per-CPU locks, with room).
 const MAX_LOCKS: usize = 16384;
+/// Type nodes the whole walk visits at most: a struct whose members are itself would otherwise
+/// branch at every level (members^depth).
+const MAX_STEPS: usize = 1 << 20;
 
 impl DebugInfo {
     /// Every spinlock in the kernel's global variables: (offset from the variable, C
@@ -17,9 +20,10 @@ impl DebugInfo {
         let mut out = Vec::new();
         let mut vars: Vec<(&String, &usize)> = self.vars.iter().collect();
         vars.sort();
+        let mut steps = 0;
         for (name, &ty) in vars {
             let mut found = Vec::new();
-            self.locks_in(Some(ty), 0, String::new(), 0, &mut found);
+            self.locks_in(Some(ty), 0, String::new(), 0, &mut steps, &mut found);
             for (off, path) in found {
                 if out.len() >= MAX_LOCKS {
                     return out;
@@ -36,9 +40,11 @@ impl DebugInfo {
         off: u64,
         path: String,
         depth: u32,
+        steps: &mut usize,
         out: &mut Vec<(u64, String)>,
     ) {
-        if depth > MAX_DEPTH || out.len() >= MAX_LOCKS {
+        *steps += 1;
+        if depth > MAX_DEPTH || out.len() >= MAX_LOCKS || *steps > MAX_STEPS {
             return;
         }
         match ty.and_then(|t| self.types.get(&t)) {
@@ -53,6 +59,7 @@ impl DebugInfo {
                         off.saturating_add(m.offset),
                         format!("{path}.{}", m.name),
                         depth + 1,
+                        steps,
                         out,
                     );
                 }
@@ -60,7 +67,7 @@ impl DebugInfo {
             Some(Type::Array { elem, count }) => {
                 // Only arrays whose elements hold a lock are worth walking element by element.
                 let mut probe = Vec::new();
-                self.locks_in(*elem, 0, String::new(), depth + 1, &mut probe);
+                self.locks_in(*elem, 0, String::new(), depth + 1, steps, &mut probe);
                 if probe.is_empty() {
                     return;
                 }
@@ -82,7 +89,7 @@ impl DebugInfo {
                 if LOCK_TYPES.contains(&name.as_str()) {
                     out.push((off, path));
                 } else {
-                    self.locks_in(*target, off, path, depth + 1, out);
+                    self.locks_in(*target, off, path, depth + 1, steps, out);
                 }
             }
             _ => {}

@@ -51,7 +51,7 @@ pub struct Field {
     pub name: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct DebugInfo {
     types: HashMap<usize, Type>,
     /// Struct name → type (the first definition with members wins).
@@ -85,27 +85,61 @@ fn is_leaf(name: &str) -> bool {
         || matches!(name, "raw_spinlock_t" | "qspinlock" | "mcs_spinlock")
 }
 
+/// How deep a type may nest (typedef of array of struct …) before the host stops following it:
+/// a real kernel type is a few levels deep, and a hostile DWARF may make a cycle.
+const MAX_TYPE_DEPTH: u32 = 32;
+
 impl DebugInfo {
     fn size_of(&self, ty: Option<usize>) -> u64 {
+        self.size_at(ty, 0)
+    }
+
+    fn size_at(&self, ty: Option<usize>, depth: u32) -> u64 {
+        if depth > MAX_TYPE_DEPTH {
+            return 0;
+        }
         match ty.and_then(|t| self.types.get(&t)) {
             Some(Type::Base { size, .. } | Type::Struct { size, .. }) => *size,
             Some(Type::Pointer { .. }) => 8,
-            Some(Type::Array { elem, count }) => self.size_of(*elem) * count,
-            Some(Type::Named { target, .. }) => self.size_of(*target),
+            Some(Type::Array { elem, count }) => {
+                self.size_at(*elem, depth + 1).saturating_mul(*count)
+            }
+            Some(Type::Named { target, .. }) => self.size_at(*target, depth + 1),
             None => 0,
         }
     }
 
     /// The C-style name of a type (`raw_spinlock_t`, `unsigned int`, `struct task_struct *`).
     fn type_name(&self, ty: Option<usize>) -> String {
+        self.name_at(ty, 0)
+    }
+
+    fn name_at(&self, ty: Option<usize>, depth: u32) -> String {
+        if depth > MAX_TYPE_DEPTH {
+            return "(type nests too deep)".into();
+        }
         match ty.and_then(|t| self.types.get(&t)) {
             Some(Type::Base { name, .. }) => c_name(name).map_or(name.clone(), str::to_string),
             Some(Type::Struct { name, .. }) => c_name(name).map_or(name.clone(), str::to_string),
-            Some(Type::Pointer { target }) => format!("{} *", self.type_name(*target)),
-            Some(Type::Array { elem, count }) => format!("{} [{count}]", self.type_name(*elem)),
+            Some(Type::Pointer { target }) => format!("{} *", self.name_at(*target, depth + 1)),
+            Some(Type::Array { elem, count }) => {
+                format!("{} [{count}]", self.name_at(*elem, depth + 1))
+            }
             Some(Type::Named { name, .. }) => name.clone(),
             None => "void".into(),
         }
+    }
+
+    /// `ty` with its typedefs (and const, enum wrappers) peeled off, at most `MAX_TYPE_DEPTH`
+    /// of them: a typedef that names itself ends here.
+    fn strip_named(&self, mut ty: Option<usize>) -> Option<usize> {
+        for _ in 0..MAX_TYPE_DEPTH {
+            match ty.and_then(|t| self.types.get(&t)) {
+                Some(Type::Named { target, .. }) => ty = *target,
+                _ => return ty,
+            }
+        }
+        None
     }
 
     /// `struct NAME -o`: the members with their offsets, and the struct's size.
@@ -140,10 +174,7 @@ impl DebugInfo {
 
     /// Element size and count of a global array variable.
     pub fn array_of(&self, var: &str) -> Option<(u64, u64)> {
-        let mut ty = self.vars.get(var).copied();
-        while let Some(Type::Named { target, .. }) = ty.and_then(|t| self.types.get(&t)) {
-            ty = *target;
-        }
+        let ty = self.strip_named(self.vars.get(var).copied());
         match ty.and_then(|t| self.types.get(&t)) {
             Some(Type::Array { elem, count }) => Some((self.size_of(*elem), *count)),
             _ => None,
@@ -152,10 +183,7 @@ impl DebugInfo {
 
     /// The type name and size of a global variable's elements (arrays) or of itself.
     pub fn var_elem(&self, var: &str) -> Option<(String, u64)> {
-        let mut ty = self.vars.get(var).copied();
-        while let Some(Type::Named { target, .. }) = ty.and_then(|t| self.types.get(&t)) {
-            ty = *target;
-        }
+        let ty = self.strip_named(self.vars.get(var).copied());
         match ty.and_then(|t| self.types.get(&t)) {
             Some(Type::Array { elem, .. }) => Some((self.type_name(*elem), self.size_of(*elem))),
             Some(_) => Some((self.type_name(ty), self.size_of(ty))),
@@ -180,7 +208,7 @@ impl DebugInfo {
     }
 
     fn descend(&self, ty: Option<usize>, off: u64, out: &mut String, depth: u32) {
-        if depth > 16 {
+        if depth > MAX_TYPE_DEPTH / 2 {
             return;
         }
         match ty.and_then(|t| self.types.get(&t)) {
@@ -195,10 +223,9 @@ impl DebugInfo {
                 }
             }
             Some(Type::Struct { name, members, .. }) if !is_leaf(name) => {
-                let m = members
-                    .iter()
-                    .rev()
-                    .find(|m| m.offset <= off && off < m.offset + self.size_of(m.ty).max(1));
+                let m = members.iter().rev().find(|m| {
+                    m.offset <= off && off < m.offset.saturating_add(self.size_of(m.ty).max(1))
+                });
                 match m {
                     Some(m) => {
                         out.push('.');

@@ -5,8 +5,13 @@ use gimli::{AttributeValue, EndianSlice, RunTimeEndian};
 use object::{Object, ObjectSection};
 
 use super::{DebugInfo, Member, Type};
+use crate::state::text::escape_line;
 
 type R<'a> = EndianSlice<'a, RunTimeEndian>;
+
+/// How deep the walk follows nested entries (a real unit nests a few dozen levels; a hostile
+/// one could nest deep enough to overflow the host's stack).
+const MAX_DIE_DEPTH: u32 = 128;
 
 impl DebugInfo {
     /// Reads the DWARF of an ELF image (empty if it has none).
@@ -26,7 +31,8 @@ impl DebugInfo {
             let unit = dwarf.unit(header).map_err(|e| e.to_string())?;
             let mut tree = unit.entries_tree(None).map_err(|e| e.to_string())?;
             let root = tree.root().map_err(|e| e.to_string())?;
-            info.walk(&dwarf, &unit, root).map_err(|e| e.to_string())?;
+            info.walk(&dwarf, &unit, root, 0)
+                .map_err(|e| e.to_string())?;
         }
         Ok(info)
     }
@@ -36,6 +42,7 @@ impl DebugInfo {
         dwarf: &gimli::Dwarf<R<'_>>,
         unit: &gimli::Unit<R<'_>>,
         node: gimli::EntriesTreeNode<'_, '_, '_, R<'_>>,
+        depth: u32,
     ) -> gimli::Result<()> {
         let entry = node.entry().clone();
         let global = |off: gimli::UnitOffset| off.to_debug_info_offset(&unit.header).map(|o| o.0);
@@ -43,7 +50,7 @@ impl DebugInfo {
         let name = match entry.attr_value(gimli::DW_AT_name)? {
             Some(v) => dwarf
                 .attr_string(unit, v)
-                .map(|s| s.to_string_lossy().into_owned())
+                .map(|s| escape_line(&s.to_string_lossy()))
                 .ok(),
             None => None,
         };
@@ -70,7 +77,7 @@ impl DebugInfo {
                     let mname = match ce.attr_value(gimli::DW_AT_name)? {
                         Some(v) => dwarf
                             .attr_string(unit, v)
-                            .map(|s| s.to_string_lossy().into_owned())
+                            .map(|s| escape_line(&s.to_string_lossy()))
                             .unwrap_or_default(),
                         None => String::new(),
                     };
@@ -96,7 +103,8 @@ impl DebugInfo {
                             .map_or(0, |u| u + 1),
                     };
                 }
-                _ => self.walk(dwarf, unit, child)?,
+                _ if depth < MAX_DIE_DEPTH => self.walk(dwarf, unit, child, depth + 1)?,
+                _ => {}
             }
         }
         match tag {

@@ -16,6 +16,7 @@ use lockvmm_abi::{HC_EINVAL, HC_OK, Hypercall};
 use super::Machine;
 use super::vcpu_loop::Next;
 use crate::state::Outcome;
+use crate::state::text::escape_bytes_line;
 
 /// Longest message the host reads from the guest.
 const MAX_MESSAGE: u64 = 1024;
@@ -59,14 +60,15 @@ impl Call<'_> {
         Next::Stop
     }
 
-    /// A message string the guest passed (at most `MAX_MESSAGE` bytes).
+    /// A message string the guest passed (at most `MAX_MESSAGE` bytes), its control characters
+    /// escaped: it is printed and stored as one line.
     pub fn read_message(&self, addr: u64, len: u64) -> String {
         match self
             .m
             .memory
             .read_virt(self.cr3, addr, len.min(MAX_MESSAGE) as usize)
         {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Ok(bytes) => escape_bytes_line(&bytes),
             Err(e) => format!("(message unreadable: {e})"),
         }
     }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::VcpuState;
 
-pub use read::{LoadedCore, read};
+pub use read::{LoadedCore, read, read_from};
 pub use write::{thread_regs, write};
 
 pub(super) const PT_LOAD: u32 = 1;
@@ -55,6 +55,10 @@ pub struct CoreMeta {
     /// Names of the scenario's locks.
     #[serde(default)]
     pub lock_names: Vec<String>,
+    /// A digest of the kernel ELF (`image::digest`), to tell a mismatched `--kernel`; absent in
+    /// vmcores of older lockvmm versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_digest: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

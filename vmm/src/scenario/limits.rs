@@ -1,0 +1,104 @@
+//! Checks that keep a scenario within what the guest can do and the host will spend: no more
+//! tasks than the guest can create, real-time priorities Linux accepts, pids that are unique,
+//! expected CPUs that exist, console output and a program that fit.
+use lockvmm_abi::task::max_lab_tasks;
+use lockvmm_abi::{OpDesc, PROGRAM_MAX, ProgramHeader, TaskDesc};
+
+use super::errors::ScenarioError;
+use super::ops::OpSpec;
+use super::{LoadedScenario, Policy};
+
+/// The most console lines one `printk` op may print (a runaway console is also cut by the run's
+/// limits; this keeps the scenario honest).
+pub const MAX_PRINTK_LINES: u64 = 10_000;
+
+impl LoadedScenario {
+    /// The checks of this module; `vcpus` as `validate` resolved it.
+    pub(super) fn validate_capacity(&self, vcpus: i64) -> Result<(), ScenarioError> {
+        let vcpus_n = usize::try_from(vcpus).unwrap_or(usize::MAX);
+        let max_tasks = max_lab_tasks(vcpus_n);
+        if let Some(t) = self.scenario.task.get(max_tasks) {
+            return Err(self.error_at(
+                t.span(),
+                format!(
+                    "too many tasks: the guest kernel creates at most {max_tasks} scenario tasks on {vcpus} vCPUs (its pool of {} holds an idle task per possible CPU and a watchdog thread per CPU)",
+                    lockvmm_abi::task::MAX_TASKS
+                ),
+            ));
+        }
+        let mut pids: Vec<(i64, usize)> = Vec::new();
+        for (i, task) in self.scenario.task.iter().enumerate() {
+            let t = task.get_ref();
+            if let Some(p) = &t.rt_priority {
+                let v = *p.get_ref();
+                if t.policy != Policy::Fifo {
+                    return Err(self.error_at(
+                        p.span(),
+                        "task.rt_priority is for policy = \"SCHED_FIFO\" only",
+                    ));
+                }
+                if !(1..=99).contains(&v) {
+                    return Err(self.error_at(
+                        p.span(),
+                        format!("task.rt_priority = {v}: must be 1 to 99 (as Linux's SCHED_FIFO)"),
+                    ));
+                }
+            }
+            // The pid the program gives the task (see `program::encode`).
+            let pid = t.pid.as_ref().map_or(100 + i as i64, |p| *p.get_ref());
+            if let Some((_, other)) = pids.iter().find(|(p, _)| *p == pid) {
+                let span = t.pid.as_ref().map_or(task.span(), |p| p.span());
+                return Err(self.error_at(
+                    span,
+                    format!(
+                        "pid {pid} is already task #{}'s: pids must be unique",
+                        other + 1
+                    ),
+                ));
+            }
+            pids.push((pid, i));
+            for op in &t.ops {
+                if let OpSpec::Printk { lines } = op.get_ref()
+                    && lines.0 > MAX_PRINTK_LINES
+                {
+                    return Err(self.error_at(
+                        op.span(),
+                        format!("printk lines = {}: at most {MAX_PRINTK_LINES}", lines.0),
+                    ));
+                }
+            }
+        }
+        if let Some(cs) = &self.scenario.expect.lockup_cpus
+            && let Some(c) = cs.get_ref().iter().find(|c| !(0..vcpus).contains(*c))
+        {
+            return Err(self.error_at(
+                cs.span(),
+                format!(
+                    "expect.lockup_cpus: CPU {c} does not exist (0 to {})",
+                    vcpus - 1
+                ),
+            ));
+        }
+        self.validate_program_size()
+    }
+
+    /// The encoded program must fit the guest's program window.
+    fn validate_program_size(&self) -> Result<(), ScenarioError> {
+        let tasks = self.scenario.task.len();
+        let mut size = size_of::<ProgramHeader>() + tasks * size_of::<TaskDesc>();
+        for task in &self.scenario.task {
+            for op in &task.get_ref().ops {
+                size += size_of::<OpDesc>();
+                if size as u64 > PROGRAM_MAX {
+                    return Err(self.error_at(
+                        op.span(),
+                        format!(
+                            "the scenario is too big: its program (tasks and ops) would pass the {PROGRAM_MAX} bytes the guest reserves for it here"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
