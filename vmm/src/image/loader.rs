@@ -61,6 +61,11 @@ impl KernelImage {
             ),
             None => (EMBEDDED_GUEST.to_vec(), PathBuf::from(EMBEDDED_GUEST_PATH)),
         };
+        Self::from_elf(elf, path)
+    }
+
+    /// The kernel whose ELF bytes are `elf` (read from `path`), checked as `open` checks it.
+    pub fn from_elf(elf: Vec<u8>, path: PathBuf) -> Result<Self, LoadError> {
         check_header(&elf).map_err(|why| LoadError::Unsupported {
             path: path.clone(),
             why,
