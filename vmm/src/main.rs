@@ -222,14 +222,19 @@ fn run_once(
     out: &Path,
     started: Instant,
 ) -> Result<Completed, ExitStatus> {
+    let console_log = args.log.clone().unwrap_or_else(|| out.join("console.log"));
+    opts.console_log = Some(console_log.clone());
+    // Bad input and a missing KVM are refused before the run directory is touched.
+    let prepared = lab::prepare(opts).map_err(|e| {
+        eprintln!("lockvmm: {e}");
+        e.exit_status()
+    })?;
     // The run owns `out`: locked against a concurrent run, cleared of an earlier run's files.
     let dir = RunDir::claim(out).map_err(|e| {
         eprintln!("lockvmm: {e}");
         ExitStatus::Environment
     })?;
-    let console_log = args.log.clone().unwrap_or_else(|| out.join("console.log"));
-    opts.console_log = Some(console_log.clone());
-    let (scenario, result) = match lockvmm::run_scenario(opts) {
+    let (scenario, result) = match prepared.run() {
         Ok(r) => r,
         Err(e) => {
             dir.abandon();

@@ -159,6 +159,31 @@ fn a_console_log_that_cannot_be_written_is_an_error() {
 }
 
 #[test]
+fn a_run_that_fails_to_start_leaves_no_run_directory() {
+    let boot = common::root("scenarios/boot.toml");
+    let dir = tmp("failed-start/run");
+    // The console log cannot be created: the machine fails after the directory was claimed.
+    let out = run(
+        &[
+            s(&boot),
+            "--vcpus",
+            "2",
+            "--log",
+            "/nonexistent/console.log",
+            "--out",
+            s(&dir),
+        ],
+        &[],
+    );
+    assert_error(&out, 3, &["/nonexistent/console.log"]);
+    assert!(
+        !dir.exists() && !dir.parent().unwrap().exists(),
+        "{} is left",
+        dir.display()
+    );
+}
+
+#[test]
 fn a_reused_run_directory_keeps_nothing_of_the_earlier_run() {
     let dir = tmp("reused");
     let out = run(&["scenarios/hog_hard.toml", "--out", s(&dir)], &[]);

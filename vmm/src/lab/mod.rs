@@ -7,5 +7,5 @@ pub mod run;
 pub mod rundir;
 
 pub use finish::{Completed, complete};
-pub use run::{KVM_DEVICE, LabError, RunOptions, run_scenario};
+pub use run::{KVM_DEVICE, LabError, Prepared, RunOptions, prepare, run_scenario};
 pub use rundir::{RunDir, RunDirError};

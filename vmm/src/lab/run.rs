@@ -71,6 +71,27 @@ impl LabError {
 
 /// Loads, checks and runs a scenario.
 pub fn run_scenario(opts: &RunOptions) -> Result<(LoadedScenario, RunResult), LabError> {
+    prepare(opts)?.run()
+}
+
+/// A scenario checked against the flags, KVM and its kernel, ready to run: everything that can
+/// be refused as bad input or a missing KVM is refused before a run touches its directory.
+pub struct Prepared {
+    pub scenario: LoadedScenario,
+    cfg: MachineConfig,
+}
+
+impl Prepared {
+    /// Runs the machine to its end.
+    pub fn run(self) -> Result<(LoadedScenario, RunResult), LabError> {
+        let result = Machine::run(self.cfg)?;
+        Ok((self.scenario, result))
+    }
+}
+
+/// Loads and checks a scenario, the flags, KVM and the kernel, and builds the machine's
+/// configuration.
+pub fn prepare(opts: &RunOptions) -> Result<Prepared, LabError> {
     let scenario = LoadedScenario::load(&opts.scenario)?;
     // `--vcpus` is checked as the flag it is, before the file is checked with it.
     match opts.vcpus {
@@ -125,6 +146,5 @@ pub fn run_scenario(opts: &RunOptions) -> Result<(LoadedScenario, RunResult), La
         lock_names: scenario.lock_names(),
         limits: opts.limits,
     };
-    let result = Machine::run(cfg)?;
-    Ok((scenario, result))
+    Ok(Prepared { scenario, cfg })
 }

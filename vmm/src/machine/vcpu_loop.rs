@@ -79,6 +79,9 @@ fn run_vcpu(m: &Arc<Machine>, vcpu: &mut VcpuFd, cpu: usize) {
             }
         }
         seen_epoch = m.sched.capture_epoch();
+        // The stall check measures from here: a vCPU that has just taken the token (and never
+        // ran before) has not been running guest code for the whole run.
+        m.cpu(cpu).mark_entry();
         if !started {
             // The boot CPU started it (StartCpu): leave wait-for-SIPI for the entry point set
             // at creation.

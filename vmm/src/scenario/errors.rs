@@ -30,7 +30,8 @@ pub(super) fn invalid(
         path: path.into(),
         line,
         col,
-        message,
+        // The message may quote the file's text: a scenario is untrusted input too.
+        message: crate::state::text::escape_line(&message),
     }
 }
 

@@ -33,7 +33,11 @@ fn guest() -> &'static Guest {
         let file = object::File::parse(e).unwrap();
         let sections = file
             .sections()
-            .filter(|s| s.name().is_ok_and(|n| n.starts_with(".debug") || n.contains("symtab") || n.contains("strtab")))
+            .filter(|s| {
+                s.name().is_ok_and(|n| {
+                    n.starts_with(".debug") || n.contains("symtab") || n.contains("strtab")
+                })
+            })
             .filter_map(|s| s.file_range())
             .collect();
         let u16_at = |at: usize| u16::from_le_bytes([e[at], e[at + 1]]) as usize;
@@ -53,9 +57,19 @@ enum ElfEdit {
     /// 0 e_type, 1 e_machine, 2 e_phoff, 3 e_shoff, 4 e_phnum, 5 e_shnum, 6 e_shstrndx, 7 class.
     Header { field: u8, sel: u64, random: u64 },
     /// A section header: 0 sh_offset, 1 sh_size, 2 sh_type, 3 sh_flags (compressed), 4 sh_link.
-    Section { index: u64, field: u8, sel: u64, random: u64 },
+    Section {
+        index: u64,
+        field: u8,
+        sel: u64,
+        random: u64,
+    },
     /// A program header: 0 p_offset, 1 p_paddr, 2 p_filesz, 3 p_memsz.
-    Segment { index: u64, field: u8, sel: u64, random: u64 },
+    Segment {
+        index: u64,
+        field: u8,
+        sel: u64,
+        random: u64,
+    },
     /// A type reference pointed at itself, at another entry of its unit, or anywhere.
     TypeRef { die: u64, to: u64, how: u8 },
     /// A size, count, bound or member offset set to an edge value.
@@ -99,7 +113,12 @@ fn apply(g: &Guest, e: &mut [u8], edit: &ElfEdit) {
                 _ => put(e, 4, 1, v),
             }
         }
-        ElfEdit::Section { index, field, sel, random } => {
+        ElfEdit::Section {
+            index,
+            field,
+            sel,
+            random,
+        } => {
             let sh = g.shoff + (*index % g.shnum as u64) as usize * 64;
             let v = mutate::int(*sel, *random);
             match field {
@@ -110,10 +129,20 @@ fn apply(g: &Guest, e: &mut [u8], edit: &ElfEdit) {
                 _ => put(e, sh + 40, 4, v),
             }
         }
-        ElfEdit::Segment { index, field, sel, random } => {
+        ElfEdit::Segment {
+            index,
+            field,
+            sel,
+            random,
+        } => {
             let ph = g.phoff + (*index % g.phnum as u64) as usize * 56;
             let v = mutate::int(*sel, *random);
-            put(e, ph + 8 + 16 * (*field as usize % 2) + 8 * (*field as usize / 2) * 3, 8, v);
+            put(
+                e,
+                ph + 8 + 16 * (*field as usize % 2) + 8 * (*field as usize / 2) * 3,
+                8,
+                v,
+            );
         }
         ElfEdit::TypeRef { die, to, how } => {
             let typed: Vec<&Die> = g.dies.iter().filter(|d| d.type_ref.is_some()).collect();
@@ -175,8 +204,19 @@ fn exercise(elf: Vec<u8>, with_lines: bool) {
     for name in dwarf.struct_names().into_iter().take(400) {
         let _ = dwarf.struct_layout(name);
     }
-    for var in ["runqueues", "task_pool", "per_cpu_area", "__log_buf", "lab_locks", "timer_bases"] {
-        let _ = (dwarf.array_of(var), dwarf.var_elem(var), dwarf.var_type_name(var));
+    for var in [
+        "runqueues",
+        "task_pool",
+        "per_cpu_area",
+        "__log_buf",
+        "lab_locks",
+        "timer_bases",
+    ] {
+        let _ = (
+            dwarf.array_of(var),
+            dwarf.var_elem(var),
+            dwarf.var_type_name(var),
+        );
         if let Some(a) = syms.addr_of(var) {
             for off in [0, 4, 8, 100, 4096, 1 << 20] {
                 let _ = dwarf.describe(&syms, a + off);
@@ -207,7 +247,7 @@ fn exercise(elf: Vec<u8>, with_lines: bool) {
 }
 
 proptest! {
-    #![proptest_config(crate::config(60))]
+    #![proptest_config(crate::config(150))]
 
     #[test]
     fn mutated_guest_elfs_never_panic(

@@ -16,7 +16,12 @@ fn corpus() -> &'static [(PathBuf, String)] {
     static C: OnceLock<Vec<(PathBuf, String)>> = OnceLock::new();
     C.get_or_init(|| {
         let mut v = Vec::new();
-        for dir in ["scenarios", "examples", "vmm/tests/scenarios", "vmm/tests/hostile"] {
+        for dir in [
+            "scenarios",
+            "examples",
+            "vmm/tests/scenarios",
+            "vmm/tests/hostile",
+        ] {
             let mut files: Vec<PathBuf> = std::fs::read_dir(root(dir))
                 .unwrap()
                 .flatten()
@@ -37,22 +42,54 @@ fn corpus() -> &'static [(PathBuf, String)] {
 /// One edit of a TOML tree, aimed at a node chosen by `at` among all of them.
 #[derive(Debug, Clone)]
 enum TreeEdit {
-    SetInt { at: u64, sel: u64, random: u64, negative: bool },
-    SetFloat { at: u64, sel: u8 },
-    SetString { at: u64, sel: u64 },
-    SetBool { at: u64 },
-    Remove { at: u64 },
-    InsertKey { at: u64, sel: u64 },
+    SetInt {
+        at: u64,
+        sel: u64,
+        random: u64,
+        negative: bool,
+    },
+    SetFloat {
+        at: u64,
+        sel: u8,
+    },
+    SetString {
+        at: u64,
+        sel: u64,
+    },
+    SetBool {
+        at: u64,
+    },
+    Remove {
+        at: u64,
+    },
+    InsertKey {
+        at: u64,
+        sel: u64,
+    },
     /// Repeats an array's element (a task, an op, an action) `n` times.
-    Multiply { at: u64, n: u16 },
-    EmptyArray { at: u64 },
-    Nest { at: u64, depth: u8 },
+    Multiply {
+        at: u64,
+        n: u16,
+    },
+    EmptyArray {
+        at: u64,
+    },
+    Nest {
+        at: u64,
+        depth: u8,
+    },
 }
 
 fn tree_edit() -> impl Strategy<Value = TreeEdit> {
     prop_oneof![
-        (any::<u64>(), any::<u64>(), any::<u64>(), any::<bool>())
-            .prop_map(|(at, sel, random, negative)| TreeEdit::SetInt { at, sel, random, negative }),
+        (any::<u64>(), any::<u64>(), any::<u64>(), any::<bool>()).prop_map(
+            |(at, sel, random, negative)| TreeEdit::SetInt {
+                at,
+                sel,
+                random,
+                negative
+            }
+        ),
         (any::<u64>(), any::<u8>()).prop_map(|(at, sel)| TreeEdit::SetFloat { at, sel }),
         (any::<u64>(), any::<u64>()).prop_map(|(at, sel)| TreeEdit::SetString { at, sel }),
         any::<u64>().prop_map(|at| TreeEdit::SetBool { at }),
@@ -106,8 +143,23 @@ fn node<'a>(v: &'a mut Value, path: &[PathSeg]) -> Option<&'a mut Value> {
 }
 
 const KEYS: &[&str] = &[
-    "vcpus", "memory_mib", "cpu", "pid", "rt_priority", "policy", "lockup_cpus", "lines", "ms",
-    "at_time", "target", "max_virtual_seconds", "watchdog_thresh", "comm", "op", "lock", "unknown",
+    "vcpus",
+    "memory_mib",
+    "cpu",
+    "pid",
+    "rt_priority",
+    "policy",
+    "lockup_cpus",
+    "lines",
+    "ms",
+    "at_time",
+    "target",
+    "max_virtual_seconds",
+    "watchdog_thresh",
+    "comm",
+    "op",
+    "lock",
+    "unknown",
 ];
 
 fn apply(root: &mut Value, e: &TreeEdit) {
@@ -118,7 +170,12 @@ fn apply(root: &mut Value, e: &TreeEdit) {
     }
     let pick = |at: u64| all[(at % all.len() as u64) as usize].clone();
     match e {
-        TreeEdit::SetInt { at, sel, random, negative } => {
+        TreeEdit::SetInt {
+            at,
+            sel,
+            random,
+            negative,
+        } => {
             if let Some(n) = node(root, &pick(*at)) {
                 let v = mutate::int(*sel, *random) as i64;
                 *n = Value::Integer(if *negative { v.wrapping_neg() } else { v });
@@ -126,7 +183,17 @@ fn apply(root: &mut Value, e: &TreeEdit) {
         }
         TreeEdit::SetFloat { at, sel } => {
             if let Some(n) = node(root, &pick(*at)) {
-                let f = [f64::NAN, f64::INFINITY, -0.0, 1e-300, 1e300, -1.0, 86400.0, 86400.5, 0.2][*sel as usize % 9];
+                let f = [
+                    f64::NAN,
+                    f64::INFINITY,
+                    -0.0,
+                    1e-300,
+                    1e300,
+                    -1.0,
+                    86400.0,
+                    86400.5,
+                    0.2,
+                ][*sel as usize % 9];
                 *n = Value::Float(f);
             }
         }
@@ -170,7 +237,11 @@ fn apply(root: &mut Value, e: &TreeEdit) {
         TreeEdit::Multiply { at, n } => {
             let p = pick(*at);
             let is_array = matches!(node(root, &p), Some(Value::Array(a)) if !a.is_empty());
-            let p = if is_array { p } else { vec![PathSeg::Key("task".into())] };
+            let p = if is_array {
+                p
+            } else {
+                vec![PathSeg::Key("task".into())]
+            };
             if let Some(Value::Array(a)) = node(root, &p)
                 && let Some(first) = a.first().cloned()
             {
@@ -233,8 +304,14 @@ fn apply_bytes(b: &mut Vec<u8>, e: &ByteEdit) {
         }
         ByteEdit::DuplicateLine { at: a } => {
             let i = at(*a);
-            let start = b[..i].iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1);
-            let end = b[i..].iter().position(|&c| c == b'\n').map_or(b.len(), |p| i + p + 1);
+            let start = b[..i]
+                .iter()
+                .rposition(|&c| c == b'\n')
+                .map_or(0, |p| p + 1);
+            let end = b[i..]
+                .iter()
+                .position(|&c| c == b'\n')
+                .map_or(b.len(), |p| i + p + 1);
             let line = b[start..end].to_vec();
             b.splice(end..end, line);
         }
@@ -247,7 +324,9 @@ fn exercise(path: &Path, bytes: Vec<u8>, vcpus: Option<usize>) {
         // The loader's own path for bytes that are not UTF-8.
         let f = std::env::temp_dir().join(format!("lockvmm-fuzz-{}.toml", std::process::id()));
         std::fs::write(&f, &bytes).unwrap();
-        let err = LoadedScenario::load(&f).err().expect("not UTF-8 is an error");
+        let err = LoadedScenario::load(&f)
+            .err()
+            .expect("not UTF-8 is an error");
         assert!(err.to_string().contains("invalid UTF-8"), "{err}");
         return;
     };
@@ -256,12 +335,23 @@ fn exercise(path: &Path, bytes: Vec<u8>, vcpus: Option<usize>) {
     };
     let _ = s.validate(vcpus);
     let program = program::encode(&s.scenario);
-    assert!(program.len() as u64 <= lockvmm_abi::PROGRAM_MAX, "a valid scenario's program fits");
-    let _ = (s.knobs(), s.actions(), s.lock_names(), s.max_vtime_ns(), s.memory_mib(), s.vcpus(), s.name());
+    assert!(
+        program.len() as u64 <= lockvmm_abi::PROGRAM_MAX,
+        "a valid scenario's program fits"
+    );
+    let _ = (
+        s.knobs(),
+        s.actions(),
+        s.lock_names(),
+        s.max_vtime_ns(),
+        s.memory_mib(),
+        s.vcpus(),
+        s.name(),
+    );
 }
 
 proptest! {
-    #![proptest_config(crate::config(400))]
+    #![proptest_config(crate::config(1000))]
 
     #[test]
     fn mutated_scenario_trees_never_panic(

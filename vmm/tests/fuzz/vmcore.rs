@@ -49,7 +49,11 @@ pub fn base() -> &'static Base {
         for i in 0..phnum {
             let ph = phoff + i * 56;
             let ty = u32::from_le_bytes(bytes[ph..ph + 4].try_into().unwrap());
-            let (off, paddr, len) = (u64_at(&bytes, ph + 8), u64_at(&bytes, ph + 24), u64_at(&bytes, ph + 32));
+            let (off, paddr, len) = (
+                u64_at(&bytes, ph + 8),
+                u64_at(&bytes, ph + 24),
+                u64_at(&bytes, ph + 32),
+            );
             match ty {
                 1 => loads.push((off, paddr, len)),
                 4 => notes_seg = i,
@@ -90,18 +94,46 @@ impl Base {
 #[derive(Debug, Clone)]
 enum CoreEdit {
     /// An ELF header field: 0 e_type, 1 e_phoff, 2 e_phnum, 3 e_phentsize, 4 the class byte.
-    Header { field: u8, sel: u64, random: u64 },
+    Header {
+        field: u8,
+        sel: u64,
+        random: u64,
+    },
     /// A program header field: 0 p_type, 1 p_offset, 2 p_paddr, 3 p_filesz.
-    Phdr { index: u64, field: u8, sel: u64, random: u64 },
+    Phdr {
+        index: u64,
+        field: u8,
+        sel: u64,
+        random: u64,
+    },
     /// A note header word (namesz, descsz, type) somewhere in the notes.
-    NoteWord { at: u64, sel: u64, random: u64 },
+    NoteWord {
+        at: u64,
+        sel: u64,
+        random: u64,
+    },
     /// The JSON of the LOCKVMM note, one value changed (or removed, or multiplied).
-    Json { at: u64, how: u8, sel: u64, random: u64 },
+    Json {
+        at: u64,
+        how: u8,
+        sel: u64,
+        random: u64,
+    },
     /// A qword of guest memory near a CPU's stack pointer or frame pointer, or in a kernel
     /// variable the analysis reads.
-    Memory { target: u64, offset: u64, sel: u64, random: u64 },
-    Truncate { at: u64 },
-    Flip { at: u64, xor: u8 },
+    Memory {
+        target: u64,
+        offset: u64,
+        sel: u64,
+        random: u64,
+    },
+    Truncate {
+        at: u64,
+    },
+    Flip {
+        at: u64,
+        xor: u8,
+    },
 }
 
 fn core_edit() -> impl Strategy<Value = CoreEdit> {
@@ -171,7 +203,7 @@ fn json_edit(v: &mut serde_json::Value, at: u64, how: u8, sel: u64, random: u64)
     let Some(n) = v.pointer_mut(&ptr) else { return };
     match how {
         0 => *n = serde_json::Value::from(mutate::int(sel, random)),
-        1 => *n = serde_json::Value::from(-(mutate::int(sel, random) as i64)),
+        1 => *n = serde_json::Value::from((mutate::int(sel, random) as i64).wrapping_neg()),
         2 => *n = serde_json::Value::from(mutate::string(sel)),
         3 => *n = serde_json::Value::Null,
         4 => {
@@ -200,9 +232,18 @@ fn apply(b: &Base, bytes: &mut Vec<u8>, e: &CoreEdit) {
             let (at, size) = [(16, 2), (32, 8), (56, 2), (54, 2), (4, 1)][*field as usize % 5];
             put(bytes, at, size, v);
         }
-        CoreEdit::Phdr { index, field, sel, random } => {
+        CoreEdit::Phdr {
+            index,
+            field,
+            sel,
+            random,
+        } => {
             // Mostly the notes' segment and the first memory segments.
-            let i = if index % 2 == 0 { b.notes_seg } else { (*index / 2 % b.phnum as u64) as usize };
+            let i = if index.is_multiple_of(2) {
+                b.notes_seg
+            } else {
+                (*index / 2 % b.phnum as u64) as usize
+            };
             let ph = b.phoff + i * 56;
             let v = mutate::int(*sel, *random);
             let (at, size) = [(0, 4), (8, 8), (24, 8), (32, 8)][*field as usize % 4];
@@ -216,11 +257,18 @@ fn apply(b: &Base, bytes: &mut Vec<u8>, e: &CoreEdit) {
                 dst.copy_from_slice(&v.to_le_bytes());
             }
         }
-        CoreEdit::Json { at, how, sel, random } => {
+        CoreEdit::Json {
+            at,
+            how,
+            sel,
+            random,
+        } => {
             // The base's note, edited, appended to the file; the notes' segment points there
             // (the CPU notes before it are the base's).
             let (start, size) = b.note;
-            let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&b.bytes[start..start + size]) else {
+            let Ok(mut v) =
+                serde_json::from_slice::<serde_json::Value>(&b.bytes[start..start + size])
+            else {
                 return;
             };
             json_edit(&mut v, *at, *how, *sel, *random);
@@ -239,7 +287,12 @@ fn apply(b: &Base, bytes: &mut Vec<u8>, e: &CoreEdit) {
             set_u64(bytes, notes_ph + 8, new_at);
             set_u64(bytes, notes_ph + 32, notes.len() as u64);
         }
-        CoreEdit::Memory { target, offset, sel, random } => {
+        CoreEdit::Memory {
+            target,
+            offset,
+            sel,
+            random,
+        } => {
             // Near a captured CPU's RSP or RBP (its frames), or inside a kernel variable.
             let core = read_from(&mut Cursor::new(&b.bytes), "base").unwrap();
             let cpus = &core.meta.cpus;
@@ -247,7 +300,12 @@ fn apply(b: &Base, bytes: &mut Vec<u8>, e: &CoreEdit) {
             let va = if target % (n_regs + VARS.len() as u64) < n_regs {
                 let t = target % (n_regs + VARS.len() as u64);
                 let c = &cpus[(t / 2) as usize];
-                (if t % 2 == 0 { c.regs.rsp } else { c.regs.rbp }).wrapping_add(offset * 8)
+                (if t.is_multiple_of(2) {
+                    c.regs.rsp
+                } else {
+                    c.regs.rbp
+                })
+                .wrapping_add(offset * 8)
             } else {
                 let name = VARS[(target % VARS.len() as u64) as usize];
                 let Some(s) = b.syms.get(name) else { return };
@@ -256,7 +314,10 @@ fn apply(b: &Base, bytes: &mut Vec<u8>, e: &CoreEdit) {
             // A value the walk will follow: another stack slot, a symbol, or an edge value.
             let v = match sel % 4 {
                 0 => va.wrapping_add(random % 256),
-                1 => b.syms.addr_of(VARS[(random % VARS.len() as u64) as usize]).unwrap_or(0),
+                1 => b
+                    .syms
+                    .addr_of(VARS[(random % VARS.len() as u64) as usize])
+                    .unwrap_or(0),
                 _ => mutate::int(*sel, *random),
             };
             if let Some(at) = b.file_offset(va) {
@@ -279,11 +340,35 @@ fn apply(b: &Base, bytes: &mut Vec<u8>, e: &CoreEdit) {
 /// Every inspect command, with arguments from the snapshot.
 pub fn commands(insp: &Inspector) -> Vec<String> {
     let mut cmds: Vec<String> = [
-        "bt", "bt -a", "bt -l", "bt -c 1", "bt 7", "regs 0", "regs 1", "regs 300", "ps", "log",
-        "help", "sym startup_64", "sym task_pool", "sym ffffffff81000000", "sym 0", "rd runqueues 64",
-        "rd 0 4", "p runqueues", "p runqueues[1]", "p runqueues[99999999999]", "p per_cpu_area[0]",
-        "p __log_buf", "p log_next_seq", "p task_pool[3]", "struct rq", "struct rq -o",
-        "struct task_struct", "struct printk_log -o", "nonsense",
+        "bt",
+        "bt -a",
+        "bt -l",
+        "bt -c 1",
+        "bt 7",
+        "regs 0",
+        "regs 1",
+        "regs 300",
+        "ps",
+        "log",
+        "help",
+        "sym startup_64",
+        "sym task_pool",
+        "sym ffffffff81000000",
+        "sym 0",
+        "rd runqueues 64",
+        "rd 0 4",
+        "p runqueues",
+        "p runqueues[1]",
+        "p runqueues[99999999999]",
+        "p per_cpu_area[0]",
+        "p __log_buf",
+        "p log_next_seq",
+        "p task_pool[3]",
+        "struct rq",
+        "struct rq -o",
+        "struct task_struct",
+        "struct printk_log -o",
+        "nonsense",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -326,7 +411,7 @@ pub fn report(insp: &Inspector) {
 }
 
 proptest! {
-    #![proptest_config(crate::config(150))]
+    #![proptest_config(crate::config(400))]
 
     #[test]
     fn mutated_vmcores_never_panic(edits in proptest::collection::vec(core_edit(), 1..5)) {

@@ -257,6 +257,59 @@ mod tests {
         )
     }
 
+    /// Hostile DWARF: an array of itself, a typedef of itself, a struct whose every member is
+    /// itself. Every query ends, with a size of 0 or a truncated name, never a stack overflow
+    /// or a loop.
+    #[test]
+    fn type_cycles_end_every_walk() {
+        let mut d = DebugInfo::default();
+        d.types.insert(
+            1,
+            Type::Array {
+                elem: Some(1),
+                count: 4,
+            },
+        );
+        d.types.insert(
+            2,
+            Type::Named {
+                name: "loop_t".into(),
+                target: Some(2),
+            },
+        );
+        let members = (0..64)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                offset: i,
+                ty: Some(3),
+            })
+            .collect();
+        d.types.insert(
+            3,
+            Type::Struct {
+                name: "s".into(),
+                size: 64,
+                members,
+            },
+        );
+        d.types.insert(4, Type::Pointer { target: Some(4) });
+        for (v, t) in [("array", 1), ("named", 2), ("tree", 3), ("ptr", 4)] {
+            d.vars.insert(v.into(), t);
+            let _ = (d.array_of(v), d.var_elem(v), d.var_type_name(v));
+        }
+        d.structs.insert("s".into(), 3);
+        assert_eq!(d.size_of(Some(1)), 0);
+        assert!(d.type_name(Some(4)).starts_with("(type nests too deep) *"));
+        assert_eq!(d.array_of("named"), None);
+        assert!(d.struct_layout("s").is_some());
+        assert!(d.spinlocks().is_empty());
+        let syms = Symbols::default();
+        assert_eq!(d.describe(&syms, 0), None);
+        let mut out = String::new();
+        d.descend(Some(3), 63, &mut out, 0);
+        d.descend(Some(1), 1 << 40, &mut out, 0);
+    }
+
     #[test]
     fn struct_rq_starts_with_its_raw_spinlock() {
         let (d, _) = guest();
