@@ -9,6 +9,13 @@ contract_enum! {
         AllocateSlab = 1,
         /// A lab task started; arg = pid.
         TaskStart = 2,
+        /// `intel_pmu_lbr_add` was entered (seed 000's path, from `finish_task_switch` when an
+        /// LBR event is scheduled in); arg = the LBR allocation mode.
+        LbrAdd = 3,
+        /// `load_module` finished; arg = the init result (0: loaded).
+        ModuleLoad = 4,
+        /// `delete_module` finished (the module's memory is unmapped); arg = 0.
+        ModuleUnload = 5,
     }
 }
 
@@ -18,6 +25,9 @@ impl Hook {
         match self {
             Self::AllocateSlab => "allocate_slab",
             Self::TaskStart => "task_start",
+            Self::LbrAdd => "lbr_add",
+            Self::ModuleLoad => "module_load",
+            Self::ModuleUnload => "module_unload",
         }
     }
 

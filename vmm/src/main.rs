@@ -149,7 +149,7 @@ fn run(args: RunArgs, started: Instant) -> ExitStatus {
                     serde_json::to_string_pretty(&done.summary).unwrap_or_default()
                 );
             } else {
-                print_outcome(&done);
+                print_outcome(&done, args.quiet);
             }
             done.exit_status()
         }
@@ -185,8 +185,21 @@ fn run_once(
     Ok(done)
 }
 
-fn print_outcome(done: &Completed) {
+/// What `lockvmm run` prints at the end: with `quiet`, only the outcome line and the failed
+/// expectations; otherwise the CPUs, the report, every expectation, the files, and the outcome.
+fn print_outcome(done: &Completed, quiet: bool) {
     let s = &done.summary;
+    let outcome = format!(
+        "lockvmm: {}",
+        lockvmm::report::one_line(&s.outcome, &s.lockups)
+    );
+    if quiet {
+        println!("{outcome}");
+        for v in done.failed_expectations() {
+            print_verdict(v);
+        }
+        return;
+    }
     println!(
         "lockvmm: {}/{} CPUs came online",
         s.cpus_online.len(),
@@ -201,13 +214,7 @@ fn print_outcome(done: &Completed) {
     }
     if !s.expectations.is_empty() {
         println!();
-        for v in &s.expectations {
-            let mark = if v.ok { "ok  " } else { "FAIL" };
-            println!(
-                "lockvmm: expect {mark} {:<12} expected {:<32} observed {}",
-                v.what, v.expected, v.observed
-            );
-        }
+        s.expectations.iter().for_each(print_verdict);
     }
     if let Some(v) = &s.vmcore {
         println!(
@@ -216,6 +223,15 @@ fn print_outcome(done: &Completed) {
         );
     }
     println!("lockvmm: console log: {}", s.console_log);
+    println!("{outcome}");
+}
+
+fn print_verdict(v: &lockvmm::scenario::expect::Verdict) {
+    let mark = if v.ok { "ok  " } else { "FAIL" };
+    println!(
+        "lockvmm: expect {mark} {:<12} expected {:<32} observed {}",
+        v.what, v.expected, v.observed
+    );
 }
 
 /// `--repeat N`: the same scenario N times; every run's fingerprint must equal the first's.

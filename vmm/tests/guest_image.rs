@@ -55,10 +55,16 @@ fn the_guest_has_every_symbol_the_abi_names() {
             lockvmm_abi::locking::SPINNING_ON_SYMBOL,
         ]);
     for name in names {
-        assert!(k.symbols.get(name).is_some(), "the guest has no symbol {name}");
+        assert!(
+            k.symbols.get(name).is_some(),
+            "the guest has no symbol {name}"
+        );
     }
     // The spinning-on table has a slot per CPU and lock context.
-    let table = k.symbols.get(lockvmm_abi::locking::SPINNING_ON_SYMBOL).unwrap();
+    let table = k
+        .symbols
+        .get(lockvmm_abi::locking::SPINNING_ON_SYMBOL)
+        .unwrap();
     assert_eq!(
         table.size as usize,
         lockvmm_abi::NR_CPUS * lockvmm_abi::locking::NR_LOCK_CONTEXTS * 8

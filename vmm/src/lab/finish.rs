@@ -12,7 +12,7 @@ use crate::output::write_atomic;
 use crate::report::{CrashReport, Detection, ReportInput, report_cpu};
 use crate::scenario::LoadedScenario;
 use crate::scenario::expect::{self, Verdict};
-use crate::state::{CpuBacktrace, ExitStatus, Outcome};
+use crate::state::{CpuBacktrace, ExitStatus, Outcome, OutcomeClass};
 
 /// What a finished run produced.
 pub struct Completed {
@@ -24,14 +24,17 @@ pub struct Completed {
 
 impl Completed {
     /// Success when the scenario's expectations hold (or, without expectations, on a clean
-    /// power-off with every CPU online); the environment for a host error; else a guest failure.
+    /// power-off with every CPU online and no lockup reported); the environment for a host
+    /// error; else a guest failure.
     pub fn exit_status(&self) -> ExitStatus {
         let s = &self.summary;
         if matches!(s.outcome, Outcome::HostError { .. }) {
             return ExitStatus::Environment;
         }
         let ok = if s.expectations.is_empty() {
-            matches!(s.outcome, Outcome::Shutdown { status: 0 } if s.cpus_online.len() == s.vcpus)
+            s.class == OutcomeClass::Shutdown
+                && s.lockups.is_empty()
+                && s.cpus_online.len() == s.vcpus
         } else {
             s.expectations.iter().all(|v| v.ok)
         };
@@ -211,6 +214,7 @@ pub fn complete(
         vcpus,
         cpus_online: r.online.clone(),
         outcome: r.outcome.clone(),
+        class: OutcomeClass::of(&r.outcome, &r.lockups),
         lockups: r.lockups.clone(),
         hooks: r.hooks.clone(),
         pmu_nmis: r.pmu_nmis.clone(),

@@ -7,25 +7,7 @@ use toml::Spanned;
 use crate::machine::RunResult;
 use crate::report::CrashReport;
 use crate::state::locks::innermost;
-use crate::state::{LockupKind, Outcome, Regs};
-
-/// How a run is expected to end.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ExpectedOutcome {
-    /// The soft-lockup detector fired (whatever happened after: a panic is allowed).
-    SoftLockup,
-    /// The hard-lockup detector fired.
-    HardLockup,
-    /// The kernel panicked.
-    Panic,
-    /// A kernel oops (an exception the kernel could not handle).
-    Oops,
-    /// No lockup detector fired and the kernel did not panic or fault.
-    NoLockup,
-    /// The guest powered off cleanly.
-    Shutdown,
-}
+use crate::state::{Outcome, OutcomeClass, Regs};
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -38,7 +20,7 @@ pub enum Irqs {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectSpec {
-    pub outcome: Option<Spanned<ExpectedOutcome>>,
+    pub outcome: Option<Spanned<OutcomeClass>>,
     /// The CPU the first detector fired on (or that faulted or panicked).
     pub cpu: Option<Spanned<i64>>,
     /// Every CPU a lockup was reported on.
@@ -57,6 +39,24 @@ pub struct ExpectSpec {
     pub comm: Option<Spanned<String>>,
     /// Whether the stuck context ran in `user` or `kernel` mode (CS's privilege level).
     pub mode: Option<Spanned<Mode>>,
+    /// Hook points the run must have passed (or, with `count = 0`, must not have): proof that
+    /// a fixed scenario still went down the path that used to fail.
+    #[serde(default)]
+    pub hooks: Vec<Spanned<HookExpect>>,
+}
+
+/// A hook point the run must have reached, where and how.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookExpect {
+    /// The hook's name (`allocate_slab`, `lbr_add`, `module_load`, …).
+    pub hook: Spanned<String>,
+    /// Only on this CPU.
+    pub cpu: Option<Spanned<i64>>,
+    /// Only with interrupts so (RFLAGS.IF at the hook).
+    pub irqs: Option<Irqs>,
+    /// Exactly this many times (default: at least once).
+    pub count: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -102,34 +102,62 @@ fn stuck_context(r: &RunResult) -> Option<(usize, Regs, Option<String>)> {
     }
 }
 
+/// `[[expect.hooks]]`: how many of the run's hook events match, against the wanted count.
+fn check_hooks(spec: &ExpectSpec, r: &RunResult, out: &mut Vec<Verdict>) {
+    for h in &spec.hooks {
+        let h = h.get_ref();
+        let name = h.hook.get_ref();
+        let n = r
+            .hooks
+            .iter()
+            .filter(|e| {
+                e.hook == *name
+                    && h.cpu.as_ref().is_none_or(|c| e.cpu as i64 == *c.get_ref())
+                    && h.irqs.is_none_or(|i| {
+                        (e.rflags & lockvmm_abi::eflags::X86_EFLAGS_IF != 0) == (i == Irqs::Enabled)
+                    })
+            })
+            .count();
+        let mut what = name.clone();
+        if let Some(c) = &h.cpu {
+            what.push_str(&format!(" on CPU {}", c.get_ref()));
+        }
+        if let Some(i) = h.irqs {
+            what.push_str(&format!(" with irqs {}", format!("{i:?}").to_lowercase()));
+        }
+        let (expected, ok) = match &h.count {
+            Some(c) => (
+                format!("{what}: {} times", c.get_ref()),
+                n as i64 == *c.get_ref(),
+            ),
+            None => (format!("{what}: at least once"), n >= 1),
+        };
+        out.push(Verdict {
+            what: "hook".into(),
+            expected,
+            observed: format!("{n} times"),
+            ok,
+        });
+    }
+}
+
 /// Checks every expectation of `spec` against a finished run.
 pub fn check(spec: &ExpectSpec, r: &RunResult, report: Option<&CrashReport>) -> Vec<Verdict> {
     let mut out = Vec::new();
+    check_hooks(spec, r, &mut out);
     let stuck = stuck_context(r);
     if let Some(o) = &spec.outcome {
-        let has = |kind: LockupKind| r.lockups.iter().any(|e| e.kind == kind);
-        let observed = if has(LockupKind::Hard) {
-            ExpectedOutcome::HardLockup
-        } else if has(LockupKind::Soft) {
-            ExpectedOutcome::SoftLockup
-        } else {
-            match &r.outcome {
-                Outcome::Panic { .. } => ExpectedOutcome::Panic,
-                Outcome::Fault(_) => ExpectedOutcome::Oops,
-                Outcome::Shutdown { status: 0 } => ExpectedOutcome::Shutdown,
-                _ => ExpectedOutcome::NoLockup,
-            }
-        };
+        let observed = OutcomeClass::of(&r.outcome, &r.lockups);
         let want = *o.get_ref();
         let matches = want == observed
-            || (want == ExpectedOutcome::Panic && matches!(r.outcome, Outcome::Panic { .. }))
-            || (want == ExpectedOutcome::NoLockup && observed == ExpectedOutcome::Shutdown);
+            || (want == OutcomeClass::Panic && matches!(r.outcome, Outcome::Panic { .. }))
+            || (want == OutcomeClass::NoLockup && observed == OutcomeClass::Shutdown);
         out.push(Verdict {
             what: "outcome".into(),
-            expected: format!("{want:?}"),
+            expected: want.to_string(),
             observed: format!(
-                "{observed:?}{}",
-                if matches!(r.outcome, Outcome::Panic { .. }) {
+                "{observed}{}",
+                if observed != OutcomeClass::Panic && matches!(r.outcome, Outcome::Panic { .. }) {
                     " (then panic)"
                 } else {
                     ""
@@ -177,12 +205,16 @@ pub fn check(spec: &ExpectSpec, r: &RunResult, report: Option<&CrashReport>) -> 
     if let Some(i) = &spec.irqs {
         let observed = stuck.as_ref().map_or_else(none, |s| {
             if s.1.irqs_enabled() {
-                "Enabled".to_string()
+                "enabled".to_string()
             } else {
-                "Disabled".to_string()
+                "disabled".to_string()
             }
         });
-        out.push(verdict("irqs", format!("{:?}", i.get_ref()), observed));
+        out.push(verdict(
+            "irqs",
+            format!("{:?}", i.get_ref()).to_lowercase(),
+            observed,
+        ));
     }
     let wait = report.and_then(|rep| innermost(&rep.locks, stuck.as_ref()?.0));
     if let Some(l) = &spec.lock {
@@ -203,12 +235,16 @@ pub fn check(spec: &ExpectSpec, r: &RunResult, report: Option<&CrashReport>) -> 
     if let Some(m) = &spec.mode {
         let observed = stuck.as_ref().map_or_else(none, |s| {
             if s.1.user_mode() {
-                "User".into()
+                "user".into()
             } else {
-                "Kernel".into()
+                "kernel".into()
             }
         });
-        out.push(verdict("mode", format!("{:?}", m.get_ref()), observed));
+        out.push(verdict(
+            "mode",
+            format!("{:?}", m.get_ref()).to_lowercase(),
+            observed,
+        ));
     }
     if let Some(c) = &spec.comm {
         let observed = report.and_then(|rep| {

@@ -106,8 +106,9 @@ impl LoadedScenario {
         Ok(())
     }
 
-    /// `[expect]`: CPUs that exist.
+    /// `[expect]`: CPUs that exist, hooks that exist.
     fn validate_expect(&self, vcpus: i64) -> Result<(), ScenarioError> {
+        self.validate_expect_hooks(vcpus)?;
         let e = &self.scenario.expect;
         for c in [&e.cpu, &e.holder].into_iter().flatten() {
             if !(0..vcpus).contains(c.get_ref()) {
@@ -222,6 +223,38 @@ impl LoadedScenario {
                 .filter(|p| !(1..=i64::from(u32::MAX)).contains(p.get_ref()))
             {
                 return Err(self.error_at(pid.span(), "task.pid must be a positive 32-bit number"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `[[expect.hooks]]`: known hooks, existing CPUs, counts of 0 or more.
+    fn validate_expect_hooks(&self, vcpus: i64) -> Result<(), ScenarioError> {
+        for h in &self.scenario.expect.hooks {
+            let h = h.get_ref();
+            if Hook::from_name(h.hook.get_ref()).is_none() {
+                let known: Vec<&str> = Hook::ALL.iter().map(|h| h.name()).collect();
+                return Err(self.error_at(
+                    h.hook.span(),
+                    format!(
+                        "expect.hooks: unknown hook `{}` ({})",
+                        h.hook.get_ref(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+            if let Some(c) = h.cpu.as_ref().filter(|c| !(0..vcpus).contains(c.get_ref())) {
+                return Err(self.error_at(
+                    c.span(),
+                    format!(
+                        "expect.hooks: CPU {} does not exist (0 to {})",
+                        c.get_ref(),
+                        vcpus - 1
+                    ),
+                ));
+            }
+            if let Some(n) = h.count.as_ref().filter(|n| *n.get_ref() < 0) {
+                return Err(self.error_at(n.span(), "expect.hooks: count must be 0 or more"));
             }
         }
         Ok(())
