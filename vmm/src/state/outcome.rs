@@ -334,3 +334,34 @@ fn hex(bytes: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_simd_bytes_are_called_simd() {
+        assert!(is_simd(&[0x0f, 0x57, 0xc0])); // xorps %xmm0,%xmm0
+        assert!(is_simd(&[0xf2, 0x0f, 0x10, 0x05])); // movsd
+        assert!(is_simd(&[0xc5, 0xf8, 0x77])); // vzeroupper
+        assert!(!is_simd(&[0x0f, 0x0b])); // ud2
+        assert!(!is_simd(&[0xea, 0x5b, 0xe0, 0x00, 0xf0])); // the reset vector's far jump
+        assert!(!is_simd(&[]));
+    }
+
+    #[test]
+    fn a_reset_is_not_called_an_sse_failure() {
+        let r = FaultReport {
+            cpu: 1,
+            fault: FaultKind::Reset { rip: 0xfff0 },
+            regs: Regs::default(),
+            cr2: 0,
+            cr3: 0,
+            rip_symbol: None,
+            rip_function: None,
+            backtrace: Vec::new(),
+        };
+        assert!(r.headline().contains("reset (INIT)"), "{}", r.headline());
+        assert!(!r.headline().contains("SSE"));
+    }
+}
