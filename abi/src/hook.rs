@@ -16,6 +16,12 @@ contract_enum! {
         ModuleLoad = 4,
         /// `delete_module` finished (the module's memory is unmapped); arg = 0.
         ModuleUnload = 5,
+        /// A task's `mark` op; arg = its label's index.
+        Mark = 6,
+        /// A scenario lock was taken; arg = its index.
+        LockAcquired = 7,
+        /// A scenario lock was released; arg = its index.
+        LockReleased = 8,
     }
 }
 
@@ -28,6 +34,9 @@ impl Hook {
             Self::LbrAdd => "lbr_add",
             Self::ModuleLoad => "module_load",
             Self::ModuleUnload => "module_unload",
+            Self::Mark => "mark",
+            Self::LockAcquired => "lock_acquired",
+            Self::LockReleased => "lock_released",
         }
     }
 

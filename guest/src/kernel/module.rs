@@ -7,10 +7,10 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use lockvmm_abi::hook::Hook;
 use lockvmm_abi::program::ModuleVariant;
 
+use crate::arch::x86::lockvmm;
 use crate::kernel::time::timer::{
     TimerList, add_timer, del_timer, del_timer_sync, mod_timer, timer_setup,
 };
-use crate::arch::x86::lockvmm;
 use crate::kernel::time::{HZ, jiffies};
 use crate::mm::vmalloc::{module_alloc, module_memfree};
 

@@ -70,7 +70,8 @@ fn incident(r: &RunResult) -> Incident<'_> {
     match &r.outcome {
         Outcome::Fault(f) => Incident::Fault(f),
         Outcome::Panic { message, .. } => Incident::Panic(message),
-        _ => Incident::AllWaiting,
+        Outcome::AllWaiting { .. } => Incident::AllWaiting,
+        _ => Incident::Undetected,
     }
 }
 
@@ -85,7 +86,12 @@ fn analyse(r: &RunResult, dumpfile: Option<String>) -> Option<Analysed> {
     let snap = r.snapshot.as_ref()?;
     let a = Analysis::new(snap, &r.kernel.symbols, r.kernel.debug_info());
     let backtraces: Vec<CpuBacktrace> = (0..snap.cpus.len()).map(|c| a.backtrace(c)).collect();
-    let report = report_cpu(&r.outcome, &r.lockups).map(|cpu| {
+    // Without a CPU the run names (a snapshot at the end, or asked for), the report is about
+    // the first CPU that spins on a lock, else CPU 0.
+    let cpu = report_cpu(&r.outcome, &r.lockups)
+        .or_else(|| a.lock_waits().first().map(|w| w.cpu))
+        .unwrap_or(0);
+    let report = Some(cpu).map(|cpu| {
         let cr3 = a.mem.cr3;
         let dmesg = dmesg_from(
             |va, len| r.memory.read_virt(cr3, va, len).ok(),
@@ -146,6 +152,7 @@ fn write_vmcore(out: &Path, r: &RunResult, backtraces: &[CpuBacktrace]) -> Resul
         memory_copy_us: snap.memory_copy_us,
         report_cpu: report_cpu(&r.outcome, &r.lockups),
         lock_names: snap.lock_names.clone(),
+        lock_aliases: snap.lock_aliases.clone(),
     };
     vmcore::write(
         &out.join("vmcore"),

@@ -115,7 +115,7 @@ pub fn one_line(outcome: &Outcome, lockups: &[LockupEvent]) -> String {
             format!("{class}: the guest powered off with status {status}")
         }
         (None, Outcome::TimeLimit { vtime_ns }) => format!(
-            "{class}: nothing happened within {:.3} virtual seconds",
+            "{class}: no detector fired within {:.3} virtual seconds",
             secs(*vtime_ns)
         ),
         (None, Outcome::Lockup { .. }) => class.to_string(),

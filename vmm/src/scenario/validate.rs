@@ -1,7 +1,6 @@
 //! Checks of the values serde cannot check: ranges, CPUs that exist, names that resolve, ops
 //! that can run. Each error points at the offending value.
 use super::errors::{ScenarioError, nearest};
-use super::ops::OpSpec;
 use lockvmm_abi::hook::Hook;
 
 use super::LoadedScenario;
@@ -19,7 +18,9 @@ impl LoadedScenario {
         self.validate_expect(vcpus)?;
         self.validate_limits()?;
         self.validate_locks()?;
-        self.validate_tasks(vcpus)
+        self.validate_tasks(vcpus)?;
+        self.validate_handlers(vcpus)?;
+        self.validate_references(vcpus)
     }
 
     /// `[machine]`: vCPUs, memory, consoles.
@@ -152,9 +153,14 @@ impl LoadedScenario {
             .iter()
             .map(|l| l.name.get_ref().as_str())
             .collect();
-        if names.len() > lockvmm_abi::op::MAX_LOCKS {
-            let at = self.scenario.lock[lockvmm_abi::op::MAX_LOCKS].name.span();
-            return Err(self.error_at(at, format!("at most {} locks", lockvmm_abi::op::MAX_LOCKS)));
+        if names.len() > lockvmm_abi::program::MAX_LOCKS {
+            let at = self.scenario.lock[lockvmm_abi::program::MAX_LOCKS]
+                .name
+                .span();
+            return Err(self.error_at(
+                at,
+                format!("at most {} locks", lockvmm_abi::program::MAX_LOCKS),
+            ));
         }
         for (i, l) in self.scenario.lock.iter().enumerate() {
             if names[..i].contains(&l.name.get_ref().as_str()) {
@@ -164,21 +170,15 @@ impl LoadedScenario {
                 ));
             }
         }
-        for task in &self.scenario.task {
-            for op in &task.get_ref().ops {
-                if let OpSpec::Lock { lock, .. } | OpSpec::Unlock { lock, .. } = op.get_ref()
-                    && !names.contains(&lock.as_str())
-                {
-                    {
-                        let hint = nearest(lock, &names).map_or_else(
-                            || " (declare it with [[lock]] name = ...)".to_string(),
-                            |n| format!(" (did you mean `{n}`?)"),
-                        );
-                        return Err(
-                            self.error_at(op.span(), format!("no lock named `{lock}`{hint}"))
-                        );
-                    }
-                }
+        for op in self.scenario.all_ops() {
+            if let Some(lock) = op.get_ref().lock()
+                && !names.contains(&lock)
+            {
+                let hint = nearest(lock, &names).map_or_else(
+                    || " (declare it with [[lock]] name = ...)".to_string(),
+                    |n| format!(" (did you mean `{n}`?)"),
+                );
+                return Err(self.error_at(op.span(), format!("no lock named `{lock}`{hint}")));
             }
         }
         Ok(())
@@ -187,20 +187,7 @@ impl LoadedScenario {
     /// `[[task]]`: no op after one that never returns, CPUs that exist, Linux's comm and pid limits.
     fn validate_tasks(&self, vcpus: i64) -> Result<(), ScenarioError> {
         for task in &self.scenario.task {
-            let ops = &task.get_ref().ops;
-            if let Some((end, name)) = ops
-                .iter()
-                .enumerate()
-                .find_map(|(i, o)| o.get_ref().never_returns().map(|n| (i, n)))
-                && let Some(next) = ops.get(end + 1)
-            {
-                return Err(self.error_at(
-                    next.span(),
-                    format!(
-                        "this op would never run: `{name}` before it does not return (make it the task's last op)"
-                    ),
-                ));
-            }
+            self.validate_op_list(&task.get_ref().ops, 0)?;
         }
         for task in &self.scenario.task {
             let t = task.get_ref();

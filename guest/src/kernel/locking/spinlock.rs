@@ -56,6 +56,22 @@ impl RawSpinlock {
     pub fn unlock_irqrestore(&self, flags: u64) {
         _raw_spin_unlock_irqrestore(self, flags)
     }
+
+    /// `spin_trylock`: takes the lock only if it is free; preemption stays disabled on success.
+    pub fn trylock(&self) -> bool {
+        _raw_spin_trylock(self)
+    }
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn _raw_spin_trylock(lock: &RawSpinlock) -> bool {
+    preempt_disable();
+    if lock.raw_lock.trylock() {
+        return true;
+    }
+    preempt_enable();
+    false
 }
 
 #[inline(never)]

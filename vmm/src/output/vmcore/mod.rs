@@ -55,6 +55,9 @@ pub struct CoreMeta {
     /// Names of the scenario's locks.
     #[serde(default)]
     pub lock_names: Vec<String>,
+    /// Kernel locks the scenario gave names to: (address, name).
+    #[serde(default)]
+    pub lock_aliases: Vec<(u64, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+mod detections;
+
+use crate::analysis::DeadlockKind;
 use crate::machine::RunResult;
 use crate::report::CrashReport;
 use crate::state::locks::innermost;
@@ -43,6 +46,21 @@ pub struct ExpectSpec {
     /// a fixed scenario still went down the path that used to fail.
     #[serde(default)]
     pub hooks: Vec<Spanned<HookExpect>>,
+    /// The first detection happened at or after this many virtual seconds…
+    pub detected_after: Option<Spanned<f64>>,
+    /// … and at or before this many.
+    pub detected_before: Option<Spanned<f64>>,
+    /// Text the first detection's message contains (`stuck for 22s`).
+    pub message: Option<Spanned<String>>,
+    /// How many detections the run had.
+    pub reports: Option<Spanned<i64>>,
+    /// CPUs on which no detector may fire.
+    pub quiet_cpus: Option<Spanned<Vec<i64>>>,
+    /// The context `cpu` spins in: `task`, `softirq`, `hardirq` or `nmi`.
+    pub context: Option<Spanned<String>>,
+    /// The deadlock the report's chain ends in: `cycle`, `self_interrupt`, `self_softirq`,
+    /// `self_nmi`, `self_page_fault`, `recursion`, `holder_running`.
+    pub deadlock: Option<Spanned<DeadlockKind>>,
 }
 
 /// A hook point the run must have reached, where and how.
@@ -102,50 +120,15 @@ fn stuck_context(r: &RunResult) -> Option<(usize, Regs, Option<String>)> {
     }
 }
 
-/// `[[expect.hooks]]`: how many of the run's hook events match, against the wanted count.
-fn check_hooks(spec: &ExpectSpec, r: &RunResult, out: &mut Vec<Verdict>) {
-    for h in &spec.hooks {
-        let h = h.get_ref();
-        let name = h.hook.get_ref();
-        let n = r
-            .hooks
-            .iter()
-            .filter(|e| {
-                e.hook == *name
-                    && h.cpu.as_ref().is_none_or(|c| e.cpu as i64 == *c.get_ref())
-                    && h.irqs.is_none_or(|i| {
-                        (e.rflags & lockvmm_abi::eflags::X86_EFLAGS_IF != 0) == (i == Irqs::Enabled)
-                    })
-            })
-            .count();
-        let mut what = name.clone();
-        if let Some(c) = &h.cpu {
-            what.push_str(&format!(" on CPU {}", c.get_ref()));
-        }
-        if let Some(i) = h.irqs {
-            what.push_str(&format!(" with irqs {}", format!("{i:?}").to_lowercase()));
-        }
-        let (expected, ok) = match &h.count {
-            Some(c) => (
-                format!("{what}: {} times", c.get_ref()),
-                n as i64 == *c.get_ref(),
-            ),
-            None => (format!("{what}: at least once"), n >= 1),
-        };
-        out.push(Verdict {
-            what: "hook".into(),
-            expected,
-            observed: format!("{n} times"),
-            ok,
-        });
-    }
-}
-
 /// Checks every expectation of `spec` against a finished run.
 pub fn check(spec: &ExpectSpec, r: &RunResult, report: Option<&CrashReport>) -> Vec<Verdict> {
     let mut out = Vec::new();
-    check_hooks(spec, r, &mut out);
+    detections::check_hooks(spec, r, &mut out);
+    detections::check_detections(spec, r, report, &mut out);
     let stuck = stuck_context(r);
+    // The CPU the run is about: where a detector fired or it faulted; else the report's (a
+    // snapshot at the end of a run nobody detected).
+    let cpu = stuck.as_ref().map(|s| s.0).or(report.map(|rep| rep.cpu));
     if let Some(o) = &spec.outcome {
         let observed = OutcomeClass::of(&r.outcome, &r.lockups);
         let want = *o.get_ref();
@@ -170,7 +153,7 @@ pub fn check(spec: &ExpectSpec, r: &RunResult, report: Option<&CrashReport>) -> 
         out.push(verdict(
             "cpu",
             c.get_ref().to_string(),
-            stuck.as_ref().map_or_else(none, |s| s.0.to_string()),
+            cpu.map_or_else(none, |c| c.to_string()),
         ));
     }
     if let Some(cs) = &spec.lockup_cpus {
@@ -216,7 +199,7 @@ pub fn check(spec: &ExpectSpec, r: &RunResult, report: Option<&CrashReport>) -> 
             observed,
         ));
     }
-    let wait = report.and_then(|rep| innermost(&rep.locks, stuck.as_ref()?.0));
+    let wait = report.and_then(|rep| innermost(&rep.locks, cpu?));
     if let Some(l) = &spec.lock {
         out.push(verdict(
             "lock",
