@@ -75,6 +75,10 @@ struct RunArgs {
     /// Seconds a vCPU may run guest code without yielding before the run stops as stalled.
     #[arg(long, default_value_t = 30)]
     stall_timeout: u64,
+    /// Also freeze the machine for a report and vmcore at this virtual time (seconds), whether
+    /// or not anything is detected.
+    #[arg(long, value_name = "SECONDS")]
+    snapshot_at: Option<f64>,
     /// Run the scenario N times and check that every run gives the same report.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
     repeat: u16,
@@ -138,6 +142,13 @@ fn run(args: RunArgs, started: Instant) -> ExitStatus {
     opts.echo_console = !quiet;
     opts.kernel = args.kernel.clone();
     opts.stall_timeout = Duration::from_secs(args.stall_timeout.max(1));
+    if let Some(t) = args.snapshot_at {
+        if !(t.is_finite() && t >= 0.0) {
+            eprintln!("lockvmm: --snapshot-at {t}: a time in virtual seconds, 0 or more");
+            return ExitStatus::BadInput;
+        }
+        opts.snapshot_at = Some((t * 1e9) as u64);
+    }
     if args.repeat > 1 {
         return repeat(&args, &opts, &out, started);
     }

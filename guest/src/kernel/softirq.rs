@@ -34,7 +34,7 @@ pub extern "C" fn irq_enter() {
 pub extern "C" fn irq_exit() {
     preempt_count_sub(HARDIRQ_OFFSET);
     if !in_interrupt() && this_cpu().softirq_pending.load(Ordering::Relaxed) != 0 {
-        do_softirq();
+        keep_frame!(do_softirq());
     }
 }
 

@@ -16,7 +16,9 @@ use crate::arch::x86::percpu::smp_processor_id;
 use crate::kernel::softirq::{TASKLET_SOFTIRQ, raise_softirq};
 use crate::kernel::time::timer::{TimerList, add_timer, timer_setup};
 
-/// Runs handler `h` if it is of `kind` and may run on this CPU.
+/// Runs handler `h` if it is of `kind` and may run on this CPU (inlined, so the entry path's
+/// frame calls the handler's ops directly, as a driver's handler would).
+#[inline(always)]
 fn run_handler(h: u32, kind: HandlerKind) -> bool {
     let Some(prog) = program() else { return false };
     let Some(d) = prog.handlers.get(h as usize) else {

@@ -14,28 +14,51 @@ use crate::arch::x86::preempt::preempt_disable;
 /// How deeply `repeat` bodies may nest (the host checks it too).
 const MAX_NESTING: u32 = 8;
 
-/// Runs `ops` in order; a `repeat` runs the ops of its body its number of times.
+/// Runs `ops` in order; a `repeat` runs the ops of its body its number of times. Iterative
+/// (a small stack of open loops) and inlined, so the caller's frame (`lab_task`, a handler)
+/// calls each op directly, as the seeds' stacks show.
+#[inline(always)]
 pub fn run_ops(ops: &[OpDesc]) {
-    run_nested(ops, 0);
-}
-
-fn run_nested(ops: &[OpDesc], depth: u32) {
+    // Each open loop: the index of its first body op, one past its last, and the passes left.
+    let mut loops = [(0usize, 0usize, 0u64); MAX_NESTING as usize];
+    let mut depth = 0;
     let mut i = 0;
-    while i < ops.len() {
+    let mut end = ops.len();
+    loop {
+        if i >= end {
+            if depth == 0 {
+                return;
+            }
+            let (start, stop, left) = &mut loops[depth - 1];
+            if *left > 1 {
+                *left -= 1;
+                i = *start;
+                continue;
+            }
+            i = *stop;
+            depth -= 1;
+            end = if depth == 0 {
+                ops.len()
+            } else {
+                loops[depth - 1].1
+            };
+            continue;
+        }
         let o = &ops[i];
         if o.kind == OpKind::Repeat.raw() {
-            let body_len = (o.args[1] as usize).min(ops.len() - i - 1);
-            let body = &ops[i + 1..i + 1 + body_len];
-            if depth < MAX_NESTING {
-                for _ in 0..o.args[0] {
-                    run_nested(body, depth + 1);
-                }
+            let body_end = (i + 1).saturating_add(o.args[1] as usize).min(end);
+            if o.args[0] == 0 || body_end == i + 1 || depth == MAX_NESTING as usize {
+                i = body_end;
+                continue;
             }
-            i += 1 + body_len;
-        } else {
-            run_op(o);
+            loops[depth] = (i + 1, body_end, o.args[0]);
+            depth += 1;
             i += 1;
+            end = body_end;
+            continue;
         }
+        run_op(o);
+        i += 1;
     }
 }
 

@@ -18,8 +18,6 @@ pub use errors::{ScenarioError, line_col};
 pub use ops::{Addr, GfpSpec, LockMode, ModuleVariant, OpSpec};
 pub use schema::*;
 
-use toml::Spanned;
-
 use crate::machine::{Deliver, HookAction, Knobs, When};
 use lockvmm_abi::hook::Hook;
 use lockvmm_abi::knob::LbrGfpMode;
@@ -150,7 +148,7 @@ impl LoadedScenario {
     }
 
     /// Every op of the scenario: the tasks', the handlers', and those inside `repeat`s.
-    pub fn all_ops(&self) -> Vec<&Spanned<OpSpec>> {
+    pub fn all_ops(&self) -> Vec<OpAt<'_>> {
         self.scenario.all_ops()
     }
 

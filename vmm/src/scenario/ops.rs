@@ -103,7 +103,8 @@ pub enum OpSpec {
     /// Run `ops` `times` times (a loop; `repeat`s nest).
     Repeat {
         times: Addr,
-        ops: Vec<toml::Spanned<OpSpec>>,
+        /// The body (errors in it point at the `repeat`: spans do not survive the nesting).
+        ops: Vec<OpSpec>,
     },
     /// Send CPU `cpu` the vector of the `[[handler]]` (context `hardirq`) named `handler`.
     SendIpi {

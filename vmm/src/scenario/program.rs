@@ -2,7 +2,6 @@
 //! then the tasks, handlers, locks and ops).
 use lockvmm_abi::program as abi;
 use lockvmm_abi::{HandlerDesc, LockDesc, OpDesc, ProgramHeader, TaskDesc};
-use toml::Spanned;
 use vm_memory::ByteValued;
 
 use crate::scenario::{GfpSpec, HandlerContext, LockMode, ModuleVariant, OpSpec, Policy, Scenario};
@@ -18,8 +17,8 @@ impl<'a> Names<'a> {
     /// The names of `scenario` (its locks, handlers and `mark` labels).
     pub fn of(scenario: &'a Scenario) -> Self {
         let mut labels = Vec::new();
-        for o in scenario.all_ops() {
-            if let OpSpec::Mark { label } = o.get_ref()
+        for (o, _) in scenario.all_ops() {
+            if let OpSpec::Mark { label } = o
                 && !labels.contains(label)
             {
                 labels.push(label.clone());
@@ -67,7 +66,7 @@ pub fn encode(scenario: &Scenario, lock_addrs: &[u64]) -> Vec<u8> {
         let name = t.comm.get_ref().as_bytes();
         comm[..name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
         let first_op = ops.len() as u32;
-        encode_ops(&t.ops, &names, &mut ops);
+        encode_ops(t.ops.iter().map(|o| o.get_ref()), &names, &mut ops);
         tasks.push(TaskDesc {
             pid: t
                 .pid
@@ -93,7 +92,7 @@ pub fn encode(scenario: &Scenario, lock_addrs: &[u64]) -> Vec<u8> {
     for h in &scenario.handler {
         let h = h.get_ref();
         let first_op = ops.len() as u32;
-        encode_ops(&h.ops, &names, &mut ops);
+        encode_ops(h.ops.iter().map(|o| o.get_ref()), &names, &mut ops);
         handlers.push(HandlerDesc {
             kind: match h.context {
                 HandlerContext::Hardirq => abi::HandlerKind::Hardirq,
@@ -144,15 +143,19 @@ pub fn encode(scenario: &Scenario, lock_addrs: &[u64]) -> Vec<u8> {
 }
 
 /// Appends `list`'s ops; a `repeat` becomes its header op followed by its body.
-fn encode_ops(list: &[Spanned<OpSpec>], names: &Names<'_>, out: &mut Vec<OpDesc>) {
+fn encode_ops<'a>(
+    list: impl IntoIterator<Item = &'a OpSpec>,
+    names: &Names<'_>,
+    out: &mut Vec<OpDesc>,
+) {
     for o in list {
-        if let OpSpec::Repeat { times, ops } = o.get_ref() {
+        if let OpSpec::Repeat { times, ops } = o {
             let at = out.len();
             out.push(op(abi::OpKind::Repeat, [times.0, 0, 0, 0]));
             encode_ops(ops, names, out);
             out[at].args[1] = (out.len() - at - 1) as u64;
         } else {
-            out.push(encode_op(o.get_ref(), names));
+            out.push(encode_op(o, names));
         }
     }
 }

@@ -232,23 +232,39 @@ pub struct LockSpec {
     pub kernel: Option<Spanned<String>>,
 }
 
-impl Scenario {
-    /// Every op: the tasks', the handlers', and those inside `repeat`s, depth first.
-    pub fn all_ops(&self) -> Vec<&Spanned<OpSpec>> {
-        fn walk<'a>(list: &'a [Spanned<OpSpec>], out: &mut Vec<&'a Spanned<OpSpec>>) {
-            for o in list {
-                out.push(o);
-                if let OpSpec::Repeat { ops, .. } = o.get_ref() {
-                    walk(ops, out);
-                }
+/// An op with the position errors about it point at (a `repeat`'s body ops point at the
+/// `repeat`).
+pub type OpAt<'a> = (&'a OpSpec, std::ops::Range<usize>);
+
+/// `list`'s ops, with those inside `repeat`s after their `repeat`, depth first.
+pub fn flatten<'a>(list: &'a [Spanned<OpSpec>]) -> Vec<OpAt<'a>> {
+    fn walk<'a>(ops: &'a [OpSpec], at: &std::ops::Range<usize>, out: &mut Vec<OpAt<'a>>) {
+        for o in ops {
+            out.push((o, at.clone()));
+            if let OpSpec::Repeat { ops, .. } = o {
+                walk(ops, at, out);
             }
         }
+    }
+    let mut out = Vec::new();
+    for o in list {
+        out.push((o.get_ref(), o.span()));
+        if let OpSpec::Repeat { ops, .. } = o.get_ref() {
+            walk(ops, &o.span(), &mut out);
+        }
+    }
+    out
+}
+
+impl Scenario {
+    /// Every op: the tasks', the handlers', and those inside `repeat`s, depth first.
+    pub fn all_ops(&self) -> Vec<OpAt<'_>> {
         let mut out = Vec::new();
         for t in &self.task {
-            walk(&t.get_ref().ops, &mut out);
+            out.extend(flatten(&t.get_ref().ops));
         }
         for h in &self.handler {
-            walk(&h.get_ref().ops, &mut out);
+            out.extend(flatten(&h.get_ref().ops));
         }
         out
     }

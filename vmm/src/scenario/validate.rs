@@ -170,15 +170,15 @@ impl LoadedScenario {
                 ));
             }
         }
-        for op in self.scenario.all_ops() {
-            if let Some(lock) = op.get_ref().lock()
+        for (op, at) in self.scenario.all_ops() {
+            if let Some(lock) = op.lock()
                 && !names.contains(&lock)
             {
                 let hint = nearest(lock, &names).map_or_else(
                     || " (declare it with [[lock]] name = ...)".to_string(),
                     |n| format!(" (did you mean `{n}`?)"),
                 );
-                return Err(self.error_at(op.span(), format!("no lock named `{lock}`{hint}")));
+                return Err(self.error_at(at, format!("no lock named `{lock}`{hint}")));
             }
         }
         Ok(())
@@ -187,7 +187,7 @@ impl LoadedScenario {
     /// `[[task]]`: no op after one that never returns, CPUs that exist, Linux's comm and pid limits.
     fn validate_tasks(&self, vcpus: i64) -> Result<(), ScenarioError> {
         for task in &self.scenario.task {
-            self.validate_op_list(&task.get_ref().ops, 0)?;
+            self.validate_ops(&task.get_ref().ops)?;
         }
         for task in &self.scenario.task {
             let t = task.get_ref();

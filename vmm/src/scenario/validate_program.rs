@@ -8,47 +8,49 @@ use toml::Spanned;
 use super::LoadedScenario;
 use super::errors::{ScenarioError, nearest};
 use super::ops::OpSpec;
-use super::schema::{DeliverSpec, HandlerContext};
+use super::schema::{DeliverSpec, HandlerContext, OpAt, flatten};
 
 /// How deeply `repeat`s may nest (the guest's interpreter has the same bound).
 const MAX_REPEAT_NESTING: usize = 8;
 
 impl LoadedScenario {
-    /// An op list: nothing after an op that never returns; `repeat` bodies likewise, nested
-    /// at most `MAX_REPEAT_NESTING` deep.
-    pub(super) fn validate_op_list(
-        &self,
-        ops: &[Spanned<OpSpec>],
-        depth: usize,
-    ) -> Result<(), ScenarioError> {
+    /// A task's or handler's ops: nothing after an op that never returns; `repeat` bodies
+    /// likewise, nested at most `MAX_REPEAT_NESTING` deep.
+    pub(super) fn validate_ops(&self, ops: &[Spanned<OpSpec>]) -> Result<(), ScenarioError> {
+        let list: Vec<OpAt<'_>> = ops.iter().map(|o| (o.get_ref(), o.span())).collect();
+        self.validate_op_list(&list, 0)
+    }
+
+    fn validate_op_list(&self, ops: &[OpAt<'_>], depth: usize) -> Result<(), ScenarioError> {
         if let Some((end, name)) = ops
             .iter()
             .enumerate()
-            .find_map(|(i, o)| o.get_ref().never_returns().map(|n| (i, n)))
-            && let Some(next) = ops.get(end + 1)
+            .find_map(|(i, (o, _))| o.never_returns().map(|n| (i, n)))
+            && let Some((_, next)) = ops.get(end + 1)
         {
             return Err(self.error_at(
-                next.span(),
+                next.clone(),
                 format!(
                     "this op would never run: `{name}` before it does not return (make it the task's last op)"
                 ),
             ));
         }
-        for o in ops {
-            if let OpSpec::Repeat { ops: body, .. } = o.get_ref() {
+        for (o, at) in ops {
+            if let OpSpec::Repeat { ops: body, .. } = o {
                 if depth + 1 > MAX_REPEAT_NESTING {
                     return Err(self.error_at(
-                        o.span(),
+                        at.clone(),
                         format!("repeat: nested more than {MAX_REPEAT_NESTING} deep"),
                     ));
                 }
-                if let Some(n) = body.iter().find_map(|b| b.get_ref().never_returns()) {
+                if let Some(n) = body.iter().find_map(|b| b.never_returns()) {
                     return Err(self.error_at(
-                        o.span(),
+                        at.clone(),
                         format!("repeat: `{n}` inside a repeat never returns, so it cannot repeat"),
                     ));
                 }
-                self.validate_op_list(body, depth + 1)?;
+                let body: Vec<OpAt<'_>> = body.iter().map(|b| (b, at.clone())).collect();
+                self.validate_op_list(&body, depth + 1)?;
             }
         }
         Ok(())
@@ -95,27 +97,28 @@ impl LoadedScenario {
                     "handler.on_tick: only a hardirq handler runs from the tick",
                 ));
             }
-            let mut all = Vec::new();
-            flatten(&hs.ops, &mut all);
-            if let Some(o) = all.iter().find(|o| o.get_ref().sleeps().is_some()) {
-                let n = o.get_ref().sleeps().unwrap_or_default();
+            if let Some((o, at)) = flatten(&hs.ops)
+                .into_iter()
+                .find(|(o, _)| o.sleeps().is_some())
+            {
+                let n = o.sleeps().unwrap_or_default();
                 return Err(self.error_at(
-                    o.span(),
+                    at,
                     format!(
                         "`{n}` cannot run in a {} handler: interrupt context must not sleep or loop forever",
                         format!("{:?}", hs.context).to_lowercase()
                     ),
                 ));
             }
-            self.validate_op_list(&hs.ops, 0)?;
+            self.validate_ops(&hs.ops)?;
         }
         Ok(())
     }
 
     /// Names ops and actions refer to: handlers (of the right context), CPUs, labels, locks.
     pub(super) fn validate_references(&self, vcpus: i64) -> Result<(), ScenarioError> {
-        for o in self.scenario.all_ops() {
-            let (handler, want, cpu) = match o.get_ref() {
+        for (o, at) in self.scenario.all_ops() {
+            let (handler, want, cpu) = match o {
                 OpSpec::SendIpi { cpu, handler } => {
                     (Some(handler), HandlerContext::Hardirq, Some(*cpu))
                 }
@@ -130,18 +133,18 @@ impl LoadedScenario {
                     handler: Some(h), ..
                 } => (Some(h), HandlerContext::Timer, None),
                 OpSpec::Mark { label } if label.is_empty() => {
-                    return Err(self.error_at(o.span(), "mark: the label must not be empty"));
+                    return Err(self.error_at(at, "mark: the label must not be empty"));
                 }
                 _ => continue,
             };
             if let Some(c) = cpu.filter(|c| !(0..vcpus).contains(c)) {
                 return Err(self.error_at(
-                    o.span(),
+                    at.clone(),
                     format!("CPU {c} does not exist (0 to {})", vcpus - 1),
                 ));
             }
             if let Some(h) = handler {
-                self.check_handler(o.span(), h, want)?;
+                self.check_handler(at, h, want)?;
             }
         }
         for a in &self.scenario.action {
@@ -186,10 +189,11 @@ impl LoadedScenario {
                         self.error_at(l.span(), "action.label goes with at_hook = \"mark\"")
                     );
                 }
-                let used =
-                    self.scenario.all_ops().iter().any(
-                        |o| matches!(o.get_ref(), OpSpec::Mark { label } if label == l.get_ref()),
-                    );
+                let used = self
+                    .scenario
+                    .all_ops()
+                    .iter()
+                    .any(|(o, _)| matches!(o, OpSpec::Mark { label } if label == l.get_ref()));
                 if !used {
                     return Err(
                         self.error_at(l.span(), format!("no mark op sets label `{}`", l.get_ref()))
@@ -282,15 +286,6 @@ impl LoadedScenario {
                 );
                 Err(self.error_at(at, format!("no handler named `{name}`{hint}")))
             }
-        }
-    }
-}
-
-fn flatten<'a>(list: &'a [Spanned<OpSpec>], out: &mut Vec<&'a Spanned<OpSpec>>) {
-    for o in list {
-        out.push(o);
-        if let OpSpec::Repeat { ops, .. } = o.get_ref() {
-            flatten(ops, out);
         }
     }
 }

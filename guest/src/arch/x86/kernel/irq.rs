@@ -83,9 +83,9 @@ pub extern "C" fn do_IRQ(regs: &mut PtRegs) {
 pub extern "C" fn handle_irq(vector: u8) {
     use lockvmm_abi::vector::{CALL_FUNCTION_SINGLE_VECTOR, SPURIOUS_APIC_VECTOR, lab_handler};
     if vector == CALL_FUNCTION_SINGLE_VECTOR {
-        crate::lab::handlers::generic_smp_call_function_single_interrupt();
+        keep_frame!(crate::lab::handlers::generic_smp_call_function_single_interrupt());
     } else if let Some(h) = lab_handler(vector) {
-        crate::lab::handlers::lab_irq_handler(h);
+        keep_frame!(crate::lab::handlers::lab_irq_handler(h));
     } else if vector != SPURIOUS_APIC_VECTOR {
         printk!(
             "do_IRQ: {}.{} No irq handler for vector",

@@ -40,7 +40,7 @@ pub extern "C" fn nmi_handle(regs: &mut PtRegs) -> u32 {
     handled += nmi_cpu_backtrace_handler(regs);
     if handled == 0 {
         // An NMI from no source the kernel knows: the scenario's NMI handlers claim it.
-        handled += crate::lab::handlers::lab_nmi_handler(regs);
+        handled += keep_frame!(crate::lab::handlers::lab_nmi_handler(regs));
     }
     handled
 }
