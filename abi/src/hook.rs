@@ -22,6 +22,9 @@ contract_enum! {
         LockAcquired = 7,
         /// A scenario lock was released; arg = its index.
         LockReleased = 8,
+        /// A CPU is about to enable interrupts while it holds spinlocks (armed by
+        /// `BootInfo::irq_enable_hook`); arg = how many it holds.
+        IrqEnableLocked = 9,
     }
 }
 
@@ -37,6 +40,7 @@ impl Hook {
             Self::Mark => "mark",
             Self::LockAcquired => "lock_acquired",
             Self::LockReleased => "lock_released",
+            Self::IrqEnableLocked => "irq_enable_locked",
         }
     }
 

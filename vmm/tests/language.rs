@@ -310,3 +310,22 @@ fn handler_and_reference_mistakes_are_errors_at_their_line() {
         assert!(err.contains(want), "{err}");
     }
 }
+
+#[test]
+fn the_irq_enable_hook_finds_seed_000s_window_without_naming_it() {
+    let (r, _, _) =
+        common::run_complete("vmm/tests/scenarios/language/lbr_gfp_irq_enable_hook.toml");
+    // The first interrupt enable on CPU 56 with a spinlock held is allocate_slab's, under its
+    // rq lock: the tick delivered there is the seed's hard lockup.
+    let first = r
+        .hooks
+        .iter()
+        .find(|h| h.hook == "irq_enable_locked" && h.cpu == 56)
+        .expect("the hook fired on CPU 56");
+    assert!(first.arg >= 1, "locks held: {}", first.arg);
+    assert_eq!(r.lockups.first().map(|e| e.cpu), Some(51));
+    let a = common::analysis(&r);
+    let rq56 = common::elem_addr(&r, "runqueues", 56) + common::member(&r, "rq", "__lock");
+    assert_eq!(common::owner(a.mem.u32(rq56).unwrap()), Some(56));
+    assert!(a.backtrace(56).functions().contains(&"allocate_slab"));
+}

@@ -66,6 +66,7 @@ impl Machine {
             softlockup_all_cpu_backtrace: k.softlockup_all_cpu_backtrace.into(),
             lbr_gfp_mode: k.lbr_gfp_mode,
             console_fbcon: k.console_fbcon.into(),
+            irq_enable_hook: k.irq_enable_hook.into(),
             ..Default::default()
         })?;
         // No CPU has a timer armed until it programs one.

@@ -94,6 +94,8 @@ pub struct Knobs {
     pub lbr_gfp_mode: u32,
     /// A framebuffer console (`tty0`) besides the serial one.
     pub console_fbcon: bool,
+    /// Count spinlocks per CPU and report `irq_enable_locked` (a scenario acts on it).
+    pub irq_enable_hook: bool,
 }
 
 impl Default for Knobs {
@@ -106,6 +108,7 @@ impl Default for Knobs {
             softlockup_all_cpu_backtrace: false,
             lbr_gfp_mode: lockvmm_abi::knob::LbrGfpMode::GfpKernel.raw(),
             console_fbcon: false,
+            irq_enable_hook: false,
         }
     }
 }

@@ -94,6 +94,12 @@ impl LoadedScenario {
                 .console
                 .iter()
                 .any(|c| c.get_ref() == "tty0"),
+            irq_enable_hook: self.scenario.action.iter().any(|a| {
+                a.get_ref()
+                    .at_hook
+                    .as_ref()
+                    .is_some_and(|h| h.get_ref() == Hook::IrqEnableLocked.name())
+            }),
         }
     }
 
