@@ -9,6 +9,22 @@ contract_enum! {
         AllocateSlab = 1,
         /// A lab task started; arg = pid.
         TaskStart = 2,
+        /// `intel_pmu_lbr_add` was entered (seed 000's path, from `finish_task_switch` when an
+        /// LBR event is scheduled in); arg = the LBR allocation mode.
+        LbrAdd = 3,
+        /// `load_module` finished; arg = the init result (0: loaded).
+        ModuleLoad = 4,
+        /// `delete_module` finished (the module's memory is unmapped); arg = 0.
+        ModuleUnload = 5,
+        /// A task's `mark` op; arg = its label's index.
+        Mark = 6,
+        /// A scenario lock was taken; arg = its index.
+        LockAcquired = 7,
+        /// A scenario lock was released; arg = its index.
+        LockReleased = 8,
+        /// A CPU is about to enable interrupts while it holds spinlocks (armed by
+        /// `BootInfo::irq_enable_hook`); arg = how many it holds.
+        IrqEnableLocked = 9,
     }
 }
 
@@ -18,6 +34,13 @@ impl Hook {
         match self {
             Self::AllocateSlab => "allocate_slab",
             Self::TaskStart => "task_start",
+            Self::LbrAdd => "lbr_add",
+            Self::ModuleLoad => "module_load",
+            Self::ModuleUnload => "module_unload",
+            Self::Mark => "mark",
+            Self::LockAcquired => "lock_acquired",
+            Self::LockReleased => "lock_released",
+            Self::IrqEnableLocked => "irq_enable_locked",
         }
     }
 

@@ -71,6 +71,8 @@ pub struct BootInfo {
     pub lbr_gfp_mode: u32,
     /// Non-zero: register a framebuffer console (`tty0`) besides the serial one.
     pub console_fbcon: u32,
-    /// Zero.
-    pub _pad2: u32,
+    /// Non-zero: report [`Hook::IrqEnableLocked`](crate::hook::Hook::IrqEnableLocked) when a
+    /// CPU enables interrupts while it holds a spinlock (a scenario acts on it; the
+    /// bookkeeping costs a few instructions per lock, so it is off unless asked for).
+    pub irq_enable_hook: u32,
 }

@@ -93,7 +93,9 @@ pub use layout::{
     KERNEL_MAP_SIZE, KERNEL_PHYS_START, MODULES_VADDR, NO_EVENT, NR_CPUS, PAGE_OFFSET, PROGRAM_MAX,
     PROGRAM_PADDR, START_KERNEL_MAP,
 };
-pub use program::{OpDesc, PROGRAM_POWER_OFF_WHEN_DONE, ProgramHeader, TaskDesc, op};
+pub use program::{
+    HandlerDesc, LockDesc, OpDesc, PROGRAM_POWER_OFF_WHEN_DONE, ProgramHeader, TaskDesc,
+};
 pub use regs::{CPU_KHZ, PT_REGS_SIZE, PtRegs, eflags, exception_name, msr, vector};
 
 #[cfg(test)]
@@ -114,4 +116,8 @@ mod host_impls {
     unsafe impl vm_memory::ByteValued for OpDesc {}
     // SAFETY: as above.
     unsafe impl vm_memory::ByteValued for PtRegs {}
+    // SAFETY: as above.
+    unsafe impl vm_memory::ByteValued for HandlerDesc {}
+    // SAFETY: as above.
+    unsafe impl vm_memory::ByteValued for LockDesc {}
 }

@@ -1,24 +1,64 @@
 //! The scenario program the host writes at [`PROGRAM_PADDR`](crate::PROGRAM_PADDR): a
-//! [`ProgramHeader`], `nr_tasks` [`TaskDesc`], then `nr_ops` [`OpDesc`], and the enums of their
-//! fields.
+//! [`ProgramHeader`], `nr_tasks` [`TaskDesc`], `nr_handlers` [`HandlerDesc`], `nr_locks`
+//! [`LockDesc`], then `nr_ops` [`OpDesc`], and the enums of their fields.
 //!
-//! Each op's meaning and arguments are documented on its [`OpKind`]. The old raw constants
-//! (`op::LOCK`, `op::LOCK_IRQ`, …) remain in [`op`], with the same values.
+//! Each op's meaning and arguments are documented on its [`OpKind`].
 
 use crate::task::TASK_COMM_LEN;
 
-/// Header of the scenario program: `nr_tasks` [`TaskDesc`] follow, then `nr_ops` [`OpDesc`].
+/// Header of the scenario program: `nr_tasks` [`TaskDesc`] follow, then `nr_handlers`
+/// [`HandlerDesc`], `nr_locks` [`LockDesc`], and `nr_ops` [`OpDesc`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ProgramHeader {
     /// Number of [`TaskDesc`] after the header.
     pub nr_tasks: u32,
-    /// Number of [`OpDesc`] after the tasks.
+    /// Number of [`OpDesc`] after the locks.
     pub nr_ops: u32,
     /// [`PROGRAM_POWER_OFF_WHEN_DONE`], …
     pub flags: u32,
+    /// Number of [`HandlerDesc`] after the tasks (at most [`MAX_HANDLERS`]).
+    pub nr_handlers: u32,
+    /// Number of [`LockDesc`] after the handlers (at most [`MAX_LOCKS`]).
+    pub nr_locks: u32,
     /// Zero.
     pub _pad: u32,
+}
+
+/// One interrupt-context handler of the scenario: `nr_ops` ops from `first_op`, run in the
+/// context its [`HandlerKind`] says.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HandlerDesc {
+    /// A [`HandlerKind`].
+    pub kind: u32,
+    /// Only on this CPU ([`ANY_CPU`]: on any).
+    pub cpu: u32,
+    /// Index of its first op in the program's ops.
+    pub first_op: u32,
+    /// Number of its ops.
+    pub nr_ops: u32,
+    /// [`HANDLER_ON_TICK`], …
+    pub flags: u32,
+    /// Zero.
+    pub _pad: u32,
+}
+
+/// [`HandlerDesc::cpu`]: the handler runs on whichever CPU takes its event.
+pub const ANY_CPU: u32 = u32::MAX;
+/// [`HandlerDesc::flags`]: a hardirq handler that also runs from every timer tick (in
+/// `local_apic_timer_interrupt`, hardirq context) on its CPU.
+pub const HANDLER_ON_TICK: u32 = 1;
+/// How many handlers a scenario may declare.
+pub const MAX_HANDLERS: usize = 32;
+
+/// One lock a scenario names: a lab lock, or a kernel lock it aliases.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LockDesc {
+    /// The kernel virtual address of a kernel `raw_spinlock_t` the scenario aliases (e.g.
+    /// `runqueues[3].__lock`); 0: the lab's own lock of the same index (`lab_locks[i]`).
+    pub addr: u64,
 }
 
 /// The kernel powers off once every task has finished its ops.
@@ -43,6 +83,8 @@ pub struct TaskDesc {
     pub policy: u32,
     /// 1..99 for [`Policy::Fifo`].
     pub rt_priority: u32,
+    /// Virtual nanoseconds from boot before the task starts its ops (0: at once).
+    pub start_ns: u64,
 }
 
 /// One operation a task performs.
@@ -110,15 +152,58 @@ contract_enum! {
         PreemptEnable = 20,
         /// `kmem_cache_alloc` in the current context with `args[0]` = a [`Gfp`].
         Kmalloc = 21,
-        /// Raise HI_SOFTIRQ (its handler counts and logs).
+        /// Raise a softirq on this CPU: `args[0]` = 0 for HI_SOFTIRQ (its handler counts and
+        /// logs), or handler index + 1 for a [`HandlerKind::Softirq`] handler.
         RaiseSoftirq = 22,
-        /// Arm a timer on this CPU firing in `args[0]` virtual milliseconds.
+        /// Arm a timer on this CPU firing in `args[0]` virtual milliseconds; `args[1]` = 0 to
+        /// log, or handler index + 1 for a [`HandlerKind::Timer`] handler as its callback.
         ArmTimer = 23,
         /// Drop to user mode (ring 3) and spin there forever, yielding like every guest spin
         /// loop (the TSS I/O bitmap opens only the hypercall port to ring 3).
         UserBusyLoop = 24,
         /// Loop in ring 0 without ever yielding to the host (tests the VMM's stall kick).
         SpinWithoutYielding = 25,
+        /// Run the next `args[1]` ops `args[0]` times (a loop; bodies nest).
+        Repeat = 26,
+        /// Send CPU `args[0]` the vector of [`HandlerKind::Hardirq`] handler `args[1]`.
+        SendIpi = 27,
+        /// `smp_call_function_single(args[0], handler args[1], wait = args[2] != 0)`: the
+        /// target runs the handler's ops in hardirq context from
+        /// [`CALL_FUNCTION_SINGLE_VECTOR`](crate::vector::CALL_FUNCTION_SINGLE_VECTOR); with
+        /// `wait`, the caller spins in `csd_lock_wait` until it is done.
+        SmpCallFunctionSingle = 28,
+        /// Send CPU `args[0]` an NMI; its [`HandlerKind::Nmi`] handlers run.
+        SendNmi = 29,
+        /// `local_bh_disable()`.
+        LocalBhDisable = 30,
+        /// `local_bh_enable()` (runs pending softirqs).
+        LocalBhEnable = 31,
+        /// `spin_trylock` of lock `args[0]` as `args[1]` (a [`LockMode`]) says; logs a failure.
+        Trylock = 32,
+        /// `cond_resched()`.
+        CondResched = 33,
+        /// `touch_softlockup_watchdog()`.
+        TouchSoftlockupWatchdog = 34,
+        /// `touch_nmi_watchdog()`.
+        TouchNmiWatchdog = 35,
+        /// Report [`Hook::Mark`](crate::hook::Hook::Mark) with label `args[0]`.
+        Mark = 36,
+    }
+}
+
+contract_enum! {
+    /// The context a scenario handler's ops run in ([`HandlerDesc::kind`]).
+    pub enum HandlerKind: u32 {
+        /// A device or IPI interrupt: the handler's own vector
+        /// ([`lab_vector`](crate::vector::lab_vector)), or the tick with [`HANDLER_ON_TICK`].
+        Hardirq = 0,
+        /// A softirq a task or handler raises ([`OpKind::RaiseSoftirq`]).
+        Softirq = 1,
+        /// A `timer_list` callback ([`OpKind::ArmTimer`]), run by `run_timer_softirq`.
+        Timer = 2,
+        /// An NMI handler: runs on NMIs no other handler claims (a host `nmi` action,
+        /// [`OpKind::SendNmi`]).
+        Nmi = 3,
     }
 }
 
@@ -131,6 +216,8 @@ contract_enum! {
         Irq = 1,
         /// `spin_lock_irqsave` / `spin_unlock_irqrestore`.
         Irqsave = 2,
+        /// `spin_lock_bh` / `spin_unlock_bh`: softirqs off on this CPU while held.
+        Bh = 3,
     }
 }
 
@@ -179,73 +266,4 @@ contract_enum! {
         /// `GFP_ATOMIC`: never blocks.
         Atomic = 1,
     }
-}
-
-/// The raw [`OpDesc::kind`] values and argument values, as constants (the same numbers as
-/// [`OpKind`], [`HogMode`] and [`LockMode`]).
-pub mod op {
-    use super::{HogMode, LockMode, OpKind};
-
-    /// [`OpKind::Read`].
-    pub const READ: u32 = OpKind::Read as u32;
-    /// [`OpKind::Write`].
-    pub const WRITE: u32 = OpKind::Write as u32;
-    /// [`OpKind::TripleFault`].
-    pub const TRIPLE_FAULT: u32 = OpKind::TripleFault as u32;
-    /// [`OpKind::RawHypercall`].
-    pub const RAW_HYPERCALL: u32 = OpKind::RawHypercall as u32;
-    /// [`OpKind::Printk`].
-    pub const PRINTK: u32 = OpKind::Printk as u32;
-    /// [`OpKind::ReadWithBadFp`].
-    pub const READ_WITH_BAD_FP: u32 = OpKind::ReadWithBadFp as u32;
-    /// [`OpKind::Hog`].
-    pub const HOG: u32 = OpKind::Hog as u32;
-    /// [`HogMode::PreemptOff`].
-    pub const HOG_PREEMPT_OFF: u64 = HogMode::PreemptOff as u64;
-    /// [`HogMode::SpinLockIrqsave`].
-    pub const HOG_SPIN_LOCK_IRQSAVE: u64 = HogMode::SpinLockIrqsave as u64;
-    /// [`OpKind::SleepMs`].
-    pub const SLEEP_MS: u32 = OpKind::SleepMs as u32;
-    /// [`OpKind::Setsid`].
-    pub const SETSID: u32 = OpKind::Setsid as u32;
-    /// [`OpKind::PerfEventOpenLbr`].
-    pub const PERF_EVENT_OPEN_LBR: u32 = OpKind::PerfEventOpenLbr as u32;
-    /// [`OpKind::ModuleLoad`].
-    pub const MODULE_LOAD: u32 = OpKind::ModuleLoad as u32;
-    /// [`OpKind::ModuleUnload`].
-    pub const MODULE_UNLOAD: u32 = OpKind::ModuleUnload as u32;
-    /// [`OpKind::KmallocIrqsOff`].
-    pub const KMALLOC_IRQS_OFF: u32 = OpKind::KmallocIrqsOff as u32;
-    /// [`OpKind::BusyMs`].
-    pub const BUSY_MS: u32 = OpKind::BusyMs as u32;
-    /// [`OpKind::Lock`].
-    pub const LOCK: u32 = OpKind::Lock as u32;
-    /// [`OpKind::Unlock`].
-    pub const UNLOCK: u32 = OpKind::Unlock as u32;
-    /// [`LockMode::Plain`].
-    pub const LOCK_PLAIN: u64 = LockMode::Plain as u64;
-    /// [`LockMode::Irq`].
-    pub const LOCK_IRQ: u64 = LockMode::Irq as u64;
-    /// [`LockMode::Irqsave`].
-    pub const LOCK_IRQSAVE: u64 = LockMode::Irqsave as u64;
-    /// [`OpKind::IrqDisable`].
-    pub const IRQ_DISABLE: u32 = OpKind::IrqDisable as u32;
-    /// [`OpKind::IrqEnable`].
-    pub const IRQ_ENABLE: u32 = OpKind::IrqEnable as u32;
-    /// [`OpKind::PreemptDisable`].
-    pub const PREEMPT_DISABLE: u32 = OpKind::PreemptDisable as u32;
-    /// [`OpKind::PreemptEnable`].
-    pub const PREEMPT_ENABLE: u32 = OpKind::PreemptEnable as u32;
-    /// [`OpKind::Kmalloc`].
-    pub const KMALLOC: u32 = OpKind::Kmalloc as u32;
-    /// [`OpKind::RaiseSoftirq`].
-    pub const RAISE_SOFTIRQ: u32 = OpKind::RaiseSoftirq as u32;
-    /// [`OpKind::ArmTimer`].
-    pub const ARM_TIMER: u32 = OpKind::ArmTimer as u32;
-    /// [`OpKind::UserBusyLoop`].
-    pub const USER_BUSY_LOOP: u32 = OpKind::UserBusyLoop as u32;
-    /// [`OpKind::SpinWithoutYielding`].
-    pub const SPIN_WITHOUT_YIELDING: u32 = OpKind::SpinWithoutYielding as u32;
-    /// How many locks a scenario may declare ([`MAX_LOCKS`](super::MAX_LOCKS)).
-    pub const MAX_LOCKS: usize = super::MAX_LOCKS;
 }

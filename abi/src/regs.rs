@@ -115,6 +115,28 @@ pub mod vector {
     pub const SPURIOUS_APIC_VECTOR: u8 = 0xff;
     /// The reschedule IPI.
     pub const RESCHEDULE_VECTOR: u8 = 0xfd;
+    /// `smp_call_function_single`'s IPI.
+    pub const CALL_FUNCTION_SINGLE_VECTOR: u8 = 0xfb;
+    /// The first vector of the scenario's hardirq handlers (Linux's device vectors start at
+    /// 0x20 + 16 legacy ones; lockvmm keeps the low ones free).
+    pub const LAB_FIRST_VECTOR: u8 = 0x40;
+
+    /// The vector of hardirq handler `handler` (below
+    /// [`MAX_HANDLERS`](crate::program::MAX_HANDLERS)).
+    pub const fn lab_vector(handler: u32) -> u8 {
+        LAB_FIRST_VECTOR + handler as u8
+    }
+
+    /// The handler a lab vector belongs to, if it is one.
+    pub const fn lab_handler(vector: u8) -> Option<u32> {
+        if vector >= LAB_FIRST_VECTOR
+            && ((vector - LAB_FIRST_VECTOR) as usize) < crate::program::MAX_HANDLERS
+        {
+            Some((vector - LAB_FIRST_VECTOR) as u32)
+        } else {
+            None
+        }
+    }
 }
 
 /// Exception names by vector, as the kernel and the host print them.

@@ -79,6 +79,10 @@ struct RunArgs {
     /// Seconds a vCPU may run guest code without yielding before the run stops as stalled.
     #[arg(long, default_value_t = 30)]
     stall_timeout: u64,
+    /// Also freeze the machine for a report and vmcore at this virtual time (seconds), whether
+    /// or not anything is detected.
+    #[arg(long, value_name = "SECONDS")]
+    snapshot_at: Option<f64>,
     /// Run the scenario N times and check that every run gives the same report.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
     repeat: u16,
@@ -188,6 +192,13 @@ fn run(args: RunArgs, started: Instant) -> ExitStatus {
     opts.echo_console = !quiet;
     opts.kernel = args.kernel.clone();
     opts.stall_timeout = Duration::from_secs(args.stall_timeout.max(1));
+    if let Some(t) = args.snapshot_at {
+        if !(t.is_finite() && t >= 0.0) {
+            eprintln!("lockvmm: --snapshot-at {t}: a time in virtual seconds, 0 or more");
+            return ExitStatus::BadInput;
+        }
+        opts.snapshot_at = Some((t * 1e9) as u64);
+    }
     opts.limits = RunLimits {
         max_exits_without_progress: args.runaway_exits,
         console_bytes: args.console_limit,
@@ -207,7 +218,7 @@ fn run(args: RunArgs, started: Instant) -> ExitStatus {
                     serde_json::to_string_pretty(&done.summary).unwrap_or_default()
                 );
             } else {
-                print_outcome(&done);
+                print_outcome(&done, args.quiet);
             }
             done.exit_status()
         }
@@ -265,8 +276,21 @@ fn run_once(
     Ok(done)
 }
 
-fn print_outcome(done: &Completed) {
+/// What `lockvmm run` prints at the end: with `quiet`, only the outcome line and the failed
+/// expectations; otherwise the CPUs, the report, every expectation, the files, and the outcome.
+fn print_outcome(done: &Completed, quiet: bool) {
     let s = &done.summary;
+    let outcome = format!(
+        "lockvmm: {}",
+        lockvmm::report::one_line(&s.outcome, &s.lockups)
+    );
+    if quiet {
+        println!("{outcome}");
+        for v in done.failed_expectations() {
+            print_verdict(v);
+        }
+        return;
+    }
     println!(
         "lockvmm: {}/{} CPUs came online",
         s.cpus_online.len(),
@@ -281,13 +305,7 @@ fn print_outcome(done: &Completed) {
     }
     if !s.expectations.is_empty() {
         println!();
-        for v in &s.expectations {
-            let mark = if v.ok { "ok  " } else { "FAIL" };
-            println!(
-                "lockvmm: expect {mark} {:<12} expected {:<32} observed {}",
-                v.what, v.expected, v.observed
-            );
-        }
+        s.expectations.iter().for_each(print_verdict);
     }
     if let Some(v) = &s.vmcore {
         println!(
@@ -296,6 +314,15 @@ fn print_outcome(done: &Completed) {
         );
     }
     println!("lockvmm: console log: {}", s.console_log);
+    println!("{outcome}");
+}
+
+fn print_verdict(v: &lockvmm::scenario::expect::Verdict) {
+    let mark = if v.ok { "ok  " } else { "FAIL" };
+    println!(
+        "lockvmm: expect {mark} {:<12} expected {:<32} observed {}",
+        v.what, v.expected, v.observed
+    );
 }
 
 /// `--repeat N`: the same scenario N times; every run's fingerprint must equal the first's.

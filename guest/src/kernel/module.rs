@@ -4,8 +4,10 @@
 //! correct module.
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use lockvmm_abi::hook::Hook;
 use lockvmm_abi::program::ModuleVariant;
 
+use crate::arch::x86::lockvmm;
 use crate::kernel::time::timer::{
     TimerList, add_timer, del_timer, del_timer_sync, mod_timer, timer_setup,
 };
@@ -105,10 +107,12 @@ pub extern "C" fn load_module(variant: ModuleVariant) -> i32 {
     if ret != 0 {
         // The loader frees the failed module's memory; its armed timer stays queued.
         module_memfree(base, MODULE_PAGES);
+        lockvmm::hook(Hook::ModuleLoad, ret as u64);
         return ret;
     }
     timer_mod_base.store(base, Ordering::Relaxed);
     LOADED.store(1, Ordering::Relaxed);
+    lockvmm::hook(Hook::ModuleLoad, 0);
     0
 }
 
@@ -123,5 +127,6 @@ pub extern "C" fn delete_module() -> i32 {
     timer_mod_exit(base);
     LOADED.store(0, Ordering::Relaxed);
     module_memfree(base, MODULE_PAGES);
+    lockvmm::hook(Hook::ModuleUnload, 0);
     0
 }

@@ -66,6 +66,14 @@ pub extern "C" fn __touch_watchdog() {
 }
 
 /// `watchdog_interrupt_count`.
+/// `touch_softlockup_watchdog()`: the next check restarts the count (Linux 4.x sets the
+/// timestamp to 0, which the hrtimer then resets).
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn touch_softlockup_watchdog() {
+    watchdog_touch_ts[cpu()].store(0, Ordering::Relaxed);
+}
+
 fn watchdog_interrupt_count() {
     hrtimer_interrupts[cpu()].fetch_add(1, Ordering::Relaxed);
 }

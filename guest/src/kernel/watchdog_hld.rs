@@ -23,6 +23,19 @@ pub static hard_watchdog_warn: [AtomicU64; NR_CPUS] = [Z; NR_CPUS];
 #[unsafe(no_mangle)]
 pub static watchdog_ev: [AtomicU64; NR_CPUS] = [Z; NR_CPUS];
 
+/// `watchdog_nmi_touch`: the next NMI check is skipped (`touch_nmi_watchdog`).
+#[unsafe(no_mangle)]
+pub static watchdog_nmi_touch: [AtomicU64; NR_CPUS] = [Z; NR_CPUS];
+
+/// `touch_nmi_watchdog()`: this CPU is known to be busy on purpose; skip the next hard-lockup
+/// check, and touch the soft-lockup detector too.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn touch_nmi_watchdog() {
+    watchdog_nmi_touch[smp_processor_id() as usize].store(1, Ordering::Relaxed);
+    crate::kernel::watchdog::touch_softlockup_watchdog();
+}
+
 /// `hw_nmi_get_sample_period`: cycles in `watchdog_thresh` seconds.
 fn hw_nmi_get_sample_period() -> u64 {
     CPU_KHZ * 1000 * watchdog_thresh()
@@ -44,6 +57,9 @@ fn is_hardlockup() -> bool {
 #[unsafe(no_mangle)]
 pub fn watchdog_overflow_callback(_event: &mut PerfEvent, regs: &PtRegs) {
     let c = smp_processor_id() as usize;
+    if watchdog_nmi_touch[c].swap(0, Ordering::Relaxed) != 0 {
+        return;
+    }
     if !is_hardlockup() {
         hard_watchdog_warn[c].store(0, Ordering::Relaxed);
         return;

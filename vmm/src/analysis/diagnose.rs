@@ -7,7 +7,42 @@ use super::Analysis;
 use super::contexts::{Entry, is_irq_entry, is_nmi_entry};
 use crate::state::locks::innermost;
 use crate::state::regs::describe_if;
-use crate::state::{CpuBacktrace, FaultReport, HeldLock, LockWait, LockupKind, Regs};
+use crate::state::{Context, CpuBacktrace, FaultReport, HeldLock, LockWait, LockupKind, Regs};
+
+/// The shape of a deadlock, as `[expect] deadlock` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlockKind {
+    /// CPUs wait on each other in a cycle (ABBA and longer).
+    Cycle,
+    /// A hardirq on the CPU that holds the lock tries to take it.
+    SelfInterrupt,
+    /// A softirq on the CPU that holds the lock tries to take it.
+    SelfSoftirq,
+    /// An NMI on the CPU that holds the lock tries to take it.
+    SelfNmi,
+    /// A page fault on the CPU that holds the lock leads to taking it again.
+    SelfPageFault,
+    /// The CPU takes a lock it already holds, in the same context.
+    Recursion,
+    /// The end of the chain holds the lock and runs on (busy, in user mode, …).
+    HolderRunning,
+}
+
+impl DeadlockKind {
+    /// The name `[expect] deadlock` and `result.json` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeadlockKind::Cycle => "cycle",
+            DeadlockKind::SelfInterrupt => "self_interrupt",
+            DeadlockKind::SelfSoftirq => "self_softirq",
+            DeadlockKind::SelfNmi => "self_nmi",
+            DeadlockKind::SelfPageFault => "self_page_fault",
+            DeadlockKind::Recursion => "recursion",
+            DeadlockKind::HolderRunning => "holder_running",
+        }
+    }
+}
 
 /// What stopped the machine, as the diagnosis speaks of it.
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +55,8 @@ pub enum Incident<'a> {
     Panic(&'a str),
     /// Every CPU waits and nothing can wake any of them.
     AllWaiting,
+    /// Nothing detected anything: a snapshot at the end of the run, or one asked for.
+    Undetected,
 }
 
 /// Everything the diagnosis reads.
@@ -125,37 +162,90 @@ impl Analysis<'_> {
         }
     }
 
-    /// Why a CPU that spins on a lock it holds itself never gets it: the way into the spinning
-    /// context from the context that holds the lock.
-    fn self_deadlock(&self, cpu: usize, f: &Findings<'_>) -> String {
+    /// How a CPU that spins on a lock it holds itself got there.
+    pub fn self_deadlock_kind(
+        &self,
+        cpu: usize,
+        f: &Findings<'_>,
+    ) -> (DeadlockKind, Option<Entry>) {
         let entry = f
             .backtraces
             .iter()
             .find(|b| b.cpu == cpu)
             .and_then(|b| self.spinning_context(b))
             .and_then(|(_, e)| e);
+        let context = innermost(f.waits, cpu).map(|w| w.context);
+        let kind = match &entry {
+            Some(e) if e.stub == "page_fault" => DeadlockKind::SelfPageFault,
+            Some(e) if is_nmi_entry(&e.stub) => DeadlockKind::SelfNmi,
+            Some(e) if is_irq_entry(&e.stub) && !e.below.user_mode() => {
+                if context == Some(Context::Softirq) {
+                    DeadlockKind::SelfSoftirq
+                } else {
+                    DeadlockKind::SelfInterrupt
+                }
+            }
+            _ => DeadlockKind::Recursion,
+        };
+        (kind, entry)
+    }
+
+    /// Why a CPU that spins on a lock it holds itself never gets it: the way into the spinning
+    /// context from the context that holds the lock.
+    fn self_deadlock(&self, cpu: usize, f: &Findings<'_>) -> String {
         let never = "The CPU can never release it.";
-        match entry {
-            Some(e) if e.stub == "page_fault" => format!(
+        let (kind, entry) = self.self_deadlock_kind(cpu, f);
+        let at = |e: &Option<Entry>| {
+            e.as_ref()
+                .map_or_else(String::new, |e| self.syms.describe(e.below.rip))
+        };
+        let stub = entry.as_ref().map_or("", |e| e.stub.as_str());
+        match kind {
+            DeadlockKind::SelfPageFault => format!(
                 ": the context below holds it and faulted at {} (CR2 {:#x}), and the fault path tries \
                  to take the same lock again on the same CPU. {never}",
-                self.syms.describe(e.below.rip),
+                at(&entry),
                 self.snap.cpus.get(cpu).map_or(0, |c| c.sregs.cr2)
             ),
-            Some(e) if is_nmi_entry(&e.stub) => format!(
+            DeadlockKind::SelfNmi => format!(
                 ": it holds the lock in {}, and an NMI on the same CPU tries to take it. NMIs cannot \
                  be masked, so disabling interrupts does not protect a lock an NMI handler takes. {never}",
-                self.syms.describe(e.below.rip)
+                at(&entry)
             ),
-            Some(e) if is_irq_entry(&e.stub) && !e.below.user_mode() => format!(
+            DeadlockKind::SelfSoftirq => format!(
+                ": it took the lock, then ran {} with bottom halves enabled while holding it; the \
+                 softirq run on the exit of an interrupt ({stub}) tries to take the lock again on the \
+                 same CPU (spin_lock_bh in the task would have kept it out). {never}",
+                at(&entry)
+            ),
+            DeadlockKind::SelfInterrupt => format!(
                 ": it took the lock, then ran {} with interrupts enabled (RFLAGS.IF=1) while holding \
-                 it, and an interrupt ({}) on the same CPU tries to take the lock again. {never}",
-                self.syms.describe(e.below.rip),
-                e.stub
+                 it, and an interrupt ({stub}) on the same CPU tries to take the lock again. {never}",
+                at(&entry)
             ),
             _ => format!(
                 " and tries to take it again in the same context: a recursive (AA) deadlock. {never}"
             ),
+        }
+    }
+
+    /// The kind of deadlock the chain from `cpu` ends in, if it ends in one.
+    pub fn deadlock_kind(&self, cpu: usize, f: &Findings<'_>) -> Option<DeadlockKind> {
+        let mut seen = vec![cpu];
+        let mut cur = innermost(f.waits, cpu)?.clone();
+        loop {
+            let h = cur.holder?;
+            if h == cur.cpu {
+                return Some(self.self_deadlock_kind(h, f).0);
+            }
+            if seen.contains(&h) {
+                return Some(DeadlockKind::Cycle);
+            }
+            seen.push(h);
+            match innermost(f.waits, h) {
+                Some(next) => cur = next.clone(),
+                None => return Some(DeadlockKind::HolderRunning),
+            }
         }
     }
 
@@ -252,6 +342,9 @@ impl Analysis<'_> {
             Incident::AllWaiting => format!(
                 "Every CPU is waiting and nothing can wake any of them; {who} waits on no lock.{at}{holding}"
             ),
+            Incident::Undetected => {
+                format!("No detector fired. At the snapshot {who} waits on no lock.{at}{holding}")
+            }
         }
     }
 

@@ -10,7 +10,7 @@ mod dmesg;
 mod locks;
 
 pub use contexts::{Entry, SPIN_FUNCTION, StackContext};
-pub use diagnose::{Findings, Incident};
+pub use diagnose::{DeadlockKind, Findings, Incident};
 pub use dmesg::dmesg_from;
 
 use crate::image::{DebugInfo, Symbols};
@@ -111,6 +111,9 @@ impl<'a> Analysis<'a> {
 
     /// `runqueues[56].__lock`, a scenario lock's own name, else `symbol+off`, else hex.
     pub fn name_of(&self, addr: u64) -> String {
+        if let Some((_, name)) = self.snap.lock_aliases.iter().find(|(a, _)| *a == addr) {
+            return name.clone();
+        }
         let name = self
             .dwarf
             .describe(self.syms, addr)

@@ -12,7 +12,7 @@ use crate::output::write_atomic;
 use crate::report::{CrashReport, Detection, ReportInput, report_cpu};
 use crate::scenario::LoadedScenario;
 use crate::scenario::expect::{self, Verdict};
-use crate::state::{CpuBacktrace, ExitStatus, Outcome};
+use crate::state::{CpuBacktrace, ExitStatus, Outcome, OutcomeClass};
 
 /// What a finished run produced.
 pub struct Completed {
@@ -24,14 +24,17 @@ pub struct Completed {
 
 impl Completed {
     /// Success when the scenario's expectations hold (or, without expectations, on a clean
-    /// power-off with every CPU online); the environment for a host error; else a guest failure.
+    /// power-off with every CPU online and no lockup reported); the environment for a host
+    /// error; else a guest failure.
     pub fn exit_status(&self) -> ExitStatus {
         let s = &self.summary;
         if matches!(s.outcome, Outcome::HostError { .. }) {
             return ExitStatus::Environment;
         }
         let ok = if s.expectations.is_empty() {
-            matches!(s.outcome, Outcome::Shutdown { status: 0 } if s.cpus_online.len() == s.vcpus)
+            s.class == OutcomeClass::Shutdown
+                && s.lockups.is_empty()
+                && s.cpus_online.len() == s.vcpus
         } else {
             s.expectations.iter().all(|v| v.ok)
         };
@@ -67,7 +70,8 @@ fn incident(r: &RunResult) -> Incident<'_> {
     match &r.outcome {
         Outcome::Fault(f) => Incident::Fault(f),
         Outcome::Panic { message, .. } => Incident::Panic(message),
-        _ => Incident::AllWaiting,
+        Outcome::AllWaiting { .. } => Incident::AllWaiting,
+        _ => Incident::Undetected,
     }
 }
 
@@ -82,7 +86,12 @@ fn analyse(r: &RunResult, dumpfile: Option<String>) -> Option<Analysed> {
     let snap = r.snapshot.as_ref()?;
     let a = Analysis::new(snap, &r.kernel.symbols, r.kernel.debug_info());
     let backtraces: Vec<CpuBacktrace> = (0..snap.cpus.len()).map(|c| a.backtrace(c)).collect();
-    let report = report_cpu(&r.outcome, &r.lockups).map(|cpu| {
+    // Without a CPU the run names (a snapshot at the end, or asked for), the report is about
+    // the first CPU that spins on a lock, else CPU 0.
+    let cpu = report_cpu(&r.outcome, &r.lockups)
+        .or_else(|| a.lock_waits().first().map(|w| w.cpu))
+        .unwrap_or(0);
+    let report = Some(cpu).map(|cpu| {
         let cr3 = a.mem.cr3;
         let dmesg = dmesg_from(
             |va, len| r.memory.read_virt(cr3, va, len).ok(),
@@ -143,6 +152,7 @@ fn write_vmcore(out: &Path, r: &RunResult, backtraces: &[CpuBacktrace]) -> Resul
         memory_copy_us: snap.memory_copy_us,
         report_cpu: report_cpu(&r.outcome, &r.lockups),
         lock_names: snap.lock_names.clone(),
+        lock_aliases: snap.lock_aliases.clone(),
         kernel_digest: Some(r.kernel.digest()),
     };
     vmcore::write(
@@ -212,6 +222,7 @@ pub fn complete(
         vcpus,
         cpus_online: r.online.clone(),
         outcome: r.outcome.clone(),
+        class: OutcomeClass::of(&r.outcome, &r.lockups),
         lockups: r.lockups.clone(),
         hooks: r.hooks.clone(),
         pmu_nmis: r.pmu_nmis.clone(),

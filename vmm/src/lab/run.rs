@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use crate::image::KernelImage;
 use crate::kvm::vm;
-use crate::machine::{Machine, MachineConfig, MachineError, RunLimits, RunResult};
+use crate::machine::{
+    Deliver, HookAction, Machine, MachineConfig, MachineError, RunLimits, RunResult, When,
+};
 use crate::scenario::{LoadedScenario, ScenarioError, program};
 use crate::state::ExitStatus;
 
@@ -23,6 +25,8 @@ pub struct RunOptions {
     pub kernel: Option<PathBuf>,
     pub kvm_device: PathBuf,
     pub stall_timeout: Duration,
+    /// Also take a snapshot at this virtual time (ns), whatever happens.
+    pub snapshot_at: Option<u64>,
     /// What a runaway guest may cost the host.
     pub limits: RunLimits,
 }
@@ -39,6 +43,7 @@ impl RunOptions {
                 std::env::var_os("LOCKVMM_KVM_DEVICE").unwrap_or_else(|| KVM_DEVICE.into()),
             ),
             stall_timeout: Duration::from_secs(30),
+            snapshot_at: None,
             limits: RunLimits::default(),
         }
     }
@@ -130,11 +135,30 @@ pub fn prepare(opts: &RunOptions) -> Result<Prepared, LabError> {
         });
     }
     let kernel = KernelImage::open(opts.kernel.as_deref()).map_err(MachineError::from)?;
+    let lock_addrs = kernel_locks(&scenario, &kernel)?;
+    let mut actions = scenario.actions();
+    if let Some(t) = opts.snapshot_at {
+        actions.push(HookAction {
+            when: When::Time(t),
+            cpu: Some(0),
+            target: Some(0),
+            deliver: Deliver::Snapshot,
+            once: true,
+            arg: None,
+        });
+    }
     let cfg = MachineConfig {
         vcpus,
         memory_mib: scenario.memory_mib(),
+        program: program::encode(&scenario.scenario, &lock_addrs),
+        lock_aliases: scenario
+            .lock_names()
+            .into_iter()
+            .zip(&lock_addrs)
+            .filter(|(_, a)| **a != 0)
+            .map(|(n, a)| (*a, n))
+            .collect(),
         kernel,
-        program: program::encode(&scenario.scenario),
         echo_console: opts.echo_console,
         console_log: opts.console_log.clone(),
         kvm_device: opts.kvm_device.clone(),
@@ -142,9 +166,51 @@ pub fn prepare(opts: &RunOptions) -> Result<Prepared, LabError> {
         knobs: scenario.knobs(),
         max_vtime_ns: scenario.max_vtime_ns(),
         stop_on_lockup: scenario.stop_on_lockup(),
-        actions: scenario.actions(),
+        actions,
+        snapshot_at_end: scenario.snapshot_at_end(),
         lock_names: scenario.lock_names(),
         limits: opts.limits,
     };
     Ok(Prepared { scenario, cfg })
+}
+
+/// The kernel address of each scenario lock that aliases a kernel lock (`[[lock]] kernel =
+/// "runqueues[3].__lock"`), resolved through the kernel's DWARF; 0 for the lab's own locks.
+fn kernel_locks(scenario: &LoadedScenario, kernel: &KernelImage) -> Result<Vec<u64>, LabError> {
+    let mut out = Vec::new();
+    for l in &scenario.scenario.lock {
+        let Some(expr) = &l.kernel else {
+            out.push(0);
+            continue;
+        };
+        let resolved = kernel
+            .debug_info()
+            .address_of(&kernel.symbols, expr.get_ref());
+        match resolved {
+            Some((addr, ty)) if ty == "raw_spinlock_t" => out.push(addr),
+            Some((_, ty)) => {
+                return Err(scenario
+                    .error_at(
+                        expr.span(),
+                        format!(
+                            "lock.kernel: `{}` is a {ty}, not a raw_spinlock_t",
+                            expr.get_ref()
+                        ),
+                    )
+                    .into());
+            }
+            None => {
+                return Err(scenario
+                    .error_at(
+                        expr.span(),
+                        format!(
+                            "lock.kernel: `{}` is not a kernel lock (a global, its [index] and .members)",
+                            expr.get_ref()
+                        ),
+                    )
+                    .into());
+            }
+        }
+    }
+    Ok(out)
 }

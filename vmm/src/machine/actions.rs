@@ -4,13 +4,27 @@ use lockvmm_abi::hook::Hook;
 
 use super::{Deliver, Machine, When, lock};
 
+/// What the caller of [`Machine::perform`] does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    Continue,
+    /// `target` was paused: if the caller is that CPU, it blocks.
+    Pause(usize),
+    /// The caller takes the snapshot (it holds the vCPU).
+    Snapshot,
+}
+
 impl Machine {
     /// The deliveries (and their target CPUs) the scenario asks for when `cpu` reaches `hook`
-    /// (each `once` action only the first time).
-    pub fn actions_for(&self, hook: Hook, cpu: usize) -> Vec<(Deliver, usize)> {
+    /// with `arg` (each `once` action only the first time).
+    pub fn actions_for(&self, hook: Hook, arg: u64, cpu: usize) -> Vec<(Deliver, usize)> {
         let mut out = Vec::new();
         for (a, fired) in lock(&self.actions).iter_mut() {
-            if a.when == When::Hook(hook) && a.cpu.is_none_or(|c| c == cpu) && !(a.once && *fired) {
+            if a.when == When::Hook(hook)
+                && a.cpu.is_none_or(|c| c == cpu)
+                && a.arg.is_none_or(|x| x == arg)
+                && !(a.once && *fired)
+            {
                 *fired = true;
                 out.push((a.deliver, a.target.unwrap_or(cpu)));
             }
@@ -30,8 +44,9 @@ impl Machine {
             .min()
     }
 
-    /// Performs every timed action due by `now` (from the clock, while every vCPU waits).
-    pub fn run_timed_actions(&self, now: u64) {
+    /// Performs every timed action due by `now` (from the clock, while every vCPU waits; `cpu`
+    /// and `vcpu` are the last to wait, for a snapshot).
+    pub fn run_timed_actions(&self, now: u64, cpu: usize, vcpu: &kvm_ioctls::VcpuFd) {
         let due: Vec<(Deliver, usize)> = lock(&self.actions)
             .iter_mut()
             .filter(|(a, fired)| !fired && matches!(a.when, When::Time(t) if t <= now))
@@ -41,15 +56,16 @@ impl Machine {
             })
             .collect();
         for (d, target) in due {
-            self.perform(d, target);
+            if self.perform(d, target) == Then::Snapshot {
+                self.take_snapshot(cpu, vcpu, format!("requested at {:.3} s", now as f64 / 1e9));
+            }
         }
     }
 
-    /// Delivers one action to `target`. Returns true when `target` must pause (the caller,
-    /// if it is that CPU, blocks).
-    pub fn perform(&self, d: Deliver, target: usize) -> bool {
+    /// Delivers one action to `target`; says what the caller must do next.
+    pub fn perform(&self, d: Deliver, target: usize) -> Then {
         if target >= self.nr_cpus {
-            return false;
+            return Then::Continue;
         }
         match d {
             Deliver::TimerTick => super::clock::fire_next_timer(self, target),
@@ -60,10 +76,12 @@ impl Machine {
             }
             Deliver::Pause => {
                 self.sched.pause(target);
-                return true;
+                return Then::Pause(target);
             }
             Deliver::Resume => self.sched.resume(target),
+            Deliver::Irq(vector) => self.deliver_interrupt(target, vector),
+            Deliver::Snapshot => return Then::Snapshot,
         }
-        false
+        Then::Continue
     }
 }

@@ -66,6 +66,7 @@ impl Machine {
             softlockup_all_cpu_backtrace: k.softlockup_all_cpu_backtrace.into(),
             lbr_gfp_mode: k.lbr_gfp_mode,
             console_fbcon: k.console_fbcon.into(),
+            irq_enable_hook: k.irq_enable_hook.into(),
             ..Default::default()
         })?;
         // No CPU has a timer armed until it programs one.
@@ -107,7 +108,9 @@ impl Machine {
             nr_cpus: cfg.vcpus,
             max_vtime_ns: cfg.max_vtime_ns,
             stop_on_lockup: cfg.stop_on_lockup,
+            snapshot_at_end: cfg.snapshot_at_end,
             lock_names: cfg.lock_names.clone(),
+            lock_aliases: cfg.lock_aliases.clone(),
             cpus: (0..cfg.vcpus).map(|_| CpuSlot::default()).collect(),
             stopped: AtomicBool::new(false),
             stop_evt: EventFd::new(libc::EFD_NONBLOCK).map_err(host_err)?,

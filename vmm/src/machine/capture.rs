@@ -67,6 +67,7 @@ impl Machine {
             cpus,
             memory: Arc::new(memory),
             lock_names: self.lock_names.clone(),
+            lock_aliases: self.lock_aliases.clone(),
             freeze_us,
             memory_copy_us: t0.elapsed().as_micros() as u64 - freeze_us,
         });

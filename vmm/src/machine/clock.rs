@@ -60,6 +60,13 @@ pub fn advance(m: &Machine, mut idle: Idle, cpu: usize, vcpu: &kvm_ioctls::VcpuF
         let at = next.max(now);
         if at > m.max_vtime_ns {
             m.set_now_ns(m.max_vtime_ns);
+            if m.snapshot_at_end {
+                m.take_snapshot(
+                    cpu,
+                    vcpu,
+                    "the run reached its time limit with nothing detected".into(),
+                );
+            }
             m.finish(Outcome::TimeLimit {
                 vtime_ns: m.max_vtime_ns,
             });
@@ -67,7 +74,7 @@ pub fn advance(m: &Machine, mut idle: Idle, cpu: usize, vcpu: &kvm_ioctls::VcpuF
         }
         m.set_now_ns(at);
         m.sched.wake_deadlines(at);
-        m.run_timed_actions(at);
+        m.run_timed_actions(at, cpu, vcpu);
         for cpu in 0..m.nr_cpus {
             if !m.sched.is_started(cpu) {
                 continue;

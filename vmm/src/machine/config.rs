@@ -33,8 +33,12 @@ pub struct MachineConfig {
     pub stop_on_lockup: bool,
     /// What the host does at hook points.
     pub actions: Vec<HookAction>,
+    /// Take a snapshot when the run reaches its time limit without one.
+    pub snapshot_at_end: bool,
     /// Names of the scenario's locks (`lab_locks[i]`), for reports.
     pub lock_names: Vec<String>,
+    /// Kernel locks the scenario names (address, name), for reports.
+    pub lock_aliases: Vec<(u64, String)>,
     /// What a runaway guest may cost the host.
     pub limits: RunLimits,
 }
@@ -96,11 +100,12 @@ pub struct HookAction {
     pub target: Option<usize>,
     pub deliver: Deliver,
     pub once: bool,
+    /// At a hook: only when its argument is this (a lock's index, a mark's label).
+    pub arg: Option<u64>,
 }
 
 /// What the host does to a CPU (a scenario's `[[action]] deliver`).
-#[derive(Debug, serde::Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deliver {
     /// The CPU's next timer interrupt, now: the clock moves to its next programmed deadline.
     TimerTick,
@@ -112,6 +117,10 @@ pub enum Deliver {
     Pause,
     /// Run a paused CPU again.
     Resume,
+    /// A device interrupt with this vector.
+    Irq(u8),
+    /// Freeze the machine for a snapshot (the first of the run), and run on.
+    Snapshot,
 }
 
 /// Kernel knobs passed in `BootInfo`, with Linux's defaults.
@@ -125,6 +134,8 @@ pub struct Knobs {
     pub lbr_gfp_mode: u32,
     /// A framebuffer console (`tty0`) besides the serial one.
     pub console_fbcon: bool,
+    /// Count spinlocks per CPU and report `irq_enable_locked` (a scenario acts on it).
+    pub irq_enable_hook: bool,
 }
 
 impl Default for Knobs {
@@ -137,6 +148,7 @@ impl Default for Knobs {
             softlockup_all_cpu_backtrace: false,
             lbr_gfp_mode: lockvmm_abi::knob::LbrGfpMode::GfpKernel.raw(),
             console_fbcon: false,
+            irq_enable_hook: false,
         }
     }
 }

@@ -4,6 +4,9 @@ use kvm_ioctls::VcpuFd;
 
 use super::Machine;
 use crate::kvm::capture::regs_from_kvm;
+
+/// CR0.PE: protected mode (clear after a reset).
+const X86_CR0_PE: u64 = 1;
 use crate::state::{FaultKind, FaultReport, Outcome, Regs};
 use crate::unwind::Unwinder;
 
@@ -41,10 +44,18 @@ pub fn capture_exit_fault(
     cpu: usize,
     mut kind: FaultKind,
 ) -> Outcome {
-    if let FaultKind::InternalError { suberror } = &mut kind {
+    if let FaultKind::InternalError { suberror, insn } = &mut kind {
         // SAFETY: the last exit was KVM_EXIT_INTERNAL_ERROR, so `internal` is the live member
         // of the exit-information union.
         *suberror = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.internal.suberror };
+        if let (Ok(r), Ok(s)) = (vcpu.get_regs(), vcpu.get_sregs()) {
+            if s.cr0 & X86_CR0_PE == 0 {
+                // An INIT put the vCPU back in real mode: not an instruction the emulator failed.
+                kind = FaultKind::Reset { rip: r.rip };
+            } else if let Ok(bytes) = m.memory.read_virt(s.cr3, r.rip, 15) {
+                *insn = bytes;
+            }
+        }
     }
     capture_fault(m, vcpu, cpu, kind)
 }

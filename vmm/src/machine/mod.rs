@@ -24,6 +24,7 @@ use std::time::Instant;
 use kvm_ioctls::VmFd;
 use vmm_sys_util::eventfd::EventFd;
 
+pub use actions::Then;
 pub use config::{
     Deliver, Dropped, HookAction, Knobs, MachineConfig, MachineError, RunLimits, RunResult,
     Timings, When,
@@ -117,7 +118,9 @@ pub struct Machine {
     nr_cpus: usize,
     max_vtime_ns: u64,
     stop_on_lockup: bool,
+    snapshot_at_end: bool,
     lock_names: Vec<String>,
+    lock_aliases: Vec<(u64, String)>,
     cpus: Vec<CpuSlot>,
     stopped: AtomicBool,
     stop_evt: EventFd,

@@ -179,7 +179,10 @@ fn decode_exit(m: &Machine, cpu: usize, exit: Result<VcpuExit<'_>, kvm_ioctls::E
         VcpuExit::MmioWrite(gpa, _) => Event::Fault(FaultKind::UnbackedMemory { gpa, write: true }),
         VcpuExit::Shutdown => Event::Fault(FaultKind::TripleFault),
         VcpuExit::FailEntry(reason, _) => Event::Fault(FaultKind::FailEntry { reason }),
-        VcpuExit::InternalError => Event::Fault(FaultKind::InternalError { suberror: 0 }),
+        VcpuExit::InternalError => Event::Fault(FaultKind::InternalError {
+            suberror: 0,
+            insn: Vec::new(),
+        }),
         VcpuExit::X86Rdmsr(exit) => {
             match m.pmu_read(cpu, exit.index) {
                 Some(v) => *exit.data = v,
@@ -215,7 +218,11 @@ fn interrupted(m: &Machine, vcpu: &VcpuFd, cpu: usize) -> Next {
     let slot = m.cpu(cpu);
     if slot.stall_kick.swap(false, Ordering::AcqRel) && !m.is_stopped() {
         let wall_ms = slot.since_entry_ms();
-        m.finish(capture_fault(m, vcpu, cpu, FaultKind::Stall { wall_ms }));
+        let outcome = capture_fault(m, vcpu, cpu, FaultKind::Stall { wall_ms });
+        if let Outcome::Fault(r) = &outcome {
+            m.take_snapshot(cpu, vcpu, r.headline());
+        }
+        m.finish(outcome);
         return Next::Stop;
     }
     Next::Continue

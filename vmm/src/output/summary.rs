@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::machine::Dropped;
 use crate::report::CrashReport;
 use crate::scenario::expect::Verdict;
-use crate::state::{HookEvent, LockupEvent, Outcome};
+use crate::state::{HookEvent, LockupEvent, Outcome, OutcomeClass};
 
 /// Bumped when a field changes meaning or disappears (adding fields keeps the version).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -24,6 +24,9 @@ pub struct RunSummary {
     /// How the run ended (`shutdown`, `fault`, `panic`, `lockup`, `all_waiting`, `time_limit`,
     /// `host_error`), with its details.
     pub outcome: Outcome,
+    /// How the run ended, in the vocabulary `[expect] outcome` uses (`hard_lockup`,
+    /// `no_lockup`, `all_waiting`, …).
+    pub class: OutcomeClass,
     /// Every lockup the kernel's detectors reported, in order.
     pub lockups: Vec<LockupEvent>,
     /// Hook points passed, with RIP and RFLAGS.

@@ -4,7 +4,7 @@
 //! facts go into `result.json`; `render` turns them into text.
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{Analysis, Findings, Incident};
+use crate::analysis::{Analysis, DeadlockKind, Findings, Incident};
 use crate::state::{CpuBacktrace, HeldLock, LockWait, LockupEvent, LockupKind, Outcome, Regs};
 
 /// A lockup detector's report, in short (every one of the run, first to last).
@@ -62,6 +62,9 @@ pub struct CrashReport {
     /// at kernel objects: (register, value, name).
     pub pointers: Vec<(String, u64, String)>,
     pub diagnosis: String,
+    /// The shape of the deadlock the report CPU's chain ends in, if it ends in one.
+    #[serde(default)]
+    pub deadlock: Option<DeadlockKind>,
     /// The kernel log from the snapshot on (`dmesg`), from the end of the run.
     pub dmesg_tail: Vec<String>,
     /// How long the freeze took, in total and per CPU (microseconds).
@@ -97,15 +100,13 @@ impl CrashReport {
         );
         let stuck: Option<Regs> = backtraces.first().and_then(|b| a.stuck_regs(b));
         let pointers = stuck.map(|r| a.pointer_registers(&r)).unwrap_or_default();
-        let diagnosis = a.diagnose(
-            cpu,
-            incident,
-            &Findings {
-                waits: &locks,
-                held: &held,
-                backtraces: &backtraces,
-            },
-        );
+        let findings = Findings {
+            waits: &locks,
+            held: &held,
+            backtraces: &backtraces,
+        };
+        let diagnosis = a.diagnose(cpu, incident, &findings);
+        let deadlock = a.deadlock_kind(cpu, &findings);
         let from = a.snap.vtime_ns / 1_000_000_000;
         let dmesg_tail = dmesg
             .into_iter()
@@ -131,6 +132,7 @@ impl CrashReport {
             detections,
             pointers,
             diagnosis,
+            deadlock,
             dmesg_tail,
             freeze_us: a.snap.freeze_us,
             freeze_us_max_cpu: a.snap.cpus.iter().map(|c| c.freeze_us).max().unwrap_or(0),

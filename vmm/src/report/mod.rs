@@ -5,4 +5,5 @@ mod outcome;
 mod render;
 
 pub use crash::{CrashReport, Detection, ReportInput, report_cpu};
+pub use outcome::one_line;
 pub use render::{render_bt, render_items, render_regs};

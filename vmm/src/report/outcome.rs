@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::render::{render_items, render_regs};
 use crate::state::regs::describe_if;
-use crate::state::{FaultReport, Outcome};
+use crate::state::{FaultReport, LockupEvent, Outcome, OutcomeClass};
 
 impl FaultReport {
     /// crash-style text: exception RIP, decoded registers, CR2/CR3, backtrace.
@@ -85,4 +85,60 @@ impl Outcome {
             }
         }
     }
+}
+
+/// The closing line of a run, in the outcome vocabulary: `hard_lockup on CPU 51 at 10.000 s:
+/// NMI watchdog: Watchdog detected hard LOCKUP on cpu 51 (then panic: Hard LOCKUP)`.
+pub fn one_line(outcome: &Outcome, lockups: &[LockupEvent]) -> String {
+    let class = OutcomeClass::of(outcome, lockups);
+    let secs = |ns: u64| ns as f64 / 1e9;
+    let mut line = match (lockups.first(), outcome) {
+        (Some(e), _) => {
+            let more = if lockups.len() > 1 {
+                format!(" ({} detections in all)", lockups.len())
+            } else {
+                String::new()
+            };
+            format!(
+                "{class} on CPU {} at {:.3} s: {}{more}",
+                e.cpu,
+                secs(e.vtime_ns),
+                e.message
+            )
+        }
+        (None, Outcome::Fault(r)) => format!("{class}: {}", r.headline()),
+        (None, Outcome::Panic { message, report }) => {
+            format!("{class} on CPU {}: {message}", report.cpu)
+        }
+        (None, Outcome::AllWaiting { waiting }) => format!(
+            "{class}: every CPU is waiting ({} of them) and nothing can wake any of them",
+            waiting.len()
+        ),
+        (None, Outcome::Shutdown { status }) => {
+            format!("{class}: the guest powered off with status {status}")
+        }
+        (None, Outcome::TimeLimit { vtime_ns }) => format!(
+            "{class}: no detector fired within {:.3} virtual seconds",
+            secs(*vtime_ns)
+        ),
+        (None, Outcome::Lockup { .. }) => class.to_string(),
+        (None, Outcome::HostError { message }) => format!("{class}: {message}"),
+        (None, Outcome::Interrupted { signal }) => {
+            format!("{class}: interrupted by {signal} before the run ended")
+        }
+    };
+    if !lockups.is_empty() {
+        match outcome {
+            Outcome::Panic { message, .. } => line.push_str(&format!(" (then panic: {message})")),
+            Outcome::TimeLimit { vtime_ns } => line.push_str(&format!(
+                " (the run went on to its time limit, {:.3} s)",
+                secs(*vtime_ns)
+            )),
+            Outcome::Shutdown { status } => {
+                line.push_str(&format!(" (then the guest powered off, status {status})"))
+            }
+            _ => {}
+        }
+    }
+    line
 }

@@ -61,11 +61,43 @@ pub(super) fn with_suggestion(message: &str) -> String {
         return message;
     };
     let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    if message.starts_with("unknown field")
+        && let Some((_, section)) = SECTION_KEYS
+            .iter()
+            .find(|(key, _)| *key == unknown && !candidates.contains(key))
+    {
+        return format!("{message} (`{unknown}` belongs in {section})");
+    }
     match nearest(unknown, &candidates) {
         Some(best) => format!("{message} (did you mean `{best}`?)"),
         None => message,
     }
 }
+
+/// Keys that belong to one section only, so that a key written in the wrong one is named as
+/// such instead of being "corrected" to an unrelated key of this section.
+const SECTION_KEYS: &[(&str, &str)] = &[
+    ("ops", "[[task]]"),
+    ("comm", "[[task]]"),
+    ("pid", "[[task]]"),
+    ("policy", "[[task]]"),
+    ("rt_priority", "[[task]]"),
+    ("at_hook", "[[action]]"),
+    ("at_time", "[[action]]"),
+    ("deliver", "[[action]]"),
+    ("vcpus", "[machine]"),
+    ("memory_mib", "[machine]"),
+    ("console", "[machine]"),
+    ("watchdog_thresh", "[watchdog]"),
+    ("softlockup_panic", "[watchdog]"),
+    ("hardlockup_panic", "[watchdog]"),
+    ("nmi_watchdog", "[watchdog]"),
+    ("max_virtual_seconds", "[run]"),
+    ("stop_on_lockup", "[run]"),
+    ("lbr_alloc", "[faults]"),
+    ("outcome", "[expect]"),
+    ("holder", "[expect]"),
+];
 
 /// The candidate closest to `word`, if it is close enough to be a typo.
 pub(super) fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
@@ -73,7 +105,8 @@ pub(super) fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
         .iter()
         .copied()
         .min_by_key(|c| edit_distance(word, c))
-        .filter(|c| edit_distance(word, c) <= c.len().max(2) / 2 + 1)
+        // A typo changes about one letter in three; more than that is another word.
+        .filter(|c| edit_distance(word, c) <= (c.len() / 3).max(1))
 }
 
 /// Levenshtein distance.

@@ -82,23 +82,38 @@ impl LoadedScenario {
         self.validate_program_size()
     }
 
-    /// The encoded program must fit the guest's program window.
+    /// The encoded program must fit the guest's program window; the error points at the first
+    /// op past it (counting one descriptor per op as written).
     fn validate_program_size(&self) -> Result<(), ScenarioError> {
-        let tasks = self.scenario.task.len();
-        let mut size = size_of::<ProgramHeader>() + tasks * size_of::<TaskDesc>();
-        for task in &self.scenario.task {
-            for op in &task.get_ref().ops {
-                size += size_of::<OpDesc>();
-                if size as u64 > PROGRAM_MAX {
-                    return Err(self.error_at(
-                        op.span(),
-                        format!(
-                            "the scenario is too big: its program (tasks and ops) would pass the {PROGRAM_MAX} bytes the guest reserves for it here"
-                        ),
-                    ));
+        let size = super::program::encode(&self.scenario, &[]).len() as u64;
+        if size <= PROGRAM_MAX {
+            return Ok(());
+        }
+        let message = format!(
+            "the scenario is too big: its program (tasks, handlers and ops) is {size} bytes, and the guest reserves {PROGRAM_MAX} for it"
+        );
+        let tasks = self
+            .scenario
+            .task
+            .iter()
+            .map(|t| (t.span(), &t.get_ref().ops));
+        let handlers = self
+            .scenario
+            .handler
+            .iter()
+            .map(|h| (h.span(), &h.get_ref().ops));
+        let fixed = size_of::<ProgramHeader>() + self.scenario.task.len() * size_of::<TaskDesc>();
+        let mut at = fixed as u64;
+        let mut last = None;
+        for (span, ops) in tasks.chain(handlers) {
+            last = Some(span);
+            for op in ops {
+                at += size_of::<OpDesc>() as u64;
+                if at > PROGRAM_MAX {
+                    return Err(self.error_at(op.span(), message));
                 }
             }
         }
-        Ok(())
+        Err(self.error_at(last.unwrap_or(0..0), message))
     }
 }

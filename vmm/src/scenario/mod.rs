@@ -10,6 +10,7 @@ pub mod ops;
 pub mod program;
 pub mod schema;
 mod validate;
+mod validate_program;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ pub use errors::{ScenarioError, line_col};
 pub use ops::{Addr, GfpSpec, LockMode, ModuleVariant, OpSpec};
 pub use schema::*;
 
-use crate::machine::{HookAction, Knobs, When};
+use crate::machine::{Deliver, HookAction, Knobs, When};
 use lockvmm_abi::hook::Hook;
 use lockvmm_abi::knob::LbrGfpMode;
 
@@ -108,6 +109,12 @@ impl LoadedScenario {
                 .console
                 .iter()
                 .any(|c| c.get_ref() == "tty0"),
+            irq_enable_hook: self.scenario.action.iter().any(|a| {
+                a.get_ref()
+                    .at_hook
+                    .as_ref()
+                    .is_some_and(|h| h.get_ref() == Hook::IrqEnableLocked.name())
+            }),
         }
     }
 
@@ -122,6 +129,7 @@ impl LoadedScenario {
 
     /// The host actions, for the machine.
     pub fn actions(&self) -> Vec<HookAction> {
+        let names = program::Names::of(&self.scenario);
         self.scenario
             .action
             .iter()
@@ -132,15 +140,37 @@ impl LoadedScenario {
                     (None, Some(t)) => When::Time((*t.get_ref() * 1e9) as u64),
                     (None, None) => return None,
                 };
+                let deliver = match a.deliver {
+                    DeliverSpec::TimerTick => Deliver::TimerTick,
+                    DeliverSpec::Nmi => Deliver::Nmi,
+                    DeliverSpec::PmuOverflow => Deliver::PmuOverflow,
+                    DeliverSpec::Pause => Deliver::Pause,
+                    DeliverSpec::Resume => Deliver::Resume,
+                    DeliverSpec::Snapshot => Deliver::Snapshot,
+                    DeliverSpec::Irq => Deliver::Irq(lockvmm_abi::vector::lab_vector(
+                        names.handler(a.handler.as_ref()?.get_ref()) as u32,
+                    )),
+                };
+                let arg = match (&a.lock, &a.label) {
+                    (Some(l), _) => Some(names.lock(l.get_ref())),
+                    (None, Some(l)) => Some(names.label(l.get_ref()).unwrap_or(u64::MAX)),
+                    (None, None) => None,
+                };
                 Some(HookAction {
                     when,
                     cpu: a.cpu.as_ref().map(|c| *c.get_ref() as usize),
                     target: a.target.as_ref().map(|c| *c.get_ref() as usize),
-                    deliver: a.deliver,
+                    deliver,
                     once: a.once,
+                    arg,
                 })
             })
             .collect()
+    }
+
+    /// Every op of the scenario: the tasks', the handlers', and those inside `repeat`s.
+    pub fn all_ops(&self) -> Vec<OpAt<'_>> {
+        self.scenario.all_ops()
     }
 
     pub fn max_vtime_ns(&self) -> u64 {
@@ -149,6 +179,10 @@ impl LoadedScenario {
 
     pub fn stop_on_lockup(&self) -> bool {
         self.scenario.run.stop_on_lockup
+    }
+
+    pub fn snapshot_at_end(&self) -> bool {
+        self.scenario.run.snapshot_at_end
     }
 
     /// The scenario's name: its file stem.

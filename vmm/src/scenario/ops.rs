@@ -86,12 +86,65 @@ pub enum OpSpec {
     Kmalloc {
         gfp: GfpSpec,
     },
-    /// `raise_softirq(HI_SOFTIRQ)`; it runs at the next interrupt exit.
-    RaiseSoftirq {},
-    /// Arm a timer on this CPU that fires in `ms` virtual milliseconds.
+    /// Raise a softirq on this CPU: a `[[handler]]` of context `softirq` (as a tasklet), or,
+    /// without `handler`, HI_SOFTIRQ (which only logs). It runs at the next interrupt exit or
+    /// `local_bh_enable`.
+    RaiseSoftirq {
+        #[serde(default)]
+        handler: Option<String>,
+    },
+    /// Arm a timer on this CPU that fires in `ms` virtual milliseconds; its callback runs the
+    /// `[[handler]]` of context `timer` named `handler` (without one, it only logs).
     ArmTimer {
         ms: Addr,
+        #[serde(default)]
+        handler: Option<String>,
     },
+    /// Run `ops` `times` times (a loop; `repeat`s nest).
+    Repeat {
+        times: Addr,
+        /// The body (errors in it point at the `repeat`: spans do not survive the nesting).
+        ops: Vec<OpSpec>,
+    },
+    /// Send CPU `cpu` the vector of the `[[handler]]` (context `hardirq`) named `handler`.
+    SendIpi {
+        cpu: i64,
+        handler: String,
+    },
+    /// `smp_call_function_single(cpu, handler, wait)`: CPU `cpu` runs the `hardirq` handler
+    /// from its IPI; with `wait` (default), this CPU spins in `csd_lock_wait` until it has.
+    SmpCallFunctionSingle {
+        cpu: i64,
+        handler: String,
+        #[serde(default = "yes")]
+        wait: bool,
+    },
+    /// Send CPU `cpu` an NMI; its `nmi` handlers run.
+    SendNmi {
+        cpu: i64,
+    },
+    /// `local_bh_disable()` / `local_bh_enable()`.
+    LocalBhDisable {},
+    LocalBhEnable {},
+    /// `spin_trylock` (in `mode`): takes the lock only if it is free; a failure is logged.
+    Trylock {
+        lock: String,
+        #[serde(default)]
+        mode: LockMode,
+    },
+    /// `cond_resched()`.
+    CondResched {},
+    /// `touch_softlockup_watchdog()` / `touch_nmi_watchdog()`.
+    TouchSoftlockupWatchdog {},
+    TouchNmiWatchdog {},
+    /// Report the `mark` hook with this label (an `[[action]]` can act on it).
+    Mark {
+        label: String,
+    },
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl OpSpec {
@@ -118,6 +171,8 @@ pub enum LockMode {
     Plain,
     Irq,
     Irqsave,
+    /// `spin_lock_bh`: bottom halves (softirqs) off on this CPU while held.
+    Bh,
 }
 
 /// How `timer_mod` handles its timer (seed 002's three causes, or correctly).
@@ -168,5 +223,35 @@ fn parse_u64(s: &str) -> Option<u64> {
     match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
         Some(hex) => u64::from_str_radix(hex, 16).ok(),
         None => t.parse().ok(),
+    }
+}
+
+impl OpSpec {
+    /// Whether the op may sleep or never returns: not allowed in interrupt context.
+    pub fn sleeps(&self) -> Option<&'static str> {
+        if let Some(n) = self.never_returns() {
+            return Some(n);
+        }
+        Some(match self {
+            OpSpec::Sleep { .. } => "sleep",
+            OpSpec::CondResched {} => "cond_resched",
+            OpSpec::ModuleLoad { .. } => "module_load",
+            OpSpec::ModuleUnload {} => "module_unload",
+            OpSpec::PerfEventOpenLbr {} => "perf_event_open_lbr",
+            OpSpec::SmpCallFunctionSingle { wait: true, .. } => {
+                "smp_call_function_single with wait"
+            }
+            _ => return None,
+        })
+    }
+
+    /// The scenario lock the op names, if any.
+    pub fn lock(&self) -> Option<&str> {
+        match self {
+            OpSpec::Lock { lock, .. }
+            | OpSpec::Unlock { lock, .. }
+            | OpSpec::Trylock { lock, .. } => Some(lock),
+            _ => None,
+        }
     }
 }

@@ -5,7 +5,6 @@ use toml::Spanned;
 
 use super::expect::ExpectSpec;
 use super::ops::OpSpec;
-use crate::machine::Deliver;
 
 pub const DEFAULT_MEMORY_MIB: u64 = 256;
 
@@ -32,6 +31,41 @@ pub struct Scenario {
     /// Spinlocks the tasks use by name.
     #[serde(default)]
     pub lock: Vec<LockSpec>,
+    /// Ops that run in interrupt context (hardirq, softirq, timer, NMI).
+    #[serde(default)]
+    pub handler: Vec<Spanned<HandlerSpec>>,
+}
+
+/// `[[handler]]`: ops that run in interrupt context, through the kernel's real entry paths.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerSpec {
+    /// How ops and actions refer to it.
+    pub name: Spanned<String>,
+    /// The context its ops run in.
+    pub context: HandlerContext,
+    /// Only on this CPU (default: whichever CPU takes its event).
+    pub cpu: Option<Spanned<i64>>,
+    /// A `hardirq` handler that also runs from every timer tick (of `cpu`, or every CPU).
+    #[serde(default)]
+    pub on_tick: bool,
+    #[serde(default)]
+    pub ops: Vec<Spanned<OpSpec>>,
+}
+
+/// The context a handler's ops run in.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HandlerContext {
+    /// A device interrupt on its own vector (an `irq` action, `send_ipi`), `on_tick`, or
+    /// `smp_call_function_single`'s IPI.
+    Hardirq,
+    /// A tasklet a task or handler raises (`raise_softirq { handler }`).
+    Softirq,
+    /// A `timer_list` callback (`arm_timer { handler }`), run by `run_timer_softirq`.
+    Timer,
+    /// An NMI handler, for NMIs no other handler claims (an `nmi` action, `send_nmi`).
+    Nmi,
 }
 
 /// What the host does when a CPU reaches a hook point in guest code.
@@ -46,7 +80,13 @@ pub struct ActionSpec {
     pub cpu: Option<Spanned<i64>>,
     /// The CPU acted on, if not the one at the hook (or `cpu`).
     pub target: Option<Spanned<i64>>,
-    pub deliver: Deliver,
+    pub deliver: DeliverSpec,
+    /// With `deliver = "irq"`: the `hardirq` handler whose vector is delivered.
+    pub handler: Option<Spanned<String>>,
+    /// With `at_hook = "lock_acquired"` or `"lock_released"`: only for this lock.
+    pub lock: Option<Spanned<String>>,
+    /// With `at_hook = "mark"`: only for this label.
+    pub label: Option<Spanned<String>>,
     /// Act only the first time (default), or every time.
     #[serde(default = "yes")]
     pub once: bool,
@@ -54,6 +94,26 @@ pub struct ActionSpec {
 
 fn yes() -> bool {
     true
+}
+
+/// What the host does to the target CPU.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliverSpec {
+    /// The CPU's next timer interrupt, now: the clock moves to its next programmed deadline.
+    TimerTick,
+    /// An NMI.
+    Nmi,
+    /// A PMU counter overflow: the status bit is set and the NMI delivered.
+    PmuOverflow,
+    /// Stop running the CPU (it keeps its state) until a `resume`.
+    Pause,
+    /// Run a paused CPU again.
+    Resume,
+    /// A device interrupt: the vector of the `hardirq` handler named by `handler`.
+    Irq,
+    /// Freeze the machine for a report and vmcore (once), and run on.
+    Snapshot,
 }
 
 /// The lockup detectors' sysctls (Linux's defaults).
@@ -107,6 +167,9 @@ pub struct RunSpec {
     pub stop_on_lockup: bool,
     /// Power off once every task has finished its ops (else run on).
     pub power_off_when_done: bool,
+    /// Take a snapshot (report, vmcore) when the run ends at its time limit without one, so a
+    /// hang nobody detected can still be inspected.
+    pub snapshot_at_end: bool,
 }
 
 impl Default for RunSpec {
@@ -115,6 +178,7 @@ impl Default for RunSpec {
             max_virtual_seconds: Spanned::new(0..0, 120.0),
             stop_on_lockup: true,
             power_off_when_done: true,
+            snapshot_at_end: false,
         }
     }
 }
@@ -143,6 +207,8 @@ pub struct TaskSpec {
     pub policy: Policy,
     /// SCHED_FIFO priority, 1..99.
     pub rt_priority: Option<Spanned<i64>>,
+    /// Virtual seconds after boot before the task starts its ops.
+    pub start_at: Option<Spanned<f64>>,
     #[serde(default)]
     pub ops: Vec<Spanned<OpSpec>>,
 }
@@ -161,4 +227,45 @@ pub enum Policy {
 #[serde(deny_unknown_fields)]
 pub struct LockSpec {
     pub name: Spanned<String>,
+    /// A kernel lock this name stands for, as a C expression (`runqueues[3].__lock`,
+    /// `timer_bases[1].lock`); without it, the lock is the lab's own.
+    pub kernel: Option<Spanned<String>>,
+}
+
+/// An op with the position errors about it point at (a `repeat`'s body ops point at the
+/// `repeat`).
+pub type OpAt<'a> = (&'a OpSpec, std::ops::Range<usize>);
+
+/// `list`'s ops, with those inside `repeat`s after their `repeat`, depth first.
+pub fn flatten<'a>(list: &'a [Spanned<OpSpec>]) -> Vec<OpAt<'a>> {
+    fn walk<'a>(ops: &'a [OpSpec], at: &std::ops::Range<usize>, out: &mut Vec<OpAt<'a>>) {
+        for o in ops {
+            out.push((o, at.clone()));
+            if let OpSpec::Repeat { ops, .. } = o {
+                walk(ops, at, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for o in list {
+        out.push((o.get_ref(), o.span()));
+        if let OpSpec::Repeat { ops, .. } = o.get_ref() {
+            walk(ops, &o.span(), &mut out);
+        }
+    }
+    out
+}
+
+impl Scenario {
+    /// Every op: the tasks', the handlers', and those inside `repeat`s, depth first.
+    pub fn all_ops(&self) -> Vec<OpAt<'_>> {
+        let mut out = Vec::new();
+        for t in &self.task {
+            out.extend(flatten(&t.get_ref().ops));
+        }
+        for h in &self.handler {
+            out.extend(flatten(&h.get_ref().ops));
+        }
+        out
+    }
 }

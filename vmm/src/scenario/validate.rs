@@ -1,7 +1,6 @@
 //! Checks of the values serde cannot check: ranges, CPUs that exist, names that resolve, ops
 //! that can run. Each error points at the offending value.
 use super::errors::{ScenarioError, nearest};
-use super::ops::OpSpec;
 use lockvmm_abi::hook::Hook;
 
 use super::LoadedScenario;
@@ -20,6 +19,8 @@ impl LoadedScenario {
         self.validate_limits()?;
         self.validate_locks()?;
         self.validate_tasks(vcpus)?;
+        self.validate_handlers(vcpus)?;
+        self.validate_references(vcpus)?;
         self.validate_capacity(vcpus)
     }
 
@@ -107,8 +108,9 @@ impl LoadedScenario {
         Ok(())
     }
 
-    /// `[expect]`: CPUs that exist.
+    /// `[expect]`: CPUs that exist, hooks that exist.
     fn validate_expect(&self, vcpus: i64) -> Result<(), ScenarioError> {
+        self.validate_expect_hooks(vcpus)?;
         let e = &self.scenario.expect;
         for c in [&e.cpu, &e.holder].into_iter().flatten() {
             if !(0..vcpus).contains(c.get_ref()) {
@@ -152,9 +154,14 @@ impl LoadedScenario {
             .iter()
             .map(|l| l.name.get_ref().as_str())
             .collect();
-        if names.len() > lockvmm_abi::op::MAX_LOCKS {
-            let at = self.scenario.lock[lockvmm_abi::op::MAX_LOCKS].name.span();
-            return Err(self.error_at(at, format!("at most {} locks", lockvmm_abi::op::MAX_LOCKS)));
+        if names.len() > lockvmm_abi::program::MAX_LOCKS {
+            let at = self.scenario.lock[lockvmm_abi::program::MAX_LOCKS]
+                .name
+                .span();
+            return Err(self.error_at(
+                at,
+                format!("at most {} locks", lockvmm_abi::program::MAX_LOCKS),
+            ));
         }
         for (i, l) in self.scenario.lock.iter().enumerate() {
             if names[..i].contains(&l.name.get_ref().as_str()) {
@@ -164,21 +171,15 @@ impl LoadedScenario {
                 ));
             }
         }
-        for task in &self.scenario.task {
-            for op in &task.get_ref().ops {
-                if let OpSpec::Lock { lock, .. } | OpSpec::Unlock { lock, .. } = op.get_ref()
-                    && !names.contains(&lock.as_str())
-                {
-                    {
-                        let hint = nearest(lock, &names).map_or_else(
-                            || " (declare it with [[lock]] name = ...)".to_string(),
-                            |n| format!(" (did you mean `{n}`?)"),
-                        );
-                        return Err(
-                            self.error_at(op.span(), format!("no lock named `{lock}`{hint}"))
-                        );
-                    }
-                }
+        for (op, at) in self.scenario.all_ops() {
+            if let Some(lock) = op.lock()
+                && !names.contains(&lock)
+            {
+                let hint = nearest(lock, &names).map_or_else(
+                    || " (declare it with [[lock]] name = ...)".to_string(),
+                    |n| format!(" (did you mean `{n}`?)"),
+                );
+                return Err(self.error_at(at, format!("no lock named `{lock}`{hint}")));
             }
         }
         Ok(())
@@ -187,20 +188,7 @@ impl LoadedScenario {
     /// `[[task]]`: no op after one that never returns, CPUs that exist, Linux's comm and pid limits.
     fn validate_tasks(&self, vcpus: i64) -> Result<(), ScenarioError> {
         for task in &self.scenario.task {
-            let ops = &task.get_ref().ops;
-            if let Some((end, name)) = ops
-                .iter()
-                .enumerate()
-                .find_map(|(i, o)| o.get_ref().never_returns().map(|n| (i, n)))
-                && let Some(next) = ops.get(end + 1)
-            {
-                return Err(self.error_at(
-                    next.span(),
-                    format!(
-                        "this op would never run: `{name}` before it does not return (make it the task's last op)"
-                    ),
-                ));
-            }
+            self.validate_ops(&task.get_ref().ops)?;
         }
         for task in &self.scenario.task {
             let t = task.get_ref();
@@ -223,6 +211,38 @@ impl LoadedScenario {
                 .filter(|p| !(1..=i64::from(u32::MAX)).contains(p.get_ref()))
             {
                 return Err(self.error_at(pid.span(), "task.pid must be a positive 32-bit number"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `[[expect.hooks]]`: known hooks, existing CPUs, counts of 0 or more.
+    fn validate_expect_hooks(&self, vcpus: i64) -> Result<(), ScenarioError> {
+        for h in &self.scenario.expect.hooks {
+            let h = h.get_ref();
+            if Hook::from_name(h.hook.get_ref()).is_none() {
+                let known: Vec<&str> = Hook::ALL.iter().map(|h| h.name()).collect();
+                return Err(self.error_at(
+                    h.hook.span(),
+                    format!(
+                        "expect.hooks: unknown hook `{}` ({})",
+                        h.hook.get_ref(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+            if let Some(c) = h.cpu.as_ref().filter(|c| !(0..vcpus).contains(c.get_ref())) {
+                return Err(self.error_at(
+                    c.span(),
+                    format!(
+                        "expect.hooks: CPU {} does not exist (0 to {})",
+                        c.get_ref(),
+                        vcpus - 1
+                    ),
+                ));
+            }
+            if let Some(n) = h.count.as_ref().filter(|n| *n.get_ref() < 0) {
+                return Err(self.error_at(n.span(), "expect.hooks: count must be 0 or more"));
             }
         }
         Ok(())

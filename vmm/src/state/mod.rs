@@ -13,7 +13,7 @@ pub use backtrace::{BtItem, CpuBacktrace, TaskInfo};
 pub use exit::ExitStatus;
 pub use locks::{Context, HeldLock, LockWait};
 pub use outcome::{
-    FaultKind, FaultReport, HookEvent, LockupEvent, LockupKind, Outcome, WaitingCpu,
+    FaultKind, FaultReport, HookEvent, LockupEvent, LockupKind, Outcome, OutcomeClass, WaitingCpu,
 };
 pub use regs::Regs;
 pub use snapshot::{Events, Lapic, Snapshot, Sregs, VcpuState};

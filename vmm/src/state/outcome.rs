@@ -39,6 +39,78 @@ impl std::fmt::Display for LockupKind {
     }
 }
 
+/// How a run ended, in the one vocabulary of `result.json`'s `class`, `[expect] outcome` and
+/// the closing `lockvmm:` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeClass {
+    /// The soft-lockup detector fired (whatever happened after: a panic is allowed).
+    SoftLockup,
+    /// The hard-lockup detector fired.
+    HardLockup,
+    /// The kernel panicked with no lockup reported first.
+    Panic,
+    /// A kernel oops (an exception the kernel could not handle).
+    Oops,
+    /// The machine faulted below the kernel: a triple fault, an instruction KVM could not run,
+    /// memory with nothing behind it, a vCPU that never yielded, a reset.
+    Fault,
+    /// Every CPU waits and nothing can wake any of them: stuck, whether or not a detector saw it.
+    AllWaiting,
+    /// The run reached its time limit (or powered off with a failure status) with no lockup,
+    /// panic or fault.
+    NoLockup,
+    /// The guest powered off cleanly.
+    Shutdown,
+    /// lockvmm itself failed.
+    HostError,
+}
+
+impl OutcomeClass {
+    /// How a run with this outcome and these detector reports ended.
+    pub fn of(outcome: &Outcome, lockups: &[LockupEvent]) -> Self {
+        if lockups.iter().any(|e| e.kind == LockupKind::Hard) {
+            return OutcomeClass::HardLockup;
+        }
+        if !lockups.is_empty() {
+            return OutcomeClass::SoftLockup;
+        }
+        match outcome {
+            Outcome::Panic { .. } => OutcomeClass::Panic,
+            Outcome::Fault(r) if matches!(r.fault, FaultKind::Oops { .. }) => OutcomeClass::Oops,
+            Outcome::Fault(_) => OutcomeClass::Fault,
+            Outcome::AllWaiting { .. } => OutcomeClass::AllWaiting,
+            Outcome::Shutdown { status: 0 } => OutcomeClass::Shutdown,
+            Outcome::Shutdown { .. } | Outcome::TimeLimit { .. } | Outcome::Lockup { .. } => {
+                OutcomeClass::NoLockup
+            }
+            // Stopped from outside (a signal): the run has no verdict of its own.
+            Outcome::HostError { .. } | Outcome::Interrupted { .. } => OutcomeClass::HostError,
+        }
+    }
+
+    /// The name scenario files and `result.json` use (`hard_lockup`).
+    pub fn name(self) -> &'static str {
+        match self {
+            OutcomeClass::SoftLockup => "soft_lockup",
+            OutcomeClass::HardLockup => "hard_lockup",
+            OutcomeClass::Panic => "panic",
+            OutcomeClass::Oops => "oops",
+            OutcomeClass::Fault => "fault",
+            OutcomeClass::AllWaiting => "all_waiting",
+            OutcomeClass::NoLockup => "no_lockup",
+            OutcomeClass::Shutdown => "shutdown",
+            OutcomeClass::HostError => "host_error",
+        }
+    }
+}
+
+impl std::fmt::Display for OutcomeClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
 /// How a fault stopped the machine.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(tag = "fault", rename_all = "snake_case")]
@@ -52,7 +124,15 @@ pub enum FaultKind {
     /// KVM_EXIT_SHUTDOWN: an exception while delivering a double fault.
     TripleFault,
     /// KVM_EXIT_INTERNAL_ERROR (suberror 1 is an instruction KVM cannot emulate, e.g. SSE).
-    InternalError { suberror: u32 },
+    InternalError {
+        suberror: u32,
+        /// The bytes at RIP (up to 15), when the emulator could not run an instruction there.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        insn: Vec<u8>,
+    },
+    /// The vCPU was reset (an INIT, e.g. through the local APIC's ICR): it is back in real
+    /// mode at the reset vector, where this lab's kernel cannot run.
+    Reset { rip: u64 },
     /// KVM_EXIT_FAIL_ENTRY.
     FailEntry { reason: u64 },
     /// The guest touched physical memory with nothing behind it.
@@ -175,15 +255,25 @@ impl FaultReport {
             FaultKind::TripleFault => {
                 format!("triple fault on CPU {} (KVM_EXIT_SHUTDOWN)", self.cpu)
             }
-            FaultKind::InternalError { suberror } => format!(
-                "KVM internal error on CPU {} (suberror {}{})",
+            FaultKind::InternalError { suberror, insn } => format!(
+                "KVM internal error on CPU {} (suberror {suberror}{})",
                 self.cpu,
-                suberror,
-                if *suberror == 1 {
-                    ": instruction emulation failed; SSE/AVX in ring 0 cannot run on this KVM"
-                } else {
-                    ""
+                match (*suberror, is_simd(insn)) {
+                    (1, true) => format!(
+                        ": instruction emulation failed on an SSE/AVX instruction ({}); they cannot run in ring 0 on this KVM",
+                        hex(insn)
+                    ),
+                    (1, false) if !insn.is_empty() => format!(
+                        ": instruction emulation failed (bytes at RIP: {})",
+                        hex(insn)
+                    ),
+                    (1, false) => ": instruction emulation failed".to_string(),
+                    _ => String::new(),
                 }
+            ),
+            FaultKind::Reset { rip } => format!(
+                "CPU {} was reset (INIT): it is in real mode at {rip:#x}, the reset vector",
+                self.cpu
             ),
             FaultKind::FailEntry { reason } => format!(
                 "KVM could not enter CPU {} (hardware reason {:#x})",
@@ -228,4 +318,63 @@ pub fn describe_pf_error(code: u64) -> String {
         parts.push("instruction fetch");
     }
     parts.join(", ")
+}
+
+/// Whether an instruction's bytes are an SSE/AVX one: a VEX/EVEX prefix, or `0f` with an
+/// SSE opcode after the optional operand-size/REP and REX prefixes.
+fn is_simd(insn: &[u8]) -> bool {
+    let mut i = 0;
+    while i < insn.len() && matches!(insn[i], 0x66 | 0xf2 | 0xf3) {
+        i += 1;
+    }
+    if i < insn.len() && insn[i] & 0xf0 == 0x40 {
+        i += 1;
+    }
+    match insn.get(i) {
+        Some(0xc4 | 0xc5 | 0x62) => true,
+        Some(0x0f) => matches!(
+            insn.get(i + 1),
+            Some(0x10..=0x17 | 0x28..=0x2f | 0x50..=0x7f | 0xc2..=0xc6 | 0xd0..=0xff)
+        ),
+        _ => false,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_simd_bytes_are_called_simd() {
+        assert!(is_simd(&[0x0f, 0x57, 0xc0])); // xorps %xmm0,%xmm0
+        assert!(is_simd(&[0xf2, 0x0f, 0x10, 0x05])); // movsd
+        assert!(is_simd(&[0xc5, 0xf8, 0x77])); // vzeroupper
+        assert!(!is_simd(&[0x0f, 0x0b])); // ud2
+        assert!(!is_simd(&[0xea, 0x5b, 0xe0, 0x00, 0xf0])); // the reset vector's far jump
+        assert!(!is_simd(&[]));
+    }
+
+    #[test]
+    fn a_reset_is_not_called_an_sse_failure() {
+        let r = FaultReport {
+            cpu: 1,
+            fault: FaultKind::Reset { rip: 0xfff0 },
+            regs: Regs::default(),
+            cr2: 0,
+            cr3: 0,
+            rip_symbol: None,
+            rip_function: None,
+            backtrace: Vec::new(),
+        };
+        assert!(r.headline().contains("reset (INIT)"), "{}", r.headline());
+        assert!(!r.headline().contains("SSE"));
+    }
 }

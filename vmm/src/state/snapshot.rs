@@ -89,6 +89,8 @@ pub struct Snapshot {
     pub memory: std::sync::Arc<Vec<u8>>,
     /// Names of the scenario's locks (`lab_locks[i]`).
     pub lock_names: Vec<String>,
+    /// Kernel locks the scenario gave names to: (address, name).
+    pub lock_aliases: Vec<(u64, String)>,
     /// Wall time the freeze took (request to the last vCPU's capture), microseconds.
     pub freeze_us: u64,
     /// Wall time the copy of guest memory took after that, microseconds.

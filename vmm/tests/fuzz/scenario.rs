@@ -15,25 +15,33 @@ use crate::mutate;
 fn corpus() -> &'static [(PathBuf, String)] {
     static C: OnceLock<Vec<(PathBuf, String)>> = OnceLock::new();
     C.get_or_init(|| {
-        let mut v = Vec::new();
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|e| e == "toml") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
         for dir in [
             "scenarios",
             "examples",
             "vmm/tests/scenarios",
             "vmm/tests/hostile",
         ] {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(root(dir))
-                .unwrap()
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-                .collect();
-            files.sort();
-            for f in files {
-                let text = std::fs::read_to_string(&f).unwrap();
-                v.push((f, text));
-            }
+            walk(&root(dir), &mut files);
         }
+        files.sort();
+        let v: Vec<(PathBuf, String)> = files
+            .into_iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(&f).unwrap();
+                (f, text)
+            })
+            .collect();
         assert!(v.len() > 20, "the corpus is the shipped scenarios");
         v
     })
@@ -334,7 +342,7 @@ fn exercise(path: &Path, bytes: Vec<u8>, vcpus: Option<usize>) {
         return;
     };
     let _ = s.validate(vcpus);
-    let program = program::encode(&s.scenario);
+    let program = program::encode(&s.scenario, &[]);
     assert!(
         program.len() as u64 <= lockvmm_abi::PROGRAM_MAX,
         "a valid scenario's program fits"

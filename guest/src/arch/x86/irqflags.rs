@@ -1,5 +1,6 @@
 //! Interrupt-flag primitives, as Linux's `arch/x86/include/asm/irqflags.h`.
 use core::arch::asm;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use lockvmm_abi::eflags::X86_EFLAGS_IF;
 
@@ -9,10 +10,29 @@ pub fn local_irq_disable() {
     unsafe { asm!("cli", options(nomem, nostack)) };
 }
 
+/// Set at boot when a scenario acts on `irq_enable_locked`: spinlocks are then counted per CPU
+/// and an interrupt enable with locks held is reported to the host.
+pub static IRQ_ENABLE_HOOK: AtomicBool = AtomicBool::new(false);
+
 #[inline(always)]
 pub fn local_irq_enable() {
+    if IRQ_ENABLE_HOOK.load(Ordering::Relaxed) {
+        irq_enable_locked_hook();
+    }
     // SAFETY: the kernel's interrupt handlers are installed before anything enables interrupts.
     unsafe { asm!("sti", options(nomem, nostack)) };
+}
+
+/// Reports an interrupt enable while this CPU holds spinlocks (out of line: rare and cold).
+#[cold]
+#[inline(never)]
+fn irq_enable_locked_hook() {
+    let held = crate::arch::x86::percpu::this_cpu()
+        .spinlocks_held
+        .load(Ordering::Relaxed);
+    if held != 0 && irqs_disabled() {
+        crate::arch::x86::lockvmm::hook(lockvmm_abi::hook::Hook::IrqEnableLocked, u64::from(held));
+    }
 }
 
 /// Returns the current RFLAGS.

@@ -27,6 +27,8 @@ pub struct percpu {
     pub need_resched: AtomicU32,
     /// Pending softirqs (`local_softirq_pending()`).
     pub softirq_pending: AtomicU32,
+    /// Spinlocks this CPU holds (counted only while the irq-enable hook is armed).
+    pub spinlocks_held: AtomicU32,
     /// The running task's kernel stack top, where `entry_SYSCALL_64` switches to (Linux's
     /// `cpu_current_top_of_stack`; the CPU itself only uses the TSS copy for interrupts).
     pub cpu_current_top_of_stack: AtomicU64,
@@ -49,6 +51,7 @@ impl PerCpu {
             current_task: AtomicU64::new(0),
             need_resched: AtomicU32::new(0),
             softirq_pending: AtomicU32::new(0),
+            spinlocks_held: AtomicU32::new(0),
             cpu_current_top_of_stack: AtomicU64::new(0),
             rsp_scratch: AtomicU64::new(0),
         }

@@ -7,6 +7,8 @@ use crate::arch::x86::percpu::this_cpu;
 
 pub const PREEMPT_OFFSET: u32 = 1;
 pub const SOFTIRQ_OFFSET: u32 = 1 << 8;
+/// `local_bh_disable()` adds twice the serving offset, so "serving a softirq" stays the low bit.
+pub const SOFTIRQ_DISABLE_OFFSET: u32 = 2 * SOFTIRQ_OFFSET;
 pub const HARDIRQ_OFFSET: u32 = 1 << 16;
 pub const NMI_OFFSET: u32 = 1 << 20;
 const SOFTIRQ_MASK: u32 = 0xff << 8;
@@ -60,6 +62,11 @@ pub fn in_softirq() -> bool {
     preempt_count() & SOFTIRQ_MASK != 0
 }
 
+/// `in_serving_softirq()`: running a softirq, not just with bottom halves disabled.
+pub fn in_serving_softirq() -> bool {
+    preempt_count() & SOFTIRQ_OFFSET != 0
+}
+
 /// `in_interrupt()`: hardirq, softirq or NMI context.
 pub fn in_interrupt() -> bool {
     preempt_count() & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_MASK) != 0
@@ -73,7 +80,8 @@ pub fn lock_context() -> LockContext {
         LockContext::Nmi
     } else if pc & HARDIRQ_MASK != 0 {
         LockContext::Hardirq
-    } else if pc & SOFTIRQ_MASK != 0 {
+    } else if pc & SOFTIRQ_OFFSET != 0 {
+        // Serving a softirq; a task that only disabled bottom halves is still a task.
         LockContext::Softirq
     } else {
         LockContext::Task

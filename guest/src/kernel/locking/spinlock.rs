@@ -3,7 +3,24 @@
 use crate::arch::x86::irqflags::{
     local_irq_disable, local_irq_enable, local_irq_restore, local_irq_save,
 };
+use core::sync::atomic::Ordering;
+
+use crate::arch::x86::irqflags::IRQ_ENABLE_HOOK;
+use crate::arch::x86::percpu::this_cpu;
 use crate::arch::x86::preempt::{preempt_disable, preempt_enable};
+
+/// Counts a lock taken (+1) or released (-1) on this CPU, when the irq-enable hook is armed.
+#[inline(always)]
+fn count_held(taken: bool) {
+    if IRQ_ENABLE_HOOK.load(Ordering::Relaxed) {
+        let held = &this_cpu().spinlocks_held;
+        if taken {
+            held.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let _ = held.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+    }
+}
 use crate::kernel::locking::qspinlock::QSpinlock;
 
 /// `raw_spinlock_t`: 4 bytes, the queued spinlock word.
@@ -56,6 +73,23 @@ impl RawSpinlock {
     pub fn unlock_irqrestore(&self, flags: u64) {
         _raw_spin_unlock_irqrestore(self, flags)
     }
+
+    /// `spin_trylock`: takes the lock only if it is free; preemption stays disabled on success.
+    pub fn trylock(&self) -> bool {
+        _raw_spin_trylock(self)
+    }
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn _raw_spin_trylock(lock: &RawSpinlock) -> bool {
+    preempt_disable();
+    if lock.raw_lock.trylock() {
+        count_held(true);
+        return true;
+    }
+    preempt_enable();
+    false
 }
 
 #[inline(never)]
@@ -63,6 +97,7 @@ impl RawSpinlock {
 pub extern "C" fn _raw_spin_lock(lock: &RawSpinlock) {
     preempt_disable();
     keep_frame!(lock.raw_lock.lock());
+    count_held(true);
 }
 
 #[inline(never)]
@@ -71,6 +106,7 @@ pub extern "C" fn _raw_spin_lock_irq(lock: &RawSpinlock) {
     local_irq_disable();
     preempt_disable();
     keep_frame!(lock.raw_lock.lock());
+    count_held(true);
 }
 
 #[inline(never)]
@@ -79,6 +115,7 @@ pub extern "C" fn _raw_spin_lock_irqsave(lock: &RawSpinlock) -> u64 {
     let flags = local_irq_save();
     preempt_disable();
     keep_frame!(lock.raw_lock.lock());
+    count_held(true);
     flags
 }
 
@@ -86,6 +123,7 @@ pub extern "C" fn _raw_spin_lock_irqsave(lock: &RawSpinlock) -> u64 {
 #[unsafe(no_mangle)]
 pub extern "C" fn _raw_spin_unlock(lock: &RawSpinlock) {
     lock.raw_lock.unlock();
+    count_held(false);
     preempt_enable();
 }
 
@@ -93,6 +131,7 @@ pub extern "C" fn _raw_spin_unlock(lock: &RawSpinlock) {
 #[unsafe(no_mangle)]
 pub extern "C" fn _raw_spin_unlock_irq(lock: &RawSpinlock) {
     lock.raw_lock.unlock();
+    count_held(false);
     local_irq_enable();
     preempt_enable();
 }
@@ -101,6 +140,7 @@ pub extern "C" fn _raw_spin_unlock_irq(lock: &RawSpinlock) {
 #[unsafe(no_mangle)]
 pub extern "C" fn _raw_spin_unlock_irqrestore(lock: &RawSpinlock, flags: u64) {
     lock.raw_lock.unlock();
+    count_held(false);
     local_irq_restore(flags);
     preempt_enable();
 }

@@ -309,6 +309,15 @@ pub extern "C" fn schedule() {
     preempt_count_sub(PREEMPT_OFFSET);
 }
 
+/// `_cond_resched()`: a voluntary preemption point in a long kernel loop.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn _cond_resched() {
+    if crate::arch::x86::preempt::preempt_count() == 0 && need_resched() {
+        preempt_schedule();
+    }
+}
+
 /// Preemption from `preempt_enable`.
 #[inline(never)]
 #[unsafe(no_mangle)]

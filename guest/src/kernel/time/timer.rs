@@ -310,3 +310,11 @@ pub extern "C" fn msleep(ms: u64) {
     crate::kernel::sched::core::set_current_state(crate::kernel::sched::task::TASK_UNINTERRUPTIBLE);
     keep_frame!(schedule_timeout(ms.div_ceil(1000 / super::HZ)));
 }
+
+/// Sleeps until the virtual clock reaches `ns` (a scenario task's start time).
+pub fn msleep_until(ns: u64) {
+    let now = crate::init::main::local_clock();
+    if ns > now {
+        msleep((ns - now).div_ceil(1_000_000));
+    }
+}

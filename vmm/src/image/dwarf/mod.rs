@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use crate::image::Symbols;
 
+mod expr;
 mod locks;
 mod parse;
 

@@ -4,6 +4,7 @@ use lockvmm_abi::IPI_NMI;
 use lockvmm_abi::hook::Hook;
 
 use super::Call;
+use crate::machine::Then;
 use crate::machine::run_token::{PAUSED, Wait};
 use crate::machine::syscall::{self, SyscallError};
 use crate::machine::vcpu_loop::Next;
@@ -40,8 +41,16 @@ pub fn hook(c: &Call<'_>) -> Next {
         rflags: c.regs.rflags,
     });
     let mut pause_self = false;
-    for (deliver, target) in m.actions_for(hook, c.cpu) {
-        pause_self |= m.perform(deliver, target) && target == c.cpu;
+    for (deliver, target) in m.actions_for(hook, arg, c.cpu) {
+        match m.perform(deliver, target) {
+            Then::Pause(t) => pause_self |= t == c.cpu,
+            Then::Snapshot => m.take_snapshot(
+                c.cpu,
+                c.vcpu,
+                format!("requested at hook {} on CPU {}", hook.name(), c.cpu),
+            ),
+            Then::Continue => {}
+        }
     }
     match c.ok() {
         Next::Continue if pause_self => Next::Block(Wait {

@@ -55,6 +55,9 @@ pub struct CoreMeta {
     /// Names of the scenario's locks.
     #[serde(default)]
     pub lock_names: Vec<String>,
+    /// Kernel locks the scenario gave names to: (address, name).
+    #[serde(default)]
+    pub lock_aliases: Vec<(u64, String)>,
     /// A digest of the kernel ELF (`image::digest`), to tell a mismatched `--kernel`; absent in
     /// vmcores of older lockvmm versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]

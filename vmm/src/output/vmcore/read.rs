@@ -219,6 +219,7 @@ impl LoadedCore {
             cpus: self.meta.cpus.clone(),
             memory: self.memory.clone(),
             lock_names: self.meta.lock_names.clone(),
+            lock_aliases: self.meta.lock_aliases.clone(),
             freeze_us: self.meta.freeze_us,
             memory_copy_us: self.meta.memory_copy_us,
         }

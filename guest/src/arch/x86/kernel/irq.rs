@@ -49,6 +49,7 @@ pub extern "C" fn smp_apic_timer_interrupt(regs: &mut PtRegs) {
 #[unsafe(no_mangle)]
 pub extern "C" fn local_apic_timer_interrupt() {
     keep_frame!(crate::kernel::time::hrtimer::hrtimer_interrupt());
+    crate::lab::handlers::tick();
 }
 
 /// RESCHEDULE_VECTOR.
@@ -63,13 +64,29 @@ pub extern "C" fn smp_reschedule_interrupt(regs: &mut PtRegs) {
     restore_irq_regs(old);
 }
 
-/// Any other vector.
+/// Any other vector: the scenario's device handlers and `smp_call_function_single`'s IPI
+/// run here in hardirq context, as Linux's `do_IRQ` → `handle_irq` does.
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn do_IRQ(regs: &mut PtRegs) {
-    let vector = !regs.orig_rax & 0xff;
+    let vector = (!regs.orig_rax & 0xff) as u8;
+    let old = set_irq_regs(regs);
     ack_APIC_irq();
-    if vector != u64::from(lockvmm_abi::vector::SPURIOUS_APIC_VECTOR) {
+    irq_enter();
+    keep_frame!(handle_irq(vector));
+    irq_exit();
+    restore_irq_regs(old);
+}
+
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn handle_irq(vector: u8) {
+    use lockvmm_abi::vector::{CALL_FUNCTION_SINGLE_VECTOR, SPURIOUS_APIC_VECTOR, lab_handler};
+    if vector == CALL_FUNCTION_SINGLE_VECTOR {
+        keep_frame!(crate::lab::handlers::generic_smp_call_function_single_interrupt());
+    } else if let Some(h) = lab_handler(vector) {
+        keep_frame!(crate::lab::handlers::lab_irq_handler(h));
+    } else if vector != SPURIOUS_APIC_VECTOR {
         printk!(
             "do_IRQ: {}.{} No irq handler for vector",
             smp_processor_id(),

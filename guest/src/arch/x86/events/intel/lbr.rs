@@ -4,9 +4,11 @@
 //! `allocate_slab` turn interrupts on under that lock.
 use core::sync::atomic::Ordering;
 
+use lockvmm_abi::hook::Hook;
 use lockvmm_abi::knob::LbrGfpMode;
 
 use crate::arch::x86::events::core::{cpu_hw_events, this_cpuc};
+use crate::arch::x86::lockvmm;
 use crate::kernel::events::core::PerfEvent;
 use crate::mm::gfp::{GFP_ATOMIC, GFP_KERNEL};
 use crate::mm::slub::{KmemCache, kmem_cache_alloc, kmem_cache_create};
@@ -47,6 +49,7 @@ fn unknown_mode(raw: u32) -> ! {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn intel_pmu_lbr_add(_event: &mut PerfEvent) {
+    lockvmm::hook(Hook::LbrAdd, u64::from(mode().raw()));
     let cpuc = this_cpuc();
     cpuc.lbr_users.fetch_add(1, Ordering::Relaxed);
     if cpuc.lbr_xsave.load(Ordering::Relaxed) != 0 {

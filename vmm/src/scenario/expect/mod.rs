@@ -4,28 +4,13 @@
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+mod detections;
+
+use crate::analysis::DeadlockKind;
 use crate::machine::RunResult;
 use crate::report::CrashReport;
 use crate::state::locks::innermost;
-use crate::state::{LockupKind, Outcome, Regs};
-
-/// How a run is expected to end.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ExpectedOutcome {
-    /// The soft-lockup detector fired (whatever happened after: a panic is allowed).
-    SoftLockup,
-    /// The hard-lockup detector fired.
-    HardLockup,
-    /// The kernel panicked.
-    Panic,
-    /// A kernel oops (an exception the kernel could not handle).
-    Oops,
-    /// No lockup detector fired and the kernel did not panic or fault.
-    NoLockup,
-    /// The guest powered off cleanly.
-    Shutdown,
-}
+use crate::state::{Outcome, OutcomeClass, Regs};
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -38,7 +23,7 @@ pub enum Irqs {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectSpec {
-    pub outcome: Option<Spanned<ExpectedOutcome>>,
+    pub outcome: Option<Spanned<OutcomeClass>>,
     /// The CPU the first detector fired on (or that faulted or panicked).
     pub cpu: Option<Spanned<i64>>,
     /// Every CPU a lockup was reported on.
@@ -57,6 +42,39 @@ pub struct ExpectSpec {
     pub comm: Option<Spanned<String>>,
     /// Whether the stuck context ran in `user` or `kernel` mode (CS's privilege level).
     pub mode: Option<Spanned<Mode>>,
+    /// Hook points the run must have passed (or, with `count = 0`, must not have): proof that
+    /// a fixed scenario still went down the path that used to fail.
+    #[serde(default)]
+    pub hooks: Vec<Spanned<HookExpect>>,
+    /// The first detection happened at or after this many virtual seconds…
+    pub detected_after: Option<Spanned<f64>>,
+    /// … and at or before this many.
+    pub detected_before: Option<Spanned<f64>>,
+    /// Text the first detection's message contains (`stuck for 22s`).
+    pub message: Option<Spanned<String>>,
+    /// How many detections the run had.
+    pub reports: Option<Spanned<i64>>,
+    /// CPUs on which no detector may fire.
+    pub quiet_cpus: Option<Spanned<Vec<i64>>>,
+    /// The context `cpu` spins in: `task`, `softirq`, `hardirq` or `nmi`.
+    pub context: Option<Spanned<String>>,
+    /// The deadlock the report's chain ends in: `cycle`, `self_interrupt`, `self_softirq`,
+    /// `self_nmi`, `self_page_fault`, `recursion`, `holder_running`.
+    pub deadlock: Option<Spanned<DeadlockKind>>,
+}
+
+/// A hook point the run must have reached, where and how.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookExpect {
+    /// The hook's name (`allocate_slab`, `lbr_add`, `module_load`, …).
+    pub hook: Spanned<String>,
+    /// Only on this CPU.
+    pub cpu: Option<Spanned<i64>>,
+    /// Only with interrupts so (RFLAGS.IF at the hook).
+    pub irqs: Option<Irqs>,
+    /// Exactly this many times (default: at least once).
+    pub count: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -105,31 +123,24 @@ fn stuck_context(r: &RunResult) -> Option<(usize, Regs, Option<String>)> {
 /// Checks every expectation of `spec` against a finished run.
 pub fn check(spec: &ExpectSpec, r: &RunResult, report: Option<&CrashReport>) -> Vec<Verdict> {
     let mut out = Vec::new();
+    detections::check_hooks(spec, r, &mut out);
+    detections::check_detections(spec, r, report, &mut out);
     let stuck = stuck_context(r);
+    // The CPU the run is about: where a detector fired or it faulted; else the report's (a
+    // snapshot at the end of a run nobody detected).
+    let cpu = stuck.as_ref().map(|s| s.0).or(report.map(|rep| rep.cpu));
     if let Some(o) = &spec.outcome {
-        let has = |kind: LockupKind| r.lockups.iter().any(|e| e.kind == kind);
-        let observed = if has(LockupKind::Hard) {
-            ExpectedOutcome::HardLockup
-        } else if has(LockupKind::Soft) {
-            ExpectedOutcome::SoftLockup
-        } else {
-            match &r.outcome {
-                Outcome::Panic { .. } => ExpectedOutcome::Panic,
-                Outcome::Fault(_) => ExpectedOutcome::Oops,
-                Outcome::Shutdown { status: 0 } => ExpectedOutcome::Shutdown,
-                _ => ExpectedOutcome::NoLockup,
-            }
-        };
+        let observed = OutcomeClass::of(&r.outcome, &r.lockups);
         let want = *o.get_ref();
         let matches = want == observed
-            || (want == ExpectedOutcome::Panic && matches!(r.outcome, Outcome::Panic { .. }))
-            || (want == ExpectedOutcome::NoLockup && observed == ExpectedOutcome::Shutdown);
+            || (want == OutcomeClass::Panic && matches!(r.outcome, Outcome::Panic { .. }))
+            || (want == OutcomeClass::NoLockup && observed == OutcomeClass::Shutdown);
         out.push(Verdict {
             what: "outcome".into(),
-            expected: format!("{want:?}"),
+            expected: want.to_string(),
             observed: format!(
-                "{observed:?}{}",
-                if matches!(r.outcome, Outcome::Panic { .. }) {
+                "{observed}{}",
+                if observed != OutcomeClass::Panic && matches!(r.outcome, Outcome::Panic { .. }) {
                     " (then panic)"
                 } else {
                     ""
@@ -142,7 +153,7 @@ pub fn check(spec: &ExpectSpec, r: &RunResult, report: Option<&CrashReport>) -> 
         out.push(verdict(
             "cpu",
             c.get_ref().to_string(),
-            stuck.as_ref().map_or_else(none, |s| s.0.to_string()),
+            cpu.map_or_else(none, |c| c.to_string()),
         ));
     }
     if let Some(cs) = &spec.lockup_cpus {
@@ -177,14 +188,18 @@ pub fn check(spec: &ExpectSpec, r: &RunResult, report: Option<&CrashReport>) -> 
     if let Some(i) = &spec.irqs {
         let observed = stuck.as_ref().map_or_else(none, |s| {
             if s.1.irqs_enabled() {
-                "Enabled".to_string()
+                "enabled".to_string()
             } else {
-                "Disabled".to_string()
+                "disabled".to_string()
             }
         });
-        out.push(verdict("irqs", format!("{:?}", i.get_ref()), observed));
+        out.push(verdict(
+            "irqs",
+            format!("{:?}", i.get_ref()).to_lowercase(),
+            observed,
+        ));
     }
-    let wait = report.and_then(|rep| innermost(&rep.locks, stuck.as_ref()?.0));
+    let wait = report.and_then(|rep| innermost(&rep.locks, cpu?));
     if let Some(l) = &spec.lock {
         out.push(verdict(
             "lock",
@@ -203,12 +218,16 @@ pub fn check(spec: &ExpectSpec, r: &RunResult, report: Option<&CrashReport>) -> 
     if let Some(m) = &spec.mode {
         let observed = stuck.as_ref().map_or_else(none, |s| {
             if s.1.user_mode() {
-                "User".into()
+                "user".into()
             } else {
-                "Kernel".into()
+                "kernel".into()
             }
         });
-        out.push(verdict("mode", format!("{:?}", m.get_ref()), observed));
+        out.push(verdict(
+            "mode",
+            format!("{:?}", m.get_ref()).to_lowercase(),
+            observed,
+        ));
     }
     if let Some(c) = &spec.comm {
         let observed = report.and_then(|rep| {
