@@ -64,6 +64,7 @@ pub fn run_ops(ops: &[OpDesc]) {
 
 /// Performs one op. An op the contract does not define, or an argument outside its type, is
 /// reported on the console and skipped.
+#[inline(always)]
 fn run_op(o: &OpDesc) {
     let Some(kind) = OpKind::from_raw(o.kind) else {
         printk!("lab: unknown op {}", o.kind);
