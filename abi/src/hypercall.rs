@@ -66,15 +66,19 @@ contract_enum! {
         Soft = 1,
         /// The hard-lockup detector (`watchdog_overflow_callback`, from the PMU NMI).
         Hard = 2,
+        /// The hung-task detector (`khungtaskd`): `a1` is the blocked task's `task_struct`
+        /// (not a `pt_regs`).
+        HungTask = 3,
     }
 }
 
 impl LockupKind {
-    /// `"soft"` or `"hard"`, as reports name the kind.
+    /// `"soft"`, `"hard"` or `"hung_task"`, as reports name the kind.
     pub const fn name(self) -> &'static str {
         match self {
             Self::Soft => "soft",
             Self::Hard => "hard",
+            Self::HungTask => "hung_task",
         }
     }
 }

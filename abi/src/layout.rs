@@ -75,4 +75,9 @@ pub struct BootInfo {
     /// CPU enables interrupts while it holds a spinlock (a scenario acts on it; the
     /// bookkeeping costs a few instructions per lock, so it is off unless asked for).
     pub irq_enable_hook: u32,
+    /// The hung-task detector, as Linux's sysctl: seconds a task may stay in
+    /// TASK_UNINTERRUPTIBLE before `khungtaskd` reports it (0: off).
+    pub hung_task_timeout_secs: u32,
+    /// As Linux's sysctl: panic when a hung task is reported.
+    pub hung_task_panic: u32,
 }

@@ -59,6 +59,24 @@ pub struct LockDesc {
     /// The kernel virtual address of a kernel `raw_spinlock_t` the scenario aliases (e.g.
     /// `runqueues[3].__lock`); 0: the lab's own lock of the same index (`lab_locks[i]`).
     pub addr: u64,
+    /// A [`LockKind`]: which of the lab's lock arrays index `i` refers to.
+    pub kind: u32,
+    /// A semaphore's initial count.
+    pub count: u32,
+}
+
+contract_enum! {
+    /// What a scenario lock is ([`LockDesc::kind`]).
+    pub enum LockKind: u32 {
+        /// A `raw_spinlock_t` (`lab_locks[i]`, or the kernel lock at `addr`).
+        Spinlock = 0,
+        /// A `struct mutex` (`lab_mutexes[i]`): `lock`/`unlock` sleep and wake.
+        Mutex = 1,
+        /// A `struct semaphore` (`lab_semaphores[i]`): `lock` is `down`, `unlock` is `up`.
+        Semaphore = 2,
+        /// A queued `rwlock_t` (`lab_rwlocks[i]`): `read_lock`/`write_lock` and their unlocks.
+        Rwlock = 3,
+    }
 }
 
 /// The kernel powers off once every task has finished its ops.
@@ -188,6 +206,14 @@ contract_enum! {
         TouchNmiWatchdog = 35,
         /// Report [`Hook::Mark`](crate::hook::Hook::Mark) with label `args[0]`.
         Mark = 36,
+        /// `read_lock` of rwlock `args[0]` as `args[1]` (a [`LockMode`]) says.
+        ReadLock = 37,
+        /// `read_unlock` of rwlock `args[0]` as `args[1]` says it was taken.
+        ReadUnlock = 38,
+        /// `write_lock` of rwlock `args[0]` as `args[1]` says.
+        WriteLock = 39,
+        /// `write_unlock` of rwlock `args[0]` as `args[1]` says it was taken.
+        WriteUnlock = 40,
     }
 }
 

@@ -56,7 +56,7 @@ fn enums_round_trip_and_refuse_unknown_values() {
 fn enums_have_the_documented_values() {
     assert_eq!(Hypercall::from_raw(0), None);
     assert_eq!(Hypercall::Syscall as u32, 11);
-    assert_eq!(OpKind::ALL.len(), 36);
+    assert_eq!(OpKind::ALL.len(), 40);
     for (i, k) in OpKind::ALL.into_iter().enumerate() {
         assert_eq!(k.raw(), i as u32 + 1);
     }
@@ -173,6 +173,6 @@ fn struct_sizes() {
     assert_eq!(core::mem::size_of::<crate::OpDesc>(), 40);
     assert_eq!(core::mem::size_of::<crate::ProgramHeader>(), 24);
     assert_eq!(core::mem::size_of::<crate::HandlerDesc>(), 24);
-    assert_eq!(core::mem::size_of::<crate::LockDesc>(), 8);
-    assert_eq!(core::mem::size_of::<crate::BootInfo>(), 80);
+    assert_eq!(core::mem::size_of::<crate::LockDesc>(), 16);
+    assert_eq!(core::mem::size_of::<crate::BootInfo>(), 88);
 }

@@ -329,3 +329,94 @@ fn the_irq_enable_hook_finds_seed_000s_window_without_naming_it() {
     assert_eq!(common::owner(a.mem.u32(rq56).unwrap()), Some(56));
     assert!(a.backtrace(56).functions().contains(&"allocate_slab"));
 }
+
+#[test]
+fn a_task_blocked_on_a_mutex_is_reported_by_the_hung_task_detector() {
+    let (r, done, _) = common::run_complete("examples/hung_task_mutex.toml");
+    let first = r.lockups.first().expect("a hung-task report");
+    assert_eq!(first.kind, lockvmm::state::LockupKind::HungTask);
+    // Two looks of khungtaskd, each `hung_task_timeout_secs` (10 s) apart.
+    assert!(
+        (10_000_000_000..=30_000_000_000).contains(&first.vtime_ns),
+        "{}",
+        first.vtime_ns
+    );
+    let a = common::analysis(&r);
+    let task = first.task.expect("the reported task");
+    assert_eq!(a.task_at(task).unwrap().comm, "waiter");
+    assert_eq!(
+        a.task_state(task),
+        Some(lockvmm_abi::task::TaskState::Uninterruptible)
+    );
+    let mutex = common::elem_addr(&r, "lab_mutexes", 0);
+    assert_eq!(a.blocked_on(task), Some(mutex));
+    let owner = a.mutex_owner(mutex).expect("an owner");
+    assert_eq!(a.task_at(owner).unwrap().comm, "owner");
+    // The report shows where the task went to sleep.
+    let report = done.report.as_ref().unwrap();
+    let bt = &report.hung_tasks[0];
+    assert!(
+        bt.functions().contains(&"__mutex_lock_slowpath"),
+        "{:?}",
+        bt.functions()
+    );
+    assert!(
+        report.diagnosis.contains("config_mutex"),
+        "{}",
+        report.diagnosis
+    );
+}
+
+#[test]
+fn a_process_context_reader_queues_behind_a_waiting_writer_and_deadlocks() {
+    let (r, _, _) = common::run_complete("examples/rwlock_irq.toml");
+    let a = common::analysis(&r);
+    let waits = a.lock_waits();
+    let rw = common::elem_addr(&r, "lab_rwlocks", 0);
+    let writer = innermost(&waits, 2).unwrap();
+    let reader = innermost(&waits, 1).unwrap();
+    // The writer waits for the reader (which holds it for reading) …
+    assert_eq!((writer.lock, writer.holder), (rw, Some(1)));
+    let readers = common::member(&r, "qrwlock", "readers");
+    assert_eq!(
+        a.mem.read(rw + readers + 1, 1).unwrap()[0],
+        1,
+        "CPU 1 holds one read lock"
+    );
+    // … and the reader's second read_lock queues on the wait lock the writer holds.
+    assert_eq!(reader.holder, Some(2));
+    assert!(
+        reader.lock > rw && reader.lock < rw + 64,
+        "the rwlock's own wait_lock"
+    );
+    // The same second read_lock from an interrupt handler gets through (the writer only waits).
+    let (r, done, _) = common::run_complete("vmm/tests/scenarios/language/rwlock_irq_reader.toml");
+    assert!(r.lockups.is_empty());
+    assert_eq!(
+        done.exit_status(),
+        ExitStatus::Success,
+        "{:?}",
+        done.failed_expectations()
+    );
+    let irq_reader = r
+        .hooks
+        .iter()
+        .find(|h| h.hook == "mark")
+        .expect("the irq reader ran");
+    assert_eq!(irq_reader.cpu, 1);
+}
+
+#[test]
+fn bugs_linux_prints_without_lockdep_are_printed() {
+    let (_, r) = common::run("vmm/tests/scenarios/language/debug_checks.toml", None);
+    // The console is what the guest printed; each line names the task that did it.
+    for want in [
+        "BUG: scheduling while atomic: sleeper/980/0x00000002",
+        "BUG: spinlock already unlocked on CPU#2, unlocker/981",
+        "note: leaker[982] exited with preempt_count 1",
+    ] {
+        assert!(r.console.contains(want), "`{want}` missing:\n{}", r.console);
+    }
+    // do_exit reset the leaker's count: its CPU did not go on to schedule while atomic.
+    assert!(!r.console.contains("scheduling while atomic: leaker"));
+}

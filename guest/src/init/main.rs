@@ -77,6 +77,7 @@ pub extern "C" fn start_kernel() -> ! {
     set_cpu_online(0);
     smp_init();
     crate::kernel::watchdog::lockup_detector_init();
+    crate::kernel::hung_task::hung_task_init();
     if crate::lab::run_program() {
         crate::kernel::reboot::kernel_power_off();
     }

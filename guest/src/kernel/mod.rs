@@ -2,6 +2,7 @@
 #[macro_use]
 pub mod printk;
 pub mod events;
+pub mod hung_task;
 pub mod kthread;
 pub mod locking;
 pub mod module;

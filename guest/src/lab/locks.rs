@@ -1,13 +1,23 @@
-//! The scenario's locks: the lab's own (`lab_locks[i]`) or kernel locks a scenario aliases
-//! (`runqueues[3].__lock`), taken and released through the kernel's real spinlock API in every
-//! mode (`spin_lock`, `_irq`, `_irqsave`, `_bh`), and `spin_trylock`.
+//! The scenario's locks: spinlocks (the lab's own `lab_locks[i]`, or kernel locks a scenario
+//! aliases, like `runqueues[3].__lock`) taken through the kernel's real spinlock API in every
+//! mode (`spin_lock`, `_irq`, `_irqsave`, `_bh`) and `spin_trylock`; mutexes and semaphores
+//! that sleep; and queued rwlocks.
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use lockvmm_abi::hook::Hook;
-use lockvmm_abi::program::{LockMode, MAX_LOCKS};
+use lockvmm_abi::program::{LockKind, LockMode, MAX_LOCKS};
 
 use super::program;
+use crate::arch::x86::irqflags::{
+    local_irq_disable, local_irq_enable, local_irq_restore, local_irq_save,
+};
 use crate::arch::x86::lockvmm;
+use crate::arch::x86::preempt::{preempt_disable, preempt_enable};
+use crate::kernel::locking::mutex::{Mutex, mutex_lock, mutex_unlock};
+use crate::kernel::locking::qrwlock::{
+    qrwlock, queued_read_lock, queued_read_unlock, queued_write_lock, queued_write_unlock,
+};
+use crate::kernel::locking::semaphore::{Semaphore, down, up};
 use crate::kernel::locking::spinlock::RawSpinlock;
 use crate::kernel::softirq::{local_bh_disable, local_bh_enable};
 
@@ -16,6 +26,32 @@ use crate::kernel::softirq::{local_bh_disable, local_bh_enable};
 pub static lab_locks: [RawSpinlock; MAX_LOCKS] = [const { RawSpinlock::new() }; MAX_LOCKS];
 /// Flags saved by `spin_lock_irqsave` of each lock.
 static LOCK_FLAGS: [AtomicU64; MAX_LOCKS] = [const { AtomicU64::new(0) }; MAX_LOCKS];
+
+/// The scenario's mutexes, semaphores and rwlocks, by lock index.
+#[unsafe(no_mangle)]
+pub static lab_mutexes: [Mutex; MAX_LOCKS] = [const { Mutex::new() }; MAX_LOCKS];
+#[unsafe(no_mangle)]
+pub static lab_semaphores: [Semaphore; MAX_LOCKS] = [const { Semaphore::new() }; MAX_LOCKS];
+#[unsafe(no_mangle)]
+pub static lab_rwlocks: [qrwlock; MAX_LOCKS] = [const { qrwlock::new() }; MAX_LOCKS];
+
+/// What scenario lock `idx` is.
+fn kind_of(idx: u64) -> LockKind {
+    program()
+        .and_then(|p| p.locks.get(idx as usize))
+        .and_then(|l| LockKind::from_raw(l.kind))
+        .unwrap_or(LockKind::Spinlock)
+}
+
+/// Gives every semaphore its initial count (at program start).
+pub fn init() {
+    let Some(p) = program() else { return };
+    for (i, l) in p.locks.iter().enumerate().take(MAX_LOCKS) {
+        if LockKind::from_raw(l.kind) == Some(LockKind::Semaphore) {
+            lab_semaphores[i].count.store(l.count, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Scenario lock `idx`: the kernel lock it aliases, or the lab's own.
 fn lock_of(idx: u64) -> Option<&'static RawSpinlock> {
@@ -37,6 +73,21 @@ fn lock_of(idx: u64) -> Option<&'static RawSpinlock> {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn lab_lock(idx: u64, mode: LockMode) {
+    match kind_of(idx) {
+        LockKind::Mutex => {
+            keep_frame!(mutex_lock(&lab_mutexes[idx as usize]));
+            lockvmm::hook(Hook::LockAcquired, idx);
+            return;
+        }
+        LockKind::Semaphore => {
+            keep_frame!(down(&lab_semaphores[idx as usize]));
+            lockvmm::hook(Hook::LockAcquired, idx);
+            return;
+        }
+        // The host refuses lock/unlock on an rwlock; read_lock/write_lock take it.
+        LockKind::Rwlock => return,
+        LockKind::Spinlock => {}
+    }
     let Some(lock) = lock_of(idx) else {
         return;
     };
@@ -58,9 +109,28 @@ pub extern "C" fn lab_lock(idx: u64, mode: LockMode) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn lab_unlock(idx: u64, mode: LockMode) {
+    match kind_of(idx) {
+        LockKind::Mutex => {
+            lockvmm::hook(Hook::LockReleased, idx);
+            mutex_unlock(&lab_mutexes[idx as usize]);
+            return;
+        }
+        LockKind::Semaphore => {
+            lockvmm::hook(Hook::LockReleased, idx);
+            up(&lab_semaphores[idx as usize]);
+            return;
+        }
+        LockKind::Rwlock => return,
+        LockKind::Spinlock => {}
+    }
     let Some(lock) = lock_of(idx) else {
         return;
     };
+    if !debug_spin_unlock(lock) {
+        // Unlike Linux, which goes on to release it, the lab skips releasing a lock it does not
+        // hold, so the preemption count stays true and the rest of the run stays meaningful.
+        return;
+    }
     lockvmm::hook(Hook::LockReleased, idx);
     match mode {
         LockMode::Irq => lock.unlock_irq(),
@@ -109,4 +179,88 @@ pub extern "C" fn lab_trylock(idx: u64, mode: LockMode) -> bool {
         printk!("lab: spin_trylock of lock {} failed", idx);
     }
     got
+}
+
+/// Flags saved by `read_lock_irqsave`/`write_lock_irqsave` of each rwlock.
+static RW_FLAGS: [AtomicU64; MAX_LOCKS] = [const { AtomicU64::new(0) }; MAX_LOCKS];
+
+/// `read_lock*` / `write_lock*` of rwlock `idx` in `mode`.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn lab_rw_lock(idx: u64, write: bool, mode: LockMode) {
+    let Some(rw) = lab_rwlocks.get(idx as usize) else {
+        return;
+    };
+    match mode {
+        LockMode::Irq => local_irq_disable(),
+        LockMode::Irqsave => RW_FLAGS[idx as usize].store(local_irq_save(), Ordering::Relaxed),
+        LockMode::Bh => local_bh_disable(),
+        LockMode::Plain => {}
+    }
+    preempt_disable();
+    if write {
+        keep_frame!(queued_write_lock(rw));
+    } else {
+        keep_frame!(queued_read_lock(rw));
+    }
+    lockvmm::hook(Hook::LockAcquired, idx);
+}
+
+/// `read_unlock*` / `write_unlock*` of rwlock `idx`, the way `mode` took it.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn lab_rw_unlock(idx: u64, write: bool, mode: LockMode) {
+    let Some(rw) = lab_rwlocks.get(idx as usize) else {
+        return;
+    };
+    lockvmm::hook(Hook::LockReleased, idx);
+    if write {
+        queued_write_unlock(rw);
+    } else {
+        queued_read_unlock(rw);
+    }
+    match mode {
+        LockMode::Irq => local_irq_enable(),
+        LockMode::Irqsave => local_irq_restore(RW_FLAGS[idx as usize].load(Ordering::Relaxed)),
+        LockMode::Bh => local_bh_enable(),
+        LockMode::Plain => {}
+    }
+    preempt_enable();
+}
+
+/// `CONFIG_DEBUG_SPINLOCK`'s check on unlock (`debug_spin_unlock`): releasing a lock that is
+/// not held, or held by another CPU, is a bug Linux prints as `BUG: spinlock … on CPU#N`.
+/// Returns whether this CPU holds the lock.
+fn debug_spin_unlock(lock: &RawSpinlock) -> bool {
+    let cpu = crate::arch::x86::percpu::smp_processor_id() as usize;
+    match lock.owner() {
+        Some(owner) if owner == cpu => true,
+        owner => {
+            let msg = if owner.is_none() {
+                "already unlocked"
+            } else {
+                "wrong CPU"
+            };
+            spin_bug(lock, msg, owner);
+            false
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+pub fn spin_bug(lock: &RawSpinlock, msg: &str, owner: Option<usize>) {
+    let cur = crate::kernel::sched::core::current();
+    printk!(
+        "BUG: spinlock {} on CPU#{}, {}/{}",
+        msg,
+        crate::arch::x86::percpu::smp_processor_id(),
+        cur.comm(),
+        cur.pid
+    );
+    printk!(
+        " lock: {:#x}, .owner_cpu: {}",
+        lock as *const RawSpinlock as u64,
+        owner.map_or(-1, |c| c as i64)
+    );
 }

@@ -83,6 +83,7 @@ fn program() -> Option<Program> {
 pub fn run_program() -> bool {
     let Some(prog) = program() else { return true };
     handlers::init();
+    locks::init();
     if prog.tasks.is_empty() {
         return prog.header.flags & PROGRAM_POWER_OFF_WHEN_DONE != 0;
     }
@@ -141,6 +142,18 @@ pub extern "C" fn lab_task(idx: u64) {
             .get(first..first + task.nr_ops as usize)
             .unwrap_or(&[]),
     );
+    let count = crate::arch::x86::preempt::preempt_count();
+    if count != 0 {
+        // As Linux's do_exit: a task that ends with a spinlock held or preemption off.
+        printk!(
+            "note: {}[{}] exited with preempt_count {}",
+            cur.comm(),
+            task.pid,
+            count
+        );
+        // do_exit then sets the count back to PREEMPT_ENABLED.
+        crate::arch::x86::preempt::preempt_count_sub(count);
+    }
     let done = lab_tasks_done.fetch_add(1, Ordering::AcqRel) + 1;
     if done == prog.header.nr_tasks && prog.header.flags & PROGRAM_POWER_OFF_WHEN_DONE != 0 {
         crate::kernel::reboot::kernel_power_off();

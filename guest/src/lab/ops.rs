@@ -64,6 +64,7 @@ pub fn run_ops(ops: &[OpDesc]) {
 
 /// Performs one op. An op the contract does not define, or an argument outside its type, is
 /// reported on the console and skipped.
+#[inline(always)]
 fn run_op(o: &OpDesc) {
     let Some(kind) = OpKind::from_raw(o.kind) else {
         printk!("lab: unknown op {}", o.kind);
@@ -162,6 +163,19 @@ fn run_op(o: &OpDesc) {
         OpKind::TouchSoftlockupWatchdog => crate::kernel::watchdog::touch_softlockup_watchdog(),
         OpKind::TouchNmiWatchdog => crate::kernel::watchdog_hld::touch_nmi_watchdog(),
         OpKind::Mark => lockvmm::hook(Hook::Mark, o.args[0]),
+        OpKind::ReadLock | OpKind::WriteLock | OpKind::ReadUnlock | OpKind::WriteUnlock => {
+            match LockMode::from_raw(o.args[1]) {
+                Some(mode) => {
+                    let write = matches!(kind, OpKind::WriteLock | OpKind::WriteUnlock);
+                    if matches!(kind, OpKind::ReadLock | OpKind::WriteLock) {
+                        locks::lab_rw_lock(o.args[0], write, mode);
+                    } else {
+                        locks::lab_rw_unlock(o.args[0], write, mode);
+                    }
+                }
+                None => bad_arg(kind, "lock mode", o.args[1]),
+            }
+        }
     }
 }
 

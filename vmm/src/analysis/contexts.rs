@@ -6,6 +6,12 @@ use crate::state::{BtItem, CpuBacktrace, Regs};
 
 /// The function every contended spinlock waits in (the guest's qspinlock slow path).
 pub const SPIN_FUNCTION: &str = "native_queued_spin_lock_slowpath";
+/// Every function a CPU waits in for a lock: the spinlock's and the rwlock's slow paths.
+pub const SPIN_FUNCTIONS: [&str; 3] = [
+    SPIN_FUNCTION,
+    "queued_read_lock_slowpath",
+    "queued_write_lock_slowpath",
+];
 
 /// One context on a CPU's stack.
 #[derive(Debug, Clone)]
@@ -23,7 +29,14 @@ pub struct StackContext {
 impl StackContext {
     /// Whether this context waits in the spinlock slow path.
     pub fn spins(&self) -> bool {
-        self.functions.iter().any(|f| f == SPIN_FUNCTION)
+        self.spin_function().is_some()
+    }
+
+    /// The lock slow path this context waits in (its innermost), if any.
+    pub fn spin_function(&self) -> Option<&'static str> {
+        self.functions
+            .iter()
+            .find_map(|f| SPIN_FUNCTIONS.iter().copied().find(|s| s == f))
     }
 }
 

@@ -5,59 +5,10 @@
 //! words.
 use super::Analysis;
 use super::contexts::{Entry, is_irq_entry, is_nmi_entry};
+pub use super::incident::{DeadlockKind, Incident};
 use crate::state::locks::innermost;
 use crate::state::regs::describe_if;
-use crate::state::{Context, CpuBacktrace, FaultReport, HeldLock, LockWait, LockupKind, Regs};
-
-/// The shape of a deadlock, as `[expect] deadlock` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeadlockKind {
-    /// CPUs wait on each other in a cycle (ABBA and longer).
-    Cycle,
-    /// A hardirq on the CPU that holds the lock tries to take it.
-    SelfInterrupt,
-    /// A softirq on the CPU that holds the lock tries to take it.
-    SelfSoftirq,
-    /// An NMI on the CPU that holds the lock tries to take it.
-    SelfNmi,
-    /// A page fault on the CPU that holds the lock leads to taking it again.
-    SelfPageFault,
-    /// The CPU takes a lock it already holds, in the same context.
-    Recursion,
-    /// The end of the chain holds the lock and runs on (busy, in user mode, …).
-    HolderRunning,
-}
-
-impl DeadlockKind {
-    /// The name `[expect] deadlock` and `result.json` use.
-    pub fn name(self) -> &'static str {
-        match self {
-            DeadlockKind::Cycle => "cycle",
-            DeadlockKind::SelfInterrupt => "self_interrupt",
-            DeadlockKind::SelfSoftirq => "self_softirq",
-            DeadlockKind::SelfNmi => "self_nmi",
-            DeadlockKind::SelfPageFault => "self_page_fault",
-            DeadlockKind::Recursion => "recursion",
-            DeadlockKind::HolderRunning => "holder_running",
-        }
-    }
-}
-
-/// What stopped the machine, as the diagnosis speaks of it.
-#[derive(Debug, Clone, Copy)]
-pub enum Incident<'a> {
-    /// A lockup detector fired on the CPU.
-    Lockup(LockupKind),
-    /// The CPU faulted (an oops, a triple fault, an emulation failure, a stall, …).
-    Fault(&'a FaultReport),
-    /// The kernel panicked with no detector report before it.
-    Panic(&'a str),
-    /// Every CPU waits and nothing can wake any of them.
-    AllWaiting,
-    /// Nothing detected anything: a snapshot at the end of the run, or one asked for.
-    Undetected,
-}
+use crate::state::{Context, CpuBacktrace, HeldLock, LockWait, LockupKind, Regs};
 
 /// Everything the diagnosis reads.
 pub struct Findings<'a> {
@@ -69,14 +20,21 @@ pub struct Findings<'a> {
 impl Analysis<'_> {
     /// The explanation of what happened on `cpu`.
     pub fn diagnose(&self, cpu: usize, incident: Incident<'_>, f: &Findings<'_>) -> String {
+        if let Incident::HungTask(task) = incident {
+            return self.hung_task(task);
+        }
         let bt = f.backtraces.iter().find(|b| b.cpu == cpu);
         let Some(w) = innermost(f.waits, cpu) else {
             return self.not_waiting(cpu, incident, bt, f.held);
         };
         let spinning = bt.and_then(|b| self.spinning_context(b));
         let regs = spinning.as_ref().map(|(c, _)| c.regs);
+        let function = spinning
+            .as_ref()
+            .and_then(|(c, _)| c.spin_function())
+            .unwrap_or(super::contexts::SPIN_FUNCTION);
         let mut text = format!(
-            "{} spins in native_queued_spin_lock_slowpath ({} context{}) on {}",
+            "{} spins in {function} ({} context{}) on {}",
             self.who(cpu),
             w.context,
             regs.map_or(String::new(), |r| format!(", {}", irqs(&r))),
@@ -304,6 +262,9 @@ impl Analysis<'_> {
             Incident::Lockup(kind) => {
                 let user = regs.is_some_and(|r| r.user_mode());
                 let why = match (kind, user) {
+                    (LockupKind::HungTask, _) => {
+                        "The hung-task detector runs here; see the task it names."
+                    }
                     (LockupKind::Hard, _) => {
                         "With interrupts disabled the timer interrupt never runs, so the watchdog's \
                          hrtimer count stands still: that alone is a hard lockup."
@@ -345,6 +306,7 @@ impl Analysis<'_> {
             Incident::Undetected => {
                 format!("No detector fired. At the snapshot {who} waits on no lock.{at}{holding}")
             }
+            Incident::HungTask(task) => self.hung_task(task),
         }
     }
 

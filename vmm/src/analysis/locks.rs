@@ -20,7 +20,12 @@ impl Analysis<'_> {
                 if lock == 0 {
                     continue;
                 }
-                let holder = self.mem.u32(lock).ok().and_then(lock_owner);
+                let holder = self
+                    .mem
+                    .u32(lock)
+                    .ok()
+                    .and_then(lock_owner)
+                    .or_else(|| self.first_reader(lock));
                 out.push(LockWait {
                     cpu,
                     context: ctx.into(),
@@ -53,5 +58,23 @@ impl Analysis<'_> {
         out.sort_by_key(|h| h.lock);
         out.dedup_by_key(|h| h.lock);
         out
+    }
+
+    /// For a queued rwlock held for reading: the first CPU that holds a read lock on it (the
+    /// lab's `qrwlock::readers`, found through the DWARF).
+    fn first_reader(&self, lock: u64) -> Option<usize> {
+        if !self
+            .dwarf
+            .describe(self.syms, lock)?
+            .starts_with("lab_rwlocks[")
+        {
+            return None;
+        }
+        let off = self.dwarf.member_offset("qrwlock", "readers")?;
+        let counts = self
+            .mem
+            .read(lock.checked_add(off)?, self.snap.cpus.len())
+            .ok()?;
+        counts.iter().position(|&n| n != 0)
     }
 }

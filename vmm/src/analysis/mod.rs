@@ -7,7 +7,9 @@
 mod contexts;
 mod diagnose;
 mod dmesg;
+mod incident;
 mod locks;
+mod tasks;
 
 pub use contexts::{Entry, SPIN_FUNCTION, StackContext};
 pub use diagnose::{DeadlockKind, Findings, Incident};
@@ -118,14 +120,28 @@ impl<'a> Analysis<'a> {
             .dwarf
             .describe(self.syms, addr)
             .unwrap_or_else(|| self.syms.describe(addr));
-        let lab = name
-            .strip_prefix("lab_locks[")
-            .and_then(|r| r.strip_suffix(']'))
-            .and_then(|i| i.parse::<usize>().ok());
-        match lab.and_then(|i| self.snap.lock_names.get(i)) {
-            Some(user) => user.clone(),
-            None => name,
+        // The lab's lock arrays, by index, carry the scenario's names.
+        for array in ["lab_locks", "lab_mutexes", "lab_semaphores", "lab_rwlocks"] {
+            let Some(rest) = name.strip_prefix(array).and_then(|r| r.strip_prefix('[')) else {
+                continue;
+            };
+            let Some((idx, member)) = rest.split_once(']') else {
+                continue;
+            };
+            let Some(user) = idx
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| self.snap.lock_names.get(i))
+            else {
+                continue;
+            };
+            // The lock word itself is the lock; an inner lock keeps its member's name.
+            return match member {
+                "" | ".cnts" | ".owner" | ".raw_lock" => user.clone(),
+                inner => format!("{user}{inner}"),
+            };
         }
+        name
     }
 
     /// Registers that point into kernel data or text, named.

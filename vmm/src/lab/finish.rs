@@ -12,7 +12,7 @@ use crate::output::write_atomic;
 use crate::report::{CrashReport, Detection, ReportInput, report_cpu};
 use crate::scenario::LoadedScenario;
 use crate::scenario::expect::{self, Verdict};
-use crate::state::{CpuBacktrace, ExitStatus, Outcome, OutcomeClass};
+use crate::state::{CpuBacktrace, ExitStatus, LockupKind, Outcome, OutcomeClass};
 
 /// What a finished run produced.
 pub struct Completed {
@@ -65,7 +65,10 @@ pub fn max_rss_kib() -> i64 {
 /// What stopped the machine on the report's CPU.
 fn incident(r: &RunResult) -> Incident<'_> {
     if let Some(first) = r.lockups.first() {
-        return Incident::Lockup(first.kind);
+        return match (first.kind, first.task) {
+            (LockupKind::HungTask, Some(task)) => Incident::HungTask(task),
+            (kind, _) => Incident::Lockup(kind),
+        };
     }
     match &r.outcome {
         Outcome::Fault(f) => Incident::Fault(f),
@@ -120,6 +123,7 @@ fn analyse(r: &RunResult, dumpfile: Option<String>) -> Option<Analysed> {
                 backtraces: &backtraces,
                 panic,
                 detections,
+                hung: r.lockups.iter().filter_map(|e| e.task).collect(),
                 kernel: r.kernel.path.display().to_string(),
                 dumpfile,
                 dmesg,

@@ -67,6 +67,8 @@ impl Machine {
             lbr_gfp_mode: k.lbr_gfp_mode,
             console_fbcon: k.console_fbcon.into(),
             irq_enable_hook: k.irq_enable_hook.into(),
+            hung_task_timeout_secs: k.hung_task_timeout_secs,
+            hung_task_panic: k.hung_task_panic.into(),
             ..Default::default()
         })?;
         // No CPU has a timer armed until it programs one.

@@ -136,6 +136,9 @@ pub struct Knobs {
     pub console_fbcon: bool,
     /// Count spinlocks per CPU and report `irq_enable_locked` (a scenario acts on it).
     pub irq_enable_hook: bool,
+    /// The hung-task detector's timeout (0: off) and whether it panics.
+    pub hung_task_timeout_secs: u32,
+    pub hung_task_panic: bool,
 }
 
 impl Default for Knobs {
@@ -149,6 +152,8 @@ impl Default for Knobs {
             lbr_gfp_mode: lockvmm_abi::knob::LbrGfpMode::GfpKernel.raw(),
             console_fbcon: false,
             irq_enable_hook: false,
+            hung_task_timeout_secs: 120,
+            hung_task_panic: false,
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct ReportInput<'a> {
     pub panic: Option<String>,
     /// Every lockup detection of the run.
     pub detections: Vec<Detection>,
+    /// The tasks the hung-task detector reported (`task_struct` addresses).
+    pub hung: Vec<u64>,
     pub kernel: String,
     pub dumpfile: Option<String>,
     /// The kernel log at the end of the run.
@@ -58,6 +60,9 @@ pub struct CrashReport {
     /// Every lockup detection of the run, first to last (the snapshot is of the first).
     #[serde(default)]
     pub detections: Vec<Detection>,
+    /// `bt` of each task the hung-task detector reported (from where it went to sleep).
+    #[serde(default)]
+    pub hung_tasks: Vec<CpuBacktrace>,
     /// Registers of the context that spins (else the one the detector interrupted) that point
     /// at kernel objects: (register, value, name).
     pub pointers: Vec<(String, u64, String)>,
@@ -82,6 +87,7 @@ impl CrashReport {
             backtraces: all,
             panic,
             detections,
+            hung,
             kernel,
             dumpfile,
             dmesg,
@@ -106,6 +112,7 @@ impl CrashReport {
             backtraces: &backtraces,
         };
         let diagnosis = a.diagnose(cpu, incident, &findings);
+        let hung_tasks = hung.iter().map(|&t| a.task_backtrace(t)).collect();
         let deadlock = a.deadlock_kind(cpu, &findings);
         let from = a.snap.vtime_ns / 1_000_000_000;
         let dmesg_tail = dmesg
@@ -130,6 +137,7 @@ impl CrashReport {
             locks,
             held,
             detections,
+            hung_tasks,
             pointers,
             diagnosis,
             deadlock,

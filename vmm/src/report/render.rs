@@ -58,6 +58,10 @@ impl CrashReport {
             );
             render_bt(&mut s, bt);
         }
+        for bt in &self.hung_tasks {
+            let _ = writeln!(s, "\ncrash> bt {}", bt.task.as_ref().map_or(0, |t| t.pid));
+            render_bt(&mut s, bt);
+        }
         if !self.locks.is_empty() {
             let _ = writeln!(s, "\nSpinning CPUs (qspinlock slow path):");
             for w in &self.locks {

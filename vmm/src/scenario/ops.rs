@@ -141,6 +141,27 @@ pub enum OpSpec {
     Mark {
         label: String,
     },
+    /// `read_lock` / `read_unlock` / `write_lock` / `write_unlock` of an rwlock (in `mode`).
+    ReadLock {
+        lock: String,
+        #[serde(default)]
+        mode: LockMode,
+    },
+    ReadUnlock {
+        lock: String,
+        #[serde(default)]
+        mode: LockMode,
+    },
+    WriteLock {
+        lock: String,
+        #[serde(default)]
+        mode: LockMode,
+    },
+    WriteUnlock {
+        lock: String,
+        #[serde(default)]
+        mode: LockMode,
+    },
 }
 
 fn yes() -> bool {
@@ -250,7 +271,11 @@ impl OpSpec {
         match self {
             OpSpec::Lock { lock, .. }
             | OpSpec::Unlock { lock, .. }
-            | OpSpec::Trylock { lock, .. } => Some(lock),
+            | OpSpec::Trylock { lock, .. }
+            | OpSpec::ReadLock { lock, .. }
+            | OpSpec::ReadUnlock { lock, .. }
+            | OpSpec::WriteLock { lock, .. }
+            | OpSpec::WriteUnlock { lock, .. } => Some(lock),
             _ => None,
         }
     }

@@ -4,7 +4,9 @@ use lockvmm_abi::program as abi;
 use lockvmm_abi::{HandlerDesc, LockDesc, OpDesc, ProgramHeader, TaskDesc};
 use vm_memory::ByteValued;
 
-use crate::scenario::{GfpSpec, HandlerContext, LockMode, ModuleVariant, OpSpec, Policy, Scenario};
+use crate::scenario::{
+    GfpSpec, HandlerContext, LockKindSpec, LockMode, ModuleVariant, OpSpec, Policy, Scenario,
+};
 
 /// Names resolved to the indices the guest uses.
 pub struct Names<'a> {
@@ -108,9 +110,20 @@ pub fn encode(scenario: &Scenario, lock_addrs: &[u64]) -> Vec<u8> {
             _pad: 0,
         });
     }
-    let locks: Vec<LockDesc> = (0..scenario.lock.len())
-        .map(|i| LockDesc {
+    let locks: Vec<LockDesc> = scenario
+        .lock
+        .iter()
+        .enumerate()
+        .map(|(i, l)| LockDesc {
             addr: lock_addrs.get(i).copied().unwrap_or(0),
+            kind: match l.kind {
+                LockKindSpec::Spinlock => abi::LockKind::Spinlock,
+                LockKindSpec::Mutex => abi::LockKind::Mutex,
+                LockKindSpec::Semaphore => abi::LockKind::Semaphore,
+                LockKindSpec::Rwlock => abi::LockKind::Rwlock,
+            }
+            .raw(),
+            count: l.count.as_ref().map_or(1, |c| *c.get_ref() as u32),
         })
         .collect();
     let flags = if scenario.run.power_off_when_done {
@@ -253,6 +266,12 @@ fn encode_op(o: &OpSpec, names: &Names<'_>) -> OpDesc {
         OpSpec::TouchSoftlockupWatchdog {} => (K::TouchSoftlockupWatchdog, [0; 4]),
         OpSpec::TouchNmiWatchdog {} => (K::TouchNmiWatchdog, [0; 4]),
         OpSpec::Mark { label } => (K::Mark, [names.label(label).unwrap_or(0), 0, 0, 0]),
+        OpSpec::ReadLock { lock: l, mode } => (K::ReadLock, [lock(l), lock_mode(*mode), 0, 0]),
+        OpSpec::ReadUnlock { lock: l, mode } => (K::ReadUnlock, [lock(l), lock_mode(*mode), 0, 0]),
+        OpSpec::WriteLock { lock: l, mode } => (K::WriteLock, [lock(l), lock_mode(*mode), 0, 0]),
+        OpSpec::WriteUnlock { lock: l, mode } => {
+            (K::WriteUnlock, [lock(l), lock_mode(*mode), 0, 0])
+        }
     };
     op(kind, args)
 }

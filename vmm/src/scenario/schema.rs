@@ -36,6 +36,21 @@ pub struct Scenario {
     pub handler: Vec<Spanned<HandlerSpec>>,
 }
 
+/// What a scenario lock is.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LockKindSpec {
+    /// `raw_spinlock_t`: `lock`/`unlock`/`trylock` in any mode.
+    #[default]
+    Spinlock,
+    /// `struct mutex`: `lock` sleeps until it is free (`mutex_lock`), `unlock` wakes a waiter.
+    Mutex,
+    /// `struct semaphore`: `lock` is `down` (sleeps at 0), `unlock` is `up`.
+    Semaphore,
+    /// A queued `rwlock_t`: `read_lock`/`read_unlock`/`write_lock`/`write_unlock`.
+    Rwlock,
+}
+
 /// `[[handler]]`: ops that run in interrupt context, through the kernel's real entry paths.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +140,11 @@ pub struct WatchdogSpec {
     pub hardlockup_panic: bool,
     pub nmi_watchdog: bool,
     pub softlockup_all_cpu_backtrace: bool,
+    /// The hung-task detector: seconds a task may sleep uninterruptibly before `khungtaskd`
+    /// reports it (Linux's default 120; 0 turns it off).
+    pub hung_task_timeout_secs: Spanned<i64>,
+    /// Panic when a hung task is reported.
+    pub hung_task_panic: bool,
 }
 
 impl Default for WatchdogSpec {
@@ -135,6 +155,8 @@ impl Default for WatchdogSpec {
             hardlockup_panic: false,
             nmi_watchdog: true,
             softlockup_all_cpu_backtrace: false,
+            hung_task_timeout_secs: Spanned::new(0..0, 120),
+            hung_task_panic: false,
         }
     }
 }
@@ -227,6 +249,11 @@ pub enum Policy {
 #[serde(deny_unknown_fields)]
 pub struct LockSpec {
     pub name: Spanned<String>,
+    /// What it is (default `spinlock`).
+    #[serde(default)]
+    pub kind: LockKindSpec,
+    /// A semaphore's initial count (default 1).
+    pub count: Option<Spanned<i64>>,
     /// A kernel lock this name stands for, as a C expression (`runqueues[3].__lock`,
     /// `timer_bases[1].lock`); without it, the lock is the lab's own.
     pub kernel: Option<Spanned<String>>,

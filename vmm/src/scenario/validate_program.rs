@@ -7,8 +7,9 @@ use toml::Spanned;
 
 use super::LoadedScenario;
 use super::errors::{ScenarioError, nearest};
+use super::ops::LockMode;
 use super::ops::OpSpec;
-use super::schema::{DeliverSpec, HandlerContext, OpAt, flatten};
+use super::schema::{DeliverSpec, HandlerContext, LockKindSpec, OpAt, flatten};
 
 /// How deeply `repeat`s may nest (the guest's interpreter has the same bound).
 const MAX_REPEAT_NESTING: usize = 8;
@@ -201,6 +202,14 @@ impl LoadedScenario {
                 }
             }
         }
+        self.validate_lock_kinds()?;
+        let t = &self.scenario.watchdog.hung_task_timeout_secs;
+        if !(0..=86_400).contains(t.get_ref()) {
+            return Err(self.error_at(
+                t.span(),
+                "watchdog.hung_task_timeout_secs must be 0 (off) to 86400 seconds",
+            ));
+        }
         let e = &self.scenario.expect;
         if let Some(c) = e
             .context
@@ -246,6 +255,79 @@ impl LoadedScenario {
                         "task.start_at must be a time in virtual seconds, 0 or more",
                     ));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ops fit the kind of lock they name: `lock`/`unlock` a spinlock, mutex or semaphore,
+    /// `read_lock`/`write_lock` an rwlock; sleeping locks only in plain mode and not from a
+    /// handler; a kernel alias only for a spinlock.
+    fn validate_lock_kinds(&self) -> Result<(), ScenarioError> {
+        let kind_of = |name: &str| {
+            self.scenario
+                .lock
+                .iter()
+                .find(|l| l.name.get_ref() == name)
+                .map(|l| l.kind)
+        };
+        for l in &self.scenario.lock {
+            if l.kernel.is_some() && l.kind != LockKindSpec::Spinlock {
+                return Err(self.error_at(
+                    l.name.span(),
+                    "lock.kernel: only a spinlock can alias a kernel lock",
+                ));
+            }
+            if let Some(c) = &l.count {
+                if l.kind != LockKindSpec::Semaphore {
+                    return Err(
+                        self.error_at(c.span(), "lock.count goes with kind = \"semaphore\"")
+                    );
+                }
+                if !(0..=1_000_000).contains(c.get_ref()) {
+                    return Err(self.error_at(c.span(), "lock.count must be 0 to 1000000"));
+                }
+            }
+        }
+        let in_handlers: Vec<std::ops::Range<usize>> = self
+            .scenario
+            .handler
+            .iter()
+            .flat_map(|h| flatten(&h.get_ref().ops).into_iter().map(|(_, at)| at))
+            .collect();
+        for (o, at) in self.scenario.all_ops() {
+            let Some(name) = o.lock() else { continue };
+            let Some(kind) = kind_of(name) else { continue };
+            let rw = matches!(
+                o,
+                OpSpec::ReadLock { .. }
+                    | OpSpec::ReadUnlock { .. }
+                    | OpSpec::WriteLock { .. }
+                    | OpSpec::WriteUnlock { .. }
+            );
+            let sleeping = matches!(kind, LockKindSpec::Mutex | LockKindSpec::Semaphore);
+            let why = match (kind, rw, o) {
+                (LockKindSpec::Rwlock, false, _) => Some(format!(
+                    "`{name}` is an rwlock: use read_lock/write_lock and their unlocks"
+                )),
+                (k, true, _) if k != LockKindSpec::Rwlock => {
+                    Some(format!("`{name}` is not an rwlock"))
+                }
+                (_, _, OpSpec::Trylock { .. }) if kind != LockKindSpec::Spinlock => {
+                    Some(format!("trylock takes a spinlock; `{name}` is not one"))
+                }
+                (_, _, OpSpec::Lock { mode, .. } | OpSpec::Unlock { mode, .. })
+                    if sleeping && *mode != LockMode::Plain =>
+                {
+                    Some(format!("`{name}` sleeps: it has no irq or bh modes"))
+                }
+                _ if sleeping && in_handlers.contains(&at) => {
+                    Some(format!("`{name}` sleeps: a handler cannot take it"))
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                return Err(self.error_at(at, why));
             }
         }
         Ok(())

@@ -12,6 +12,9 @@ pub enum LockupKind {
     Soft,
     /// The hard-lockup detector (the PMU NMI saw the hrtimer starve).
     Hard,
+    /// The hung-task detector (`khungtaskd` saw a task asleep in TASK_UNINTERRUPTIBLE).
+    #[serde(rename = "hung_task")]
+    HungTask,
 }
 
 impl LockupKind {
@@ -20,6 +23,7 @@ impl LockupKind {
         match self {
             LockupKind::Soft => "soft",
             LockupKind::Hard => "hard",
+            LockupKind::HungTask => "hung_task",
         }
     }
 }
@@ -29,6 +33,7 @@ impl From<lockvmm_abi::hypercall::LockupKind> for LockupKind {
         match k {
             lockvmm_abi::hypercall::LockupKind::Soft => LockupKind::Soft,
             lockvmm_abi::hypercall::LockupKind::Hard => LockupKind::Hard,
+            lockvmm_abi::hypercall::LockupKind::HungTask => LockupKind::HungTask,
         }
     }
 }
@@ -48,6 +53,8 @@ pub enum OutcomeClass {
     SoftLockup,
     /// The hard-lockup detector fired.
     HardLockup,
+    /// The hung-task detector reported a task (and no lockup detector fired).
+    HungTask,
     /// The kernel panicked with no lockup reported first.
     Panic,
     /// A kernel oops (an exception the kernel could not handle).
@@ -72,8 +79,11 @@ impl OutcomeClass {
         if lockups.iter().any(|e| e.kind == LockupKind::Hard) {
             return OutcomeClass::HardLockup;
         }
-        if !lockups.is_empty() {
+        if lockups.iter().any(|e| e.kind == LockupKind::Soft) {
             return OutcomeClass::SoftLockup;
+        }
+        if !lockups.is_empty() {
+            return OutcomeClass::HungTask;
         }
         match outcome {
             Outcome::Panic { .. } => OutcomeClass::Panic,
@@ -94,6 +104,7 @@ impl OutcomeClass {
         match self {
             OutcomeClass::SoftLockup => "soft_lockup",
             OutcomeClass::HardLockup => "hard_lockup",
+            OutcomeClass::HungTask => "hung_task",
             OutcomeClass::Panic => "panic",
             OutcomeClass::Oops => "oops",
             OutcomeClass::Fault => "fault",
@@ -171,6 +182,9 @@ pub struct FaultReport {
 pub struct LockupEvent {
     pub vtime_ns: u64,
     pub cpu: usize,
+    /// For a hung task: the blocked task's `task_struct`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<u64>,
     pub kind: LockupKind,
     /// The kernel's message (`BUG: soft lockup - CPU#3 stuck for 23s! [hog:6885]`).
     pub message: String,

@@ -1,3 +1,6 @@
 //! Locking primitives (Linux's `kernel/locking`).
+pub mod mutex;
+pub mod qrwlock;
 pub mod qspinlock;
+pub mod semaphore;
 pub mod spinlock;

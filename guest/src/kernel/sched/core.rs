@@ -229,6 +229,7 @@ pub fn need_resched() -> bool {
 pub extern "C" fn __schedule(preempt: bool) {
     let rq = this_rq();
     let prev = current();
+    schedule_debug(prev);
     local_irq_disable();
     raw_spin_rq_lock(rq);
     this_cpu().need_resched.store(0, Ordering::Relaxed);
@@ -244,6 +245,7 @@ pub extern "C" fn __schedule(preempt: bool) {
     rq.curr
         .store(next as *mut TaskStruct as u64, Ordering::Relaxed);
     rq.nr_switches.fetch_add(1, Ordering::Relaxed);
+    prev.nvcsw.fetch_add(1, Ordering::Relaxed);
     keep_frame!(context_switch(rq, prev, next));
 }
 
@@ -307,6 +309,32 @@ pub extern "C" fn schedule() {
     preempt_count_add(PREEMPT_OFFSET);
     __schedule(false);
     preempt_count_sub(PREEMPT_OFFSET);
+}
+
+/// `might_sleep()`: a no-op, as in a kernel without `CONFIG_DEBUG_ATOMIC_SLEEP`.
+#[inline(always)]
+pub fn might_sleep() {}
+
+/// `schedule_debug`: sleeping while atomic (a spinlock held, preemption off) is a bug Linux
+/// prints without any debug option: `BUG: scheduling while atomic: comm/pid/0x%08x`.
+#[inline(always)]
+fn schedule_debug(prev: &TaskStruct) {
+    let count = crate::arch::x86::preempt::preempt_count();
+    if count != PREEMPT_OFFSET && prev.flags & crate::kernel::sched::task::PF_IDLE == 0 {
+        __schedule_bug(prev, count);
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn __schedule_bug(prev: &TaskStruct, count: u32) {
+    printk!(
+        "BUG: scheduling while atomic: {}/{}/0x{:08x}",
+        prev.comm(),
+        prev.pid,
+        count
+    );
 }
 
 /// `_cond_resched()`: a voluntary preemption point in a long kernel loop.

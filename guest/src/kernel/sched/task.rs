@@ -46,6 +46,13 @@ pub struct task_struct {
     pub ticks: u32,
     /// The task-bound perf event (LBR users), or 0.
     pub perf_event: AtomicU64,
+    /// Voluntary context switches (`nvcsw`): the hung-task detector's progress mark.
+    pub nvcsw: AtomicU64,
+    /// `khungtaskd`'s view: the switch count it last saw, and since when (virtual ns).
+    pub last_switch_count: AtomicU64,
+    pub last_switch_time: AtomicU64,
+    /// The mutex or semaphore it sleeps on, or 0 (`CONFIG_DEBUG_MUTEXES`'s `blocked_on`).
+    pub blocked_on: AtomicU64,
 }
 
 /// The Rust-style name of `task_struct`.
@@ -68,6 +75,10 @@ impl TaskStruct {
             stack: 0,
             ticks: 0,
             perf_event: AtomicU64::new(0),
+            nvcsw: AtomicU64::new(0),
+            last_switch_count: AtomicU64::new(0),
+            last_switch_time: AtomicU64::new(0),
+            blocked_on: AtomicU64::new(0),
         }
     }
 

@@ -80,16 +80,32 @@ pub fn watchdog(c: &Call<'_>) -> Next {
     else {
         return c.reject(format!("Watchdog: unknown lockup kind {kind}"));
     };
-    let Ok(saved) = c.m.memory.read_virt_obj::<PtRegs>(c.cr3, regs_at) else {
-        return c.reject(format!("Watchdog: unreadable pt_regs at {regs_at:#x}"));
-    };
     let message = c.read_message(msg, len);
     let fault = FaultKind::Lockup { kind };
-    let report = fault_report(c.m, c.cpu, fault, Regs::from_pt_regs(&saved), 0, c.cr3);
+    // A hung task is reported from khungtaskd's own context (a1 names the task); the lockup
+    // detectors pass the context they interrupted.
+    let (report, task) = if kind == LockupKind::HungTask {
+        match capture_fault(c.m, c.vcpu, c.cpu, fault) {
+            Outcome::Fault(r) => (r, Some(regs_at)),
+            other => {
+                c.m.finish(other);
+                return Next::Stop;
+            }
+        }
+    } else {
+        let Ok(saved) = c.m.memory.read_virt_obj::<PtRegs>(c.cr3, regs_at) else {
+            return c.reject(format!("Watchdog: unreadable pt_regs at {regs_at:#x}"));
+        };
+        (
+            fault_report(c.m, c.cpu, fault, Regs::from_pt_regs(&saved), 0, c.cr3),
+            None,
+        )
+    };
     let reason = format!("{kind} lockup on CPU {}: {message}", c.cpu);
     c.m.record_lockup(LockupEvent {
         vtime_ns: c.m.now_ns(),
         cpu: c.cpu,
+        task,
         kind,
         message,
         report,

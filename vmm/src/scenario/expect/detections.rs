@@ -113,6 +113,25 @@ pub(super) fn check_detections(
             observed.unwrap_or_else(|| "(none)".into()),
         ));
     }
+    if let Some(h) = &spec.hung_tasks {
+        let mut want = h.get_ref().clone();
+        want.sort();
+        let mut seen: Vec<String> = report
+            .map(|rep| {
+                rep.hung_tasks
+                    .iter()
+                    .filter_map(|b| b.task.as_ref().map(|t| t.comm.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        seen.sort();
+        seen.dedup();
+        out.push(verdict(
+            "hung_tasks",
+            format!("{want:?}"),
+            format!("{seen:?}"),
+        ));
+    }
     if let Some(d) = &spec.deadlock {
         let observed = report.and_then(|rep| rep.deadlock);
         out.push(Verdict {

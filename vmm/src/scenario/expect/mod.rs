@@ -61,6 +61,8 @@ pub struct ExpectSpec {
     /// The deadlock the report's chain ends in: `cycle`, `self_interrupt`, `self_softirq`,
     /// `self_nmi`, `self_page_fault`, `recursion`, `holder_running`.
     pub deadlock: Option<Spanned<DeadlockKind>>,
+    /// The comms of the tasks the hung-task detector reported, in any order.
+    pub hung_tasks: Option<Spanned<Vec<String>>>,
 }
 
 /// A hook point the run must have reached, where and how.

@@ -1,0 +1,126 @@
+//! Tasks that are not running: a sleeping task's stack (from where `__switch_to_asm` left it),
+//! what it sleeps on (`blocked_on`), and who owns that mutex.
+use lockvmm_abi::task::TaskState;
+
+use super::Analysis;
+use crate::state::{BtItem, CpuBacktrace, Regs};
+use crate::unwind::Unwinder;
+
+/// `__switch_to_asm` pushes RBP and five more registers, then saves RSP: RBP sits 40 bytes
+/// above the saved stack pointer and the return address into `context_switch` 48 above.
+const SWITCH_FRAME_RBP: u64 = 40;
+const SWITCH_FRAME_RET: u64 = 48;
+
+impl Analysis<'_> {
+    fn task_field_u64(&self, task: u64, field: &str) -> Option<u64> {
+        let off = self.dwarf.member_offset("task_struct", field)?;
+        self.mem.u64(task.wrapping_add(off)).ok()
+    }
+
+    fn task_field_u32(&self, task: u64, field: &str) -> Option<u32> {
+        let off = self.dwarf.member_offset("task_struct", field)?;
+        self.mem.u32(task.wrapping_add(off)).ok()
+    }
+
+    /// A task's state (`task_struct::state`).
+    pub fn task_state(&self, task: u64) -> Option<TaskState> {
+        self.task_field_u32(task, "state")
+            .and_then(TaskState::from_raw)
+    }
+
+    /// The CPU a task belongs to.
+    pub fn task_cpu(&self, task: u64) -> Option<usize> {
+        self.task_field_u32(task, "cpu").map(|c| c as usize)
+    }
+
+    /// The mutex or semaphore a task sleeps on, if it does.
+    pub fn blocked_on(&self, task: u64) -> Option<u64> {
+        self.task_field_u64(task, "blocked_on").filter(|&a| a != 0)
+    }
+
+    /// The task that owns a `struct mutex` (0: free).
+    pub fn mutex_owner(&self, lock: u64) -> Option<u64> {
+        let off = self.dwarf.member_offset("mutex", "owner")?;
+        self.mem
+            .u64(lock.wrapping_add(off))
+            .ok()
+            .filter(|&t| t != 0)
+    }
+
+    /// The stack of a task that is not running, walked from its switch frame.
+    pub fn task_backtrace(&self, task: u64) -> CpuBacktrace {
+        let info = self.task_at(task);
+        let cpu = self.task_cpu(task).unwrap_or(0);
+        let items = match self.task_field_u64(task, "thread_sp").filter(|&sp| sp != 0) {
+            Some(sp) => {
+                let read = |va: u64, len: usize| self.mem.read(va, len).ok();
+                let word = |at: u64| self.mem.u64(at).ok();
+                match (word(sp + SWITCH_FRAME_RBP), word(sp + SWITCH_FRAME_RET)) {
+                    (Some(rbp), Some(rip)) => Unwinder {
+                        read: &read,
+                        syms: self.syms,
+                    }
+                    .walk(&Regs {
+                        rip,
+                        rsp: sp + SWITCH_FRAME_RET + 8,
+                        rbp,
+                        ..Regs::default()
+                    }),
+                    _ => vec![BtItem::Note {
+                        text: format!("its saved stack pointer {sp:#x} is not readable"),
+                    }],
+                }
+            }
+            None => vec![BtItem::Note {
+                text: "it has no saved stack".into(),
+            }],
+        };
+        CpuBacktrace {
+            cpu,
+            task: info,
+            items,
+        }
+    }
+
+    /// A task the hung-task detector reported: what it sleeps on and who holds that.
+    pub(super) fn hung_task(&self, task: u64) -> String {
+        let name = |t: u64| {
+            self.task_at(t).map_or(format!("task {t:#x}"), |i| {
+                format!("{} (PID {})", i.comm, i.pid)
+            })
+        };
+        let mut text = format!(
+            "Task {} sleeps in TASK_UNINTERRUPTIBLE and has not run since the detector's previous \
+             look: the hung-task detector reported it.",
+            name(task)
+        );
+        let Some(lock) = self.blocked_on(task) else {
+            text.push_str(" It is not blocked on a mutex or semaphore the lab knows.");
+            return text;
+        };
+        text.push_str(&format!(" It waits on {}", self.name_of(lock)));
+        match self.mutex_owner(lock) {
+            Some(owner) => {
+                text.push_str(&format!(", a mutex owned by {}", name(owner)));
+                match (self.task_state(owner), self.blocked_on(owner)) {
+                    (Some(lockvmm_abi::task::TaskState::Dead), _) => text.push_str(
+                        ", which has exited without unlocking it: nothing will ever release it.",
+                    ),
+                    (_, Some(other)) => text.push_str(&format!(
+                        ", which is itself blocked on {}.",
+                        self.name_of(other)
+                    )),
+                    (Some(s), None) => text.push_str(&format!(
+                        " (state {}), which has not released it.",
+                        s.name()
+                    )),
+                    (None, None) => text.push('.'),
+                }
+            }
+            None => text.push_str(
+                ", which nobody owns (a semaphore whose count is gone, or a mutex just released).",
+            ),
+        }
+        text
+    }
+}
