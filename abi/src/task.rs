@@ -8,11 +8,12 @@ pub const TASK_COMM_LEN: usize = 16;
 /// ([`NR_CPUS`](crate::NR_CPUS)), one `watchdog/N` thread per CPU, and the scenario's tasks.
 pub const MAX_TASKS: usize = 2 * crate::NR_CPUS + 64;
 
-/// How many scenario tasks the guest can create on a machine of `vcpus` CPUs: the pool less
-/// the idle tasks and the `watchdog/N` threads (a task beyond is never created, and the run
-/// would idle to its time limit).
-pub const fn max_lab_tasks(vcpus: usize) -> usize {
-    MAX_TASKS.saturating_sub(crate::NR_CPUS + vcpus)
+/// How many scenario tasks the guest can create on a machine of `vcpus` CPUs that also runs
+/// `kthreads` other kernel threads (`khungtaskd` when the hung-task detector is on): the pool
+/// less the idle tasks, the `watchdog/N` threads and those. A task beyond is never created, and
+/// the run would idle to its time limit.
+pub const fn max_lab_tasks(vcpus: usize, kthreads: usize) -> usize {
+    MAX_TASKS.saturating_sub(crate::NR_CPUS + vcpus + kthreads)
 }
 
 contract_enum! {

@@ -210,7 +210,14 @@ fn an_init_ipi_to_itself_ends_the_run_with_a_fault() {
     // the unbacked fetch, or the CPU waits for a SIPI and the stall kick ends it.
     let f = r.fault();
     assert!(
-        ["reset", "internal_error", "unbacked_memory", "stall", "triple_fault"].contains(&f),
+        [
+            "reset",
+            "internal_error",
+            "unbacked_memory",
+            "stall",
+            "triple_fault"
+        ]
+        .contains(&f),
         "{}",
         r.outcome()
     );

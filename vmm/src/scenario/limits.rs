@@ -16,13 +16,16 @@ impl LoadedScenario {
     /// The checks of this module; `vcpus` as `validate` resolved it.
     pub(super) fn validate_capacity(&self, vcpus: i64) -> Result<(), ScenarioError> {
         let vcpus_n = usize::try_from(vcpus).unwrap_or(usize::MAX);
-        let max_tasks = max_lab_tasks(vcpus_n);
+        // khungtaskd, unless the hung-task detector is off.
+        let kthreads = usize::from(*self.scenario.watchdog.hung_task_timeout_secs.get_ref() != 0);
+        let max_tasks = max_lab_tasks(vcpus_n, kthreads);
         if let Some(t) = self.scenario.task.get(max_tasks) {
             return Err(self.error_at(
                 t.span(),
                 format!(
-                    "too many tasks: the guest kernel creates at most {max_tasks} scenario tasks on {vcpus} vCPUs (its pool of {} holds an idle task per possible CPU and a watchdog thread per CPU)",
-                    lockvmm_abi::task::MAX_TASKS
+                    "too many tasks: the guest kernel creates at most {max_tasks} scenario tasks on {vcpus} vCPUs (its pool of {} holds an idle task per possible CPU, a watchdog thread per CPU{})",
+                    lockvmm_abi::task::MAX_TASKS,
+                    if kthreads > 0 { " and khungtaskd" } else { "" }
                 ),
             ));
         }

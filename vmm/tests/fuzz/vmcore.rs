@@ -400,6 +400,7 @@ pub fn report(insp: &Inspector) {
             kernel: insp.kernel.display().to_string(),
             dumpfile: None,
             dmesg: a.dmesg(),
+            hung: Vec::new(),
         },
     );
     let _ = r.render();
