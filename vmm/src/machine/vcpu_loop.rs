@@ -101,7 +101,11 @@ fn run_vcpu(m: &Arc<Machine>, vcpu: &mut VcpuFd, cpu: usize) {
             let event = decode_exit(m, cpu, vcpu.run());
             if let Some(exits) = m.count_exit() {
                 if !m.is_stopped() {
-                    m.finish(capture_fault(m, vcpu, cpu, FaultKind::Runaway { exits }));
+                    let outcome = capture_fault(m, vcpu, cpu, FaultKind::Runaway { exits });
+                    if let Outcome::Fault(r) = &outcome {
+                        m.take_snapshot(cpu, vcpu, r.headline());
+                    }
+                    m.finish(outcome);
                 }
                 break 'token;
             }

@@ -203,6 +203,9 @@ fn checked_meta(mut m: CoreMeta) -> Result<CoreMeta, String> {
     for l in &mut m.lock_names {
         *l = escape_line(l);
     }
+    for (_, l) in &mut m.lock_aliases {
+        *l = escape_line(l);
+    }
     for c in &mut m.cpus {
         c.sched = escape_line(&c.sched);
         c.mp_state = escape_line(&c.mp_state);
