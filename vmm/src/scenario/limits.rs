@@ -12,6 +12,15 @@ use super::{LoadedScenario, Policy};
 /// limits; this keeps the scenario honest).
 pub const MAX_PRINTK_LINES: u64 = 10_000;
 
+/// The largest `printk lines` in an op, `repeat` bodies included.
+fn printk_lines(op: &OpSpec) -> Option<u64> {
+    match op {
+        OpSpec::Printk { lines } => Some(lines.0),
+        OpSpec::Repeat { ops, .. } => ops.iter().filter_map(printk_lines).max(),
+        _ => None,
+    }
+}
+
 impl LoadedScenario {
     /// The checks of this module; `vcpus` as `validate` resolved it.
     pub(super) fn validate_capacity(&self, vcpus: i64) -> Result<(), ScenarioError> {
@@ -60,15 +69,20 @@ impl LoadedScenario {
                 ));
             }
             pids.push((pid, i));
-            for op in &t.ops {
-                if let OpSpec::Printk { lines } = op.get_ref()
-                    && lines.0 > MAX_PRINTK_LINES
-                {
-                    return Err(self.error_at(
-                        op.span(),
-                        format!("printk lines = {}: at most {MAX_PRINTK_LINES}", lines.0),
-                    ));
-                }
+        }
+        let handler_ops = self.scenario.handler.iter().flat_map(|h| &h.get_ref().ops);
+        for op in self
+            .scenario
+            .task
+            .iter()
+            .flat_map(|t| &t.get_ref().ops)
+            .chain(handler_ops)
+        {
+            if let Some(lines) = printk_lines(op.get_ref()).filter(|&l| l > MAX_PRINTK_LINES) {
+                return Err(self.error_at(
+                    op.span(),
+                    format!("printk lines = {lines}: at most {MAX_PRINTK_LINES}"),
+                ));
             }
         }
         if let Some(cs) = &self.scenario.expect.lockup_cpus
