@@ -145,8 +145,22 @@ fn apply(g: &Guest, e: &mut [u8], edit: &ElfEdit) {
             );
         }
         ElfEdit::TypeRef { die, to, how } => {
-            let typed: Vec<&Die> = g.dies.iter().filter(|d| d.type_ref.is_some()).collect();
-            let d = typed[(*die % typed.len() as u64) as usize];
+            // Half the time a type entry (an array, enum, pointer, typedef, const: what type
+            // walks follow), else any entry with a type (a member, a variable, a parameter).
+            let kinds = [
+                gimli::DW_TAG_array_type,
+                gimli::DW_TAG_enumeration_type,
+                gimli::DW_TAG_pointer_type,
+                gimli::DW_TAG_typedef,
+                gimli::DW_TAG_const_type,
+            ];
+            let typed: Vec<&Die> = g
+                .dies
+                .iter()
+                .filter(|d| d.type_ref.is_some())
+                .filter(|d| !die.is_multiple_of(2) || kinds.contains(&d.tag))
+                .collect();
+            let d = typed[(*die / 2 % typed.len() as u64) as usize];
             let a = d.attr(gimli::DW_AT_type).unwrap();
             let target = match how {
                 0 => d.off,

@@ -27,6 +27,8 @@ pub struct Base {
     notes_seg: usize,
     phoff: usize,
     phnum: usize,
+    /// Each CPU's RSP and RBP in the snapshot.
+    stack_regs: Vec<(u64, u64)>,
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -62,7 +64,15 @@ pub fn base() -> &'static Base {
         }
         let name = bytes.windows(8).position(|w| w == b"LOCKVMM\0").unwrap();
         let descsz = u32::from_le_bytes(bytes[name - 8..name - 4].try_into().unwrap()) as usize;
+        let core = read_from(&mut Cursor::new(&bytes), "base").unwrap();
+        let stack_regs = core
+            .meta
+            .cpus
+            .iter()
+            .map(|c| (c.regs.rsp, c.regs.rbp))
+            .collect();
         Base {
+            stack_regs,
             syms: Symbols::from_elf(&elf).unwrap(),
             dwarf: DebugInfo::from_elf(&elf).unwrap(),
             kernel,
@@ -198,29 +208,36 @@ fn json_edit(v: &mut serde_json::Value, at: u64, how: u8, sel: u64, random: u64)
     }
     let mut all = Vec::new();
     leaves(v, &mut Vec::new(), &mut all);
-    let path = &all[(at % all.len() as u64) as usize];
+    // Half the time one of the note's own fields (mem_bytes, cpus, report_cpu, …), else any
+    // value at all (a register of a CPU, a line of the console).
+    if at.is_multiple_of(2) {
+        all.retain(|p| p.len() == 1);
+    }
+    let path = &all[(at / 2 % all.len() as u64) as usize];
     let ptr = format!("/{}", path.join("/"));
     let Some(n) = v.pointer_mut(&ptr) else { return };
-    match how {
-        0 => *n = serde_json::Value::from(mutate::int(sel, random)),
-        1 => *n = serde_json::Value::from((mutate::int(sel, random) as i64).wrapping_neg()),
-        2 => *n = serde_json::Value::from(mutate::string(sel)),
-        3 => *n = serde_json::Value::Null,
-        4 => {
-            if let serde_json::Value::Array(a) = n {
-                if let Some(first) = a.first().cloned() {
-                    a.extend(std::iter::repeat_n(first, (sel % 300) as usize));
-                }
-            } else {
-                *n = serde_json::Value::Array(Vec::new());
+    // Mostly a value of the same kind (a document the reader accepts, with values it must
+    // check), sometimes one of another kind or none.
+    use serde_json::Value as J;
+    match (&mut *n, how) {
+        (J::Number(_), 0..=3) => *n = J::from(mutate::int(sel, random)),
+        (J::Number(_), 4) => *n = J::from((mutate::int(sel, random) as i64).wrapping_neg()),
+        (J::String(_), 0..=4) => *n = J::from(mutate::string(sel)),
+        (J::Bool(b), 0..=4) => *b = !*b,
+        (J::Array(a), 0..=2) => {
+            if let Some(first) = a.first().cloned() {
+                a.extend(std::iter::repeat_n(first, (sel % 300) as usize));
             }
         }
-        _ => {
+        (J::Array(a), 3..=4) => a.truncate((sel % 2) as usize),
+        (J::Null, _) => *n = J::from(mutate::int(sel, random)),
+        (_, 5) => {
             let (parent, last) = ptr.rsplit_once('/').unwrap();
-            if let Some(serde_json::Value::Object(m)) = v.pointer_mut(parent) {
+            if let Some(J::Object(m)) = v.pointer_mut(parent) {
                 m.remove(last);
             }
         }
+        _ => *n = J::from(mutate::string(sel)),
     }
 }
 
@@ -294,18 +311,11 @@ fn apply(b: &Base, bytes: &mut Vec<u8>, e: &CoreEdit) {
             random,
         } => {
             // Near a captured CPU's RSP or RBP (its frames), or inside a kernel variable.
-            let core = read_from(&mut Cursor::new(&b.bytes), "base").unwrap();
-            let cpus = &core.meta.cpus;
-            let n_regs = cpus.len() as u64 * 2;
+            let n_regs = b.stack_regs.len() as u64 * 2;
             let va = if target % (n_regs + VARS.len() as u64) < n_regs {
                 let t = target % (n_regs + VARS.len() as u64);
-                let c = &cpus[(t / 2) as usize];
-                (if t.is_multiple_of(2) {
-                    c.regs.rsp
-                } else {
-                    c.regs.rbp
-                })
-                .wrapping_add(offset * 8)
+                let (rsp, rbp) = b.stack_regs[(t / 2) as usize];
+                (if t.is_multiple_of(2) { rsp } else { rbp }).wrapping_add(offset * 8)
             } else {
                 let name = VARS[(target % VARS.len() as u64) as usize];
                 let Some(s) = b.syms.get(name) else { return };
