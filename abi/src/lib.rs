@@ -73,6 +73,10 @@ macro_rules! contract_enum {
     };
 }
 
+/// The guest's kernel release (`uname -r`, Linux's `UTS_RELEASE`): its boot banner and the
+/// `OSRELEASE=` of a vmcore's VMCOREINFO.
+pub const UTS_RELEASE: &str = "6.6.0-lockvmm";
+
 pub mod entry;
 pub mod hook;
 pub mod hypercall;
