@@ -9,7 +9,10 @@ use std::collections::HashMap;
 use crate::image::Symbols;
 
 mod locks;
+mod names;
 mod parse;
+
+pub use names::qualified_globals;
 
 #[derive(Debug, Clone)]
 enum Type {
