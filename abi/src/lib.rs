@@ -77,6 +77,10 @@ macro_rules! contract_enum {
 /// `OSRELEASE=` of a vmcore's VMCOREINFO.
 pub const UTS_RELEASE: &str = "6.6.0-lockvmm";
 
+/// The guest's tick rate (Linux's `CONFIG_HZ`): `jiffies` is the virtual clock in units of
+/// `1 s / HZ`.
+pub const HZ: u64 = 100;
+
 pub mod entry;
 pub mod hook;
 pub mod hypercall;

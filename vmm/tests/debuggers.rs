@@ -48,10 +48,13 @@ fn bt_functions(bt: &str) -> Vec<String> {
     bt.lines()
         .filter(|l| l.starts_with('#'))
         .map(|l| {
-            let rest = l.split_once(char::is_whitespace).map_or("", |x| x.1).trim_start();
-            let rest = rest.split_once(" in ").map_or(rest, |(a, b)| {
-                if a.starts_with("0x") { b } else { rest }
-            });
+            let rest = l
+                .split_once(char::is_whitespace)
+                .map_or("", |x| x.1)
+                .trim_start();
+            let rest = rest
+                .split_once(" in ")
+                .map_or(rest, |(a, b)| if a.starts_with("0x") { b } else { rest });
             rest.split([' ', '(']).next().unwrap_or("").to_string()
         })
         .collect()
@@ -115,9 +118,16 @@ fn gdb_unwinds_cpu56_through_the_timer_interrupt_and_the_script_answers_like_lin
         ],
         &out[1],
     );
-    assert_eq!(frames.last().map(String::as_str), Some("ret_from_fork"), "{}", out[1]);
+    assert_eq!(
+        frames.last().map(String::as_str),
+        Some("ret_from_fork"),
+        "{}",
+        out[1]
+    );
     assert!(
-        frames.iter().all(|f| !f.starts_with("core::") && !f.contains("::")),
+        frames
+            .iter()
+            .all(|f| !f.starts_with("core::") && !f.contains("::")),
         "library frames elided, Linux names: {frames:?}"
     );
     // The frame after the stub is the interrupted RIP the snapshot's exception frame has.
@@ -290,8 +300,8 @@ print("JSON" + json.dumps(out))
         .arg(&dir)
         .output()
         .expect("drgn is required (python3-drgn; .ci/run installs it)");
-    let text = String::from_utf8_lossy(&run.stdout).into_owned()
-        + &String::from_utf8_lossy(&run.stderr);
+    let text =
+        String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
     let json = text
         .lines()
         .find_map(|l| l.strip_prefix("JSON"))
@@ -300,7 +310,10 @@ print("JSON" + json.dumps(out))
 
     // VMCOREINFO: drgn takes the core for a Linux kernel's, and this file for its vmlinux (it
     // looks for an .init.text section); only the Linux module list is missing.
-    assert!(v["flags"].as_str().unwrap().contains("IS_LINUX_KERNEL"), "{v}");
+    assert!(
+        v["flags"].as_str().unwrap().contains("IS_LINUX_KERNEL"),
+        "{v}"
+    );
     assert!(!text.contains("could not find vmlinux"), "{text}");
     // Globals (qualified and short) and memory, as the snapshot has them.
     let snap = r.snapshot.as_ref().unwrap();

@@ -54,8 +54,7 @@ pub extern "C" fn start_kernel() -> ! {
     }
     cpu_bringup(0);
     printk!(
-        "Linux version {} (lockvmm guest {}) #1 SMP",
-        lockvmm_abi::UTS_RELEASE,
+        "Linux version 6.6.0-lockvmm (lockvmm guest {}) #1 SMP",
         env!("CARGO_PKG_VERSION")
     );
     crate::mm::page_alloc::mem_init(info.mem_bytes);

@@ -7,11 +7,17 @@
 mod contexts;
 mod diagnose;
 mod dmesg;
+mod irq;
 mod locks;
+mod sched;
+mod timers;
 
 pub use contexts::{Entry, SPIN_FUNCTION, StackContext};
 pub use diagnose::{Findings, Incident};
 pub use dmesg::dmesg_from;
+pub use irq::{Gate, LapicState};
+pub use sched::{Queue, RunQueue, TaskEntry};
+pub use timers::{HrtimerBase, Timer, TimerBase};
 
 use crate::image::{DebugInfo, Symbols};
 use crate::memory::FrozenMemory;

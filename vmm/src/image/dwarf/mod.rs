@@ -11,8 +11,10 @@ use crate::image::Symbols;
 mod locks;
 mod names;
 mod parse;
+mod query;
 
 pub use names::qualified_globals;
+pub use query::{Place, Step, parse_path};
 
 #[derive(Debug, Clone)]
 enum Type {

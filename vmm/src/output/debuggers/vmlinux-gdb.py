@@ -261,13 +261,13 @@ class LxPs(gdb.Command):
                 running.add(int(current_task(c).address))
             except gdb.error:
                 pass
-        states = {0: "RU", 1: "IN", 2: "UN", 3: "DE"}
+        states = {0: "RU", 1: "IN", 2: "UN", 64: "DE"}  # lockvmm_abi::task::TaskState
         gdb.write("%18s %7s %4s %2s  %s\n" % ("TASK", "PID", "CPU", "ST", "COMM"))
         for i in range(count):
             t = pool[i]
             state = _int_value(t["state"])
             pid = int(t["pid"])
-            if state == 3 or (pid == 0 and i >= cpus):
+            if state == 64 or (pid == 0 and i >= cpus):
                 continue
             mark = ">" if int(t.address) in running else " "
             gdb.write("%s%#17x %7d %4d %2s  %s\n" % (mark, int(t.address), pid, int(t["cpu"]),

@@ -223,6 +223,7 @@ end_repeat_nmi:
     /* Every other vector 32..255: a 16-byte stub pushes ~vector (as orig_rax) and joins
        common_interrupt, like Linux's irq_entries_start. */
     .global irq_entries_start
+    .type irq_entries_start, @function
     .balign 16
 irq_entries_start:
         STUB_FDE_START irq_entries_start
@@ -237,6 +238,7 @@ irq_entries_start:
         .set vector, vector + 1
     .endr
         STUB_FDE_END irq_entries_start
+    .size irq_entries_start, . - irq_entries_start
 
     .global common_interrupt
     .type common_interrupt, @function
