@@ -184,7 +184,7 @@ impl Analysis<'_> {
     }
 
     /// A task's backtrace: its CPU's when it is running, else from its switch frame.
-    pub fn task_backtrace(&self, task: u64) -> CpuBacktrace {
+    pub fn backtrace_of_task(&self, task: u64) -> CpuBacktrace {
         if let Some(cpu) = self.running_on(task) {
             return self.backtrace(cpu);
         }

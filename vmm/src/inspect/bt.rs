@@ -161,7 +161,7 @@ impl Inspector {
             if !s.is_empty() {
                 s.push('\n');
             }
-            self.render(&mut s, &a, a.task_backtrace(t.info.addr), style);
+            self.render(&mut s, &a, a.backtrace_of_task(t.info.addr), style);
         }
         if s.is_empty() {
             return Err(format!("foreach: no task matches {}", filter.join(" ")));
