@@ -64,7 +64,7 @@ impl Analysis<'_> {
         };
         (0..IDT_ENTRIES)
             .filter_map(|v| {
-                let at = base.wrapping_add(v * size.max(1));
+                let at = base.wrapping_add(v.wrapping_mul(size.max(1)));
                 let handler = u16_at(at.wrapping_add(lo))?
                     | u16_at(at.wrapping_add(mid))? << 16
                     | u64::from(self.mem.u32(at.wrapping_add(hi)).ok()?) << 32;

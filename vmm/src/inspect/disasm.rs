@@ -83,7 +83,7 @@ impl Inspector {
             let f = func
                 .as_ref()
                 .ok_or_else(|| format!("dis: -r: {addr:x} is in no function"))?;
-            (addr - f.offset, addr + 1, u64::MAX)
+            (addr - f.offset, addr.saturating_add(1), u64::MAX)
         } else if whole && count.is_none() {
             let size = func.as_ref().map_or(0, |f| f.size).max(1);
             (addr, addr.saturating_add(size), u64::MAX)

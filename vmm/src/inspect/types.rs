@@ -31,7 +31,7 @@ fn lock_text(word: u64) -> String {
 
 /// One member's value: an integer in hex, a lock word with its owner, or its size.
 fn field_value(a: &Analysis<'_>, at: u64, f: &Field) -> String {
-    let v = || value(a, at + f.offset, f.size);
+    let v = || value(a, at.wrapping_add(f.offset), f.size);
     if DebugInfo::is_lock_type(&f.type_name) {
         return v().map_or_else(|| "?".into(), lock_text);
     }
@@ -68,7 +68,7 @@ fn place_value(a: &Analysis<'_>, p: &Place, at: u64) -> String {
     if let Some((esz, count)) = p.array {
         let mut s = format!("{{ {count} elements, {esz} bytes each }}\n");
         for i in 0..count.min(MAX_ELEMS) {
-            let _ = writeln!(s, "  [{i}]: {:016x}", at + i * esz);
+            let _ = writeln!(s, "  [{i}]: {:016x}", at.wrapping_add(i.wrapping_mul(esz)));
         }
         return s;
     }
@@ -104,7 +104,11 @@ impl Inspector {
                 place.type_name
             );
             for i in 0..count.min(self.snap.cpus.len() as u64) {
-                let _ = writeln!(s, "  [{i}]: {:016x}", base + i * esz);
+                let _ = writeln!(
+                    s,
+                    "  [{i}]: {:016x}",
+                    base.wrapping_add(i.wrapping_mul(esz))
+                );
             }
             return Ok(s);
         }
@@ -162,7 +166,10 @@ impl Inspector {
             })?;
             return Ok(match &member {
                 // crash: `struct rq.nr_running ADDR` prints `  nr_running = 1`.
-                Some(m) => format!("  {m} = {}", place_value(&a, &place, at + place.offset)),
+                Some(m) => format!(
+                    "  {m} = {}",
+                    place_value(&a, &place, at.wrapping_add(place.offset))
+                ),
                 None => struct_body(&a, &name, &all_fields, at),
             });
         }

@@ -39,7 +39,11 @@ pub fn vmcoreinfo(elf: &[u8], snap: &Snapshot) -> String {
     let _ = writeln!(s, "PAGESIZE=4096");
     // Linux gives the kernel-image address of swapper_pg_dir; the root the CPUs use is at
     // physical CR3, which the kernel image map covers.
-    let _ = writeln!(s, "SYMBOL(swapper_pg_dir)={:x}", START_KERNEL_MAP + cr3);
+    let _ = writeln!(
+        s,
+        "SYMBOL(swapper_pg_dir)={:x}",
+        START_KERNEL_MAP.wrapping_add(cr3)
+    );
     let _ = writeln!(
         s,
         "SYMBOL(_stext)={:x}",
