@@ -20,6 +20,10 @@ fill the gap:
   entry stubs (NMI, IRQ and exception frames).
 - short names for the kernel's globals: the guest's statics live in Rust namespaces
   (`guest::kernel::sched::core::runqueues`); an object finder makes `prog["runqueues"]` work.
+
+The registers come from the file `vmcore` beside this script (drgn does not tell a script which
+core it opened); set LOCKVMM_VMCORE to read another, or pass the path to
+prstatus_registers().
 """
 import os
 import re
