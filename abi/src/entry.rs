@@ -85,3 +85,14 @@ pub fn pt_regs_at(stub: &str) -> Option<PtRegsAt> {
         None
     }
 }
+
+/// The frame `__switch_to_asm` leaves on the stack of a task it switches away from: it was
+/// called (the return address into the scheduler), pushed RBP, RBX, R12, R13, R14 and R15, and
+/// saved RSP in `task_struct::thread_sp`. A new task's first frame (`copy_thread`) has the same
+/// layout with `ret_from_fork` as the return address. From the saved RSP, RBP is at this
+/// offset …
+pub const SWITCH_FRAME_RBP_OFFSET: u64 = 40;
+/// … the return address at this one …
+pub const SWITCH_FRAME_RETURN_OFFSET: u64 = 48;
+/// … and the task's RSP after the return is the saved RSP plus this.
+pub const SWITCH_FRAME_SIZE: u64 = 56;

@@ -73,6 +73,14 @@ macro_rules! contract_enum {
     };
 }
 
+/// The guest's kernel release (`uname -r`, Linux's `UTS_RELEASE`): its boot banner and the
+/// `OSRELEASE=` of a vmcore's VMCOREINFO.
+pub const UTS_RELEASE: &str = "6.6.0-lockvmm";
+
+/// The guest's tick rate (Linux's `CONFIG_HZ`): `jiffies` is the virtual clock in units of
+/// `1 s / HZ`.
+pub const HZ: u64 = 100;
+
 pub mod entry;
 pub mod hook;
 pub mod hypercall;

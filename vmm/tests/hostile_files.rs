@@ -181,7 +181,7 @@ fn crafted_vmcore(name: &str, f: impl FnOnce(&mut lockvmm::output::vmcore::CoreM
     let mut meta = core.meta.clone();
     f(&mut meta);
     let path = tmp(name);
-    lockvmm::output::vmcore::write(&path, &snap, &meta, &Default::default()).unwrap();
+    lockvmm::output::vmcore::write(&path, &snap, &meta, &Default::default(), "").unwrap();
     path
 }
 
@@ -301,8 +301,9 @@ fn rd_says_when_it_caps_the_count() {
         LIMIT,
     );
     let stdout = text(&out.stdout);
+    // Whatever the cap, the output says it applied one.
     assert!(
-        stdout.contains("the first 4096 of 100000000 words"),
+        stdout.contains("100000000 units asked for") && stdout.contains("shown"),
         "{}",
         &stdout[stdout.len().saturating_sub(300)..]
     );

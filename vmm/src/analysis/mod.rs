@@ -8,12 +8,18 @@ mod contexts;
 mod diagnose;
 mod dmesg;
 mod incident;
+mod irq;
 mod locks;
+mod sched;
 mod tasks;
+mod timers;
 
 pub use contexts::{Entry, SPIN_FUNCTION, StackContext};
 pub use diagnose::{DeadlockKind, Findings, Incident};
 pub use dmesg::dmesg_from;
+pub use irq::{Gate, LapicState};
+pub use sched::{Queue, RunQueue, TaskEntry};
+pub use timers::{HrtimerBase, Timer, TimerBase};
 
 use crate::image::{DebugInfo, Symbols};
 use crate::memory::FrozenMemory;

@@ -1,15 +1,8 @@
-//! Tasks that are not running: a sleeping task's stack (from where `__switch_to_asm` left it),
-//! what it sleeps on (`blocked_on`), and who owns that mutex.
+//! Tasks that are not running: what a sleeping task waits on (`blocked_on`), who owns that
+//! mutex, and how the hung-task detector's report reads (its stack: `backtrace_of_task`).
 use lockvmm_abi::task::TaskState;
 
 use super::Analysis;
-use crate::state::{BtItem, CpuBacktrace, Regs};
-use crate::unwind::Unwinder;
-
-/// `__switch_to_asm` pushes RBP and five more registers, then saves RSP: RBP sits 40 bytes
-/// above the saved stack pointer and the return address into `context_switch` 48 above.
-const SWITCH_FRAME_RBP: u64 = 40;
-const SWITCH_FRAME_RET: u64 = 48;
 
 impl Analysis<'_> {
     fn task_field_u64(&self, task: u64, field: &str) -> Option<u64> {
@@ -45,41 +38,6 @@ impl Analysis<'_> {
             .u64(lock.wrapping_add(off))
             .ok()
             .filter(|&t| t != 0)
-    }
-
-    /// The stack of a task that is not running, walked from its switch frame.
-    pub fn task_backtrace(&self, task: u64) -> CpuBacktrace {
-        let info = self.task_at(task);
-        let cpu = self.task_cpu(task).unwrap_or(0);
-        let items = match self.task_field_u64(task, "thread_sp").filter(|&sp| sp != 0) {
-            Some(sp) => {
-                let read = |va: u64, len: usize| self.mem.read(va, len).ok();
-                let word = |at: u64| self.mem.u64(at).ok();
-                match (word(sp + SWITCH_FRAME_RBP), word(sp + SWITCH_FRAME_RET)) {
-                    (Some(rbp), Some(rip)) => Unwinder {
-                        read: &read,
-                        syms: self.syms,
-                    }
-                    .walk(&Regs {
-                        rip,
-                        rsp: sp + SWITCH_FRAME_RET + 8,
-                        rbp,
-                        ..Regs::default()
-                    }),
-                    _ => vec![BtItem::Note {
-                        text: format!("its saved stack pointer {sp:#x} is not readable"),
-                    }],
-                }
-            }
-            None => vec![BtItem::Note {
-                text: "it has no saved stack".into(),
-            }],
-        };
-        CpuBacktrace {
-            cpu,
-            task: info,
-            items,
-        }
     }
 
     /// A task the hung-task detector reported: what it sleeps on and who holds that.

@@ -40,6 +40,18 @@ impl SourceLines {
         })
     }
 
+    /// `src/kernel/locking/qspinlock.rs:146` for the instruction at `pc`: its innermost
+    /// location, inlined code included, as a line table gives it (`dis -l`); `None` for
+    /// code the table gives no line (line 0).
+    pub fn location(&self, pc: u64) -> Option<String> {
+        let loc = self.loader.find_location(pc).ok()??;
+        let (file, line) = (loc.file?, loc.line.filter(|&l| l > 0)?);
+        let short = file
+            .find("guest/src/")
+            .map_or(file, |i| &file[i + "guest/".len()..]);
+        Some(format!("{short}:{line}"))
+    }
+
     /// Fills the `source` of every frame of a backtrace.
     pub fn annotate(&self, items: &mut [BtItem]) {
         for item in items.iter_mut() {

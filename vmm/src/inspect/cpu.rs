@@ -1,45 +1,10 @@
-//! `bt` and `regs`: one CPU's stack and registers.
+//! `regs` and `irq`: one CPU's registers, and the interrupt state of every CPU.
 use std::fmt::Write as _;
 
 use super::Inspector;
-use crate::report::{render_bt, render_regs};
+use crate::report::render_regs;
 
 impl Inspector {
-    pub(super) fn bt(&self, args: &[&str]) -> Result<String, String> {
-        let a = self.analysis();
-        // `-l` (source lines) goes with any of the other forms, as in crash.
-        let with_lines = args.contains(&"-l");
-        let args: Vec<&str> = args.iter().copied().filter(|a| *a != "-l").collect();
-        let cpus: Vec<usize> = match args.as_slice() {
-            [] => vec![self.core.meta.report_cpu.unwrap_or(0)],
-            ["-a"] => (0..self.snap.cpus.len()).collect(),
-            ["-c", c] | [c] => vec![self.cpu_arg(c)?],
-            _ => return Err("usage: bt [-l] [-a | CPU | -c CPU]".into()),
-        };
-        let lines = match (with_lines, &self.lines) {
-            (false, _) => None,
-            (true, Some(lines)) => Some(lines),
-            (true, None) => {
-                return Err(format!(
-                    "bt: -l: no line tables (the kernel {} is not a file on disk; pass --kernel)",
-                    self.kernel.display()
-                ));
-            }
-        };
-        let mut s = String::new();
-        for (i, c) in cpus.iter().enumerate() {
-            if i > 0 {
-                s.push('\n');
-            }
-            let mut bt = a.backtrace(*c);
-            if let Some(lines) = lines {
-                lines.annotate(&mut bt.items);
-            }
-            render_bt(&mut s, &bt);
-        }
-        Ok(s)
-    }
-
     pub(super) fn regs(&self, args: &[&str]) -> Result<String, String> {
         let [c] = args else {
             return Err("usage: regs CPU".into());
@@ -110,6 +75,112 @@ impl Inspector {
             "    LVT: timer {:#x}  PMC {:#x}  LINT0 {:#x}  LINT1 {:#x}  error {:#x}",
             l.lvt_timer, l.lvt_pmc, l.lvt_lint0, l.lvt_lint1, l.lvt_error
         );
+        Ok(s)
+    }
+
+    /// `irq [-d | -c CPU[S] | VECTOR]`. crash's `irq -d` lists the IDT (`  [14] page_fault`);
+    /// this guest has no irq_desc, so plain `irq` shows what the snapshot has per CPU instead:
+    /// RFLAGS.IF, the local APIC's TPR/PPR and the vectors in service (ISR) and requested
+    /// (IRR), and pending or injected events, then the handler of every vector listed.
+    pub(super) fn irq(&self, args: &[&str]) -> Result<String, String> {
+        let a = self.analysis();
+        let idt = a.idt();
+        let name = |v: u8| {
+            idt.iter()
+                .find(|g| g.vector == v)
+                .map_or_else(|| "?".to_string(), |g| g.name.clone())
+        };
+        let cpus: Vec<usize> = match args {
+            ["-d"] => {
+                // crash's x86_64_display_idt_table: "%*s[%d] %s".
+                let mut s = String::new();
+                for g in &idt {
+                    let pad = if g.vector < 10 {
+                        "  "
+                    } else if g.vector < 100 {
+                        " "
+                    } else {
+                        ""
+                    };
+                    let _ = writeln!(s, "{pad}[{}] {}", g.vector, g.name);
+                }
+                return Ok(s);
+            }
+            [] => (0..self.snap.cpus.len()).collect(),
+            ["-c", c] => self.cpu_list(c)?,
+            [v] if !v.starts_with('-') => {
+                let v: u8 = v
+                    .parse()
+                    .map_err(|_| format!("irq: invalid vector: {v} (0-255)"))?;
+                let mut s = format!(
+                    "VECTOR: {v}  HANDLER: {}
+",
+                    name(v)
+                );
+                for c in 0..self.snap.cpus.len() {
+                    let Some(l) = a.lapic_state(c) else { continue };
+                    let what = [
+                        (l.isr.contains(&v), "in service (ISR)"),
+                        (l.irr.contains(&v), "requested (IRR)"),
+                        (l.injected == Some(v), "being injected"),
+                    ];
+                    for (_, w) in what.iter().filter(|(yes, _)| *yes) {
+                        let _ = writeln!(s, "  CPU {c}: {w}");
+                    }
+                }
+                return Ok(s);
+            }
+            _ => return Err("usage: irq [-d | -c CPU[S] | VECTOR]".into()),
+        };
+        let list = |v: &[u8]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
+            }
+        };
+        let mut s = String::from(" CPU  IF  TPR  PPR  ISR          IRR          EVENTS\n");
+        let mut seen: Vec<u8> = Vec::new();
+        for c in cpus {
+            let Some(l) = a.lapic_state(c) else { continue };
+            if !l.captured {
+                let _ = writeln!(s, "{c:>4}  (not captured)");
+                continue;
+            }
+            let mut events = Vec::new();
+            if l.nmi_pending {
+                events.push("NMI pending".to_string());
+            }
+            if l.nmi_masked {
+                events.push("NMIs blocked".to_string());
+            }
+            if let Some(v) = l.injected {
+                events.push(format!("injecting {v}"));
+            }
+            let _ = writeln!(
+                s,
+                "{c:>4}  {:>2}  {:02x}   {:02x}   {:<12} {:<12} {}",
+                u8::from(l.interrupts_enabled),
+                l.tpr,
+                l.ppr,
+                list(&l.isr),
+                list(&l.irr),
+                if events.is_empty() {
+                    "-".to_string()
+                } else {
+                    events.join(", ")
+                }
+            );
+            seen.extend(l.isr.iter().chain(&l.irr).chain(l.injected.iter()));
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        if !seen.is_empty() {
+            s.push_str("\nVECTOR  HANDLER\n");
+            for v in seen {
+                let _ = writeln!(s, "{v:>6}  {}", name(v));
+            }
+        }
         Ok(s)
     }
 }

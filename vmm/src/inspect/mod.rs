@@ -1,15 +1,24 @@
 //! `lockvmm inspect <vmcore>`: an offline, crash-like inspector of a saved snapshot.
 //!
-//! Commands (as crash's): `bt [-l] [-a | CPU | -c CPU]`, `regs CPU`, `sym ADDR|NAME`,
-//! `rd ADDR [COUNT]`, `p SYMBOL[index]`, `struct NAME [-o] [ADDR]`, `log`, `ps`, `help`.
-//! One-shot (`lockvmm inspect vmcore bt -a`), from a pipe (one command a line), or at an
-//! interactive `crash>` prompt with history.
+//! Commands (as crash's, `help CMD` for each): `bt`, `foreach bt`, `dis`, `runq`, `irq`,
+//! `timer`, `regs`, `sym`, `rd`, `p`, `struct`, `log`, `ps`, `help`; any command's output can go
+//! through `| grep`, `| head`, `| tail`. One-shot (`lockvmm inspect vmcore bt -a`), from a pipe
+//! (one command a line), or at an interactive `crash>` prompt with history.
 use std::path::{Path, PathBuf};
 
+mod bt;
 mod cpu;
+mod disasm;
+mod help;
 mod memory;
+mod pipe;
 mod prompt;
+mod rd;
+mod sched;
 mod tasks;
+mod types;
+
+pub use help::command_names;
 
 pub use prompt::run;
 
@@ -127,14 +136,26 @@ impl Inspector {
         )
     }
 
-    /// Runs one command; `Err` carries crash-style error text.
+    /// Runs one command line (a command, then any `| grep`/`| head`/`| tail`); `Err` carries
+    /// crash-style error text.
     pub fn exec(&self, line: &str) -> Result<String, String> {
+        let (cmd, filters) = pipe::split(line)?;
+        let out = self.command(cmd)?;
+        pipe::apply(out, &filters)
+    }
+
+    fn command(&self, line: &str) -> Result<String, String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         let Some((&cmd, args)) = words.split_first() else {
             return Ok(String::new());
         };
         match cmd {
             "bt" => self.bt(args),
+            "foreach" => self.foreach(args),
+            "dis" => self.dis(args),
+            "runq" => self.runq(args),
+            "irq" => self.irq(args),
+            "timer" => self.timer(args),
             "regs" => self.regs(args),
             "sym" => self.sym(args),
             "rd" => self.rd(args),
@@ -142,9 +163,29 @@ impl Inspector {
             "struct" => self.struct_cmd(args),
             "log" | "dmesg" => Ok(self.analysis().dmesg().join("\n") + "\n"),
             "ps" => Ok(self.ps()),
-            "help" | "h" | "?" => Ok(HELP.to_string()),
+            "help" | "h" | "?" => help::help(args),
             other => Err(format!("{other}: command not found (try `help`)")),
         }
+    }
+
+    /// CPUs as crash's `-c` takes them: `3`, `1,8,9`, `1-23`, `1,8,9-14`, `all`.
+    pub(crate) fn cpu_list(&self, s: &str) -> Result<Vec<usize>, String> {
+        let n = self.snap.cpus.len();
+        if matches!(s, "all" | "a") {
+            return Ok((0..n).collect());
+        }
+        let mut out = Vec::new();
+        for part in s.split(',') {
+            let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+            let (lo, hi) = (self.cpu_arg(lo)?, self.cpu_arg(hi)?);
+            if lo > hi {
+                return Err(format!("invalid CPU range: {part}"));
+            }
+            out.extend(lo..=hi);
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 
     pub(crate) fn cpu_arg(&self, s: &str) -> Result<usize, String> {
@@ -187,18 +228,3 @@ fn kernel_mismatch(insp: &Inspector, elf: &[u8]) -> Option<String> {
     }
     None
 }
-
-const HELP: &str = "\
-bt [-l] [-a | CPU | -c CPU]
-                         backtrace of the report's CPU, of every CPU, or of one;
-                         -l adds each frame's source line
-regs CPU                 every register KVM had for the CPU, with events and LAPIC state
-sym ADDR | sym NAME      the symbol (and C expression) an address is in, or a symbol's address
-rd ADDR [COUNT]          read 64-bit words of kernel memory
-p SYMBOL[INDEX]          a global (per-CPU arrays: one element, or every CPU's address)
-struct NAME [-o] [ADDR]  a struct's layout (with offsets), or its members' values at ADDR
-log                      the kernel log buffer (dmesg)
-ps                       tasks
-help                     this text
-quit                     leave (interactive)
-";

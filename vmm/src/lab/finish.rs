@@ -164,6 +164,7 @@ fn write_vmcore(out: &Path, r: &RunResult, backtraces: &[CpuBacktrace]) -> Resul
         snap,
         &meta,
         &vmcore::thread_regs(backtraces),
+        &vmcore::vmcoreinfo(&r.kernel.elf, snap),
     )
     .map_err(|e| e.to_string())
 }
@@ -197,6 +198,10 @@ pub fn complete(
                         "cannot write {}: {e}",
                         out.join("vmlinux").display()
                     ));
+                }
+                // gdb's vmlinux-gdb.py and drgn's helpers, beside the vmlinux.
+                if let Err(e) = crate::output::debuggers::write_scripts(out, &r.kernel.elf) {
+                    warnings.push(format!("cannot write the debugger scripts: {e}"));
                 }
             }
             Err(e) => {

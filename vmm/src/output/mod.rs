@@ -1,6 +1,7 @@
-//! What a run leaves on disk: files written atomically, the vmcore (written and read back), and
-//! `result.json`'s schema.
+//! What a run leaves on disk: files written atomically, the vmcore (written and read back), the
+//! debugger helpers beside it, and `result.json`'s schema.
 pub mod atomic;
+pub mod debuggers;
 pub mod summary;
 pub mod vmcore;
 

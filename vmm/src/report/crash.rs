@@ -112,7 +112,7 @@ impl CrashReport {
             backtraces: &backtraces,
         };
         let diagnosis = a.diagnose(cpu, incident, &findings);
-        let hung_tasks = hung.iter().map(|&t| a.task_backtrace(t)).collect();
+        let hung_tasks = hung.iter().map(|&t| a.backtrace_of_task(t)).collect();
         let deadlock = a.deadlock_kind(cpu, &findings);
         let from = a.snap.vtime_ns / 1_000_000_000;
         let dmesg_tail = dmesg

@@ -6,7 +6,7 @@ pub mod tick_sched;
 pub mod timer;
 
 /// The tick rate (CONFIG_HZ_100).
-pub const HZ: u64 = 100;
+pub const HZ: u64 = lockvmm_abi::HZ;
 pub const NSEC_PER_SEC: u64 = 1_000_000_000;
 /// Nanoseconds per tick.
 pub const TICK_NSEC: u64 = NSEC_PER_SEC / HZ;

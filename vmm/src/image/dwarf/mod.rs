@@ -10,7 +10,12 @@ use crate::image::Symbols;
 
 mod expr;
 mod locks;
+mod names;
 mod parse;
+mod query;
+
+pub use names::qualified_globals;
+pub use query::{Place, Step, parse_path};
 
 #[derive(Debug, Clone)]
 enum Type {

@@ -2,8 +2,9 @@
 //! with the guest kernel (`gdb vmlinux vmcore`: one thread per vCPU) and `lockvmm inspect` reads
 //! back.
 //!
-//! Layout: one PT_NOTE with an `NT_PRSTATUS` per vCPU (in CPU order, LWP = CPU + 1) and a
-//! `LOCKVMM` note holding the snapshot's metadata as JSON; then PT_LOAD segments giving guest
+//! Layout: one PT_NOTE with an `NT_PRSTATUS` per vCPU (in CPU order, LWP = CPU + 1), a
+//! `VMCOREINFO` note (as Linux's kdump; see `vmcoreinfo`) and a `LOCKVMM` note holding the
+//! snapshot's metadata as JSON; then PT_LOAD segments giving guest
 //! memory at the kernel's *virtual* addresses (both linear maps point at the same bytes in the
 //! file, and module pages are found through the page tables). Memory chunks that are all zero
 //! are left out, as makedumpfile does.
@@ -12,6 +13,7 @@
 //! registers the NMI interrupted (what crash calls the exception RIP), so that gdb's `bt` starts
 //! where the CPU was stuck; `lockvmm inspect`'s `bt` shows the NMI frames as well.
 mod read;
+mod vmcoreinfo;
 mod write;
 
 use std::io;
@@ -21,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::state::VcpuState;
 
 pub use read::{LoadedCore, read, read_from};
+pub use vmcoreinfo::{build_id_hex, vmcoreinfo};
 pub use write::{thread_regs, write};
 
 pub(super) const PT_LOAD: u32 = 1;

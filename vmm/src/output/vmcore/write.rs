@@ -121,12 +121,14 @@ fn loads(snap: &Snapshot) -> (Vec<(u64, u64)>, Vec<Load>) {
 }
 
 /// Writes the snapshot as an ELF core at `path` (atomically). `thread_regs` overrides the
-/// registers gdb gets for some CPUs (see the module documentation).
+/// registers gdb gets for some CPUs (see the module documentation); `vmcoreinfo` is the text of
+/// the `VMCOREINFO` note (`vmcoreinfo::vmcoreinfo`).
 pub fn write(
     path: &Path,
     snap: &Snapshot,
     meta: &CoreMeta,
     thread_regs: &HashMap<usize, Regs>,
+    vmcoreinfo: &str,
 ) -> Result<(), CoreError> {
     let err = |source| CoreError::Write {
         path: path.display().to_string(),
@@ -142,6 +144,12 @@ pub fn write(
             &prstatus(c.cpu, &regs, c.sregs.fs_base, c.sregs.gs_base),
         );
     }
+    note(
+        &mut notes,
+        super::vmcoreinfo::VMCOREINFO_NAME,
+        super::vmcoreinfo::NT_VMCOREINFO,
+        vmcoreinfo.as_bytes(),
+    );
     let json = serde_json::to_vec(meta).map_err(|e| err(io::Error::other(e)))?;
     note(&mut notes, "LOCKVMM", NT_LOCKVMM, &json);
 

@@ -31,17 +31,23 @@ global_asm!(
     .global startup_64
     .type startup_64, @function
 startup_64:
+    .cfi_startproc
+    .cfi_undefined rip          /* the outermost frame: debuggers stop here */
     SETUP_BOOT_STACK
     call x86_64_start_kernel
     ud2
+    .cfi_endproc
     .size startup_64, . - startup_64
 
     .global secondary_startup_64
     .type secondary_startup_64, @function
 secondary_startup_64:
+    .cfi_startproc
+    .cfi_undefined rip          /* the outermost frame: debuggers stop here */
     SETUP_BOOT_STACK
     call start_secondary
     ud2
+    .cfi_endproc
     .size secondary_startup_64, . - secondary_startup_64
     .text
     "#,
