@@ -154,7 +154,12 @@ impl DebugInfo {
         let Some(Type::Struct { members, size, .. }) = self.types.get(&ty) else {
             return None;
         };
-        let fields = members
+        Some((self.fields(members), *size))
+    }
+
+    /// A struct's members as `struct -o` lists them.
+    fn fields(&self, members: &[Member]) -> Vec<Field> {
+        members
             .iter()
             .map(|m| Field {
                 offset: m.offset,
@@ -162,8 +167,7 @@ impl DebugInfo {
                 type_name: self.type_name(m.ty),
                 name: m.name.clone(),
             })
-            .collect();
-        Some((fields, *size))
+            .collect()
     }
 
     /// Names of every struct with members (for completion and errors).

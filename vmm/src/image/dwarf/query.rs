@@ -140,17 +140,7 @@ impl DebugInfo {
         let found = ty.and_then(|t| self.types.get(&t));
         let (fields, is_lock, array) = match found {
             Some(Type::Struct { name, members, .. }) => (
-                (!is_leaf(name)).then(|| {
-                    members
-                        .iter()
-                        .map(|m| Field {
-                            offset: m.offset,
-                            size: self.size_of(m.ty),
-                            type_name: self.type_name(m.ty),
-                            name: m.name.clone(),
-                        })
-                        .collect()
-                }),
+                (!is_leaf(name)).then(|| self.fields(members)),
                 LOCK_TYPES.contains(&name.as_str()),
                 None,
             ),
