@@ -420,3 +420,30 @@ fn bugs_linux_prints_without_lockdep_are_printed() {
     // do_exit reset the leaker's count: its CPU did not go on to schedule while atomic.
     assert!(!r.console.contains("scheduling while atomic: leaker"));
 }
+
+#[test]
+fn hung_task_panic_panics_and_snapshot_at_freezes_an_undetected_run() {
+    // hung_task_panic: the same example, but the report ends the machine.
+    let src = std::fs::read_to_string(common::root("examples/hung_task_mutex.toml")).unwrap();
+    let src = src.replace(
+        "hung_task_timeout_secs = 10",
+        "hung_task_timeout_secs = 10\nhung_task_panic = true",
+    );
+    let path = std::env::temp_dir().join(format!("lockvmm-hungpanic-{}.toml", std::process::id()));
+    std::fs::write(&path, src).unwrap();
+    let (_, r) = common::run(path.to_str().unwrap(), None);
+    let Outcome::Panic { message, .. } = &r.outcome else {
+        panic!("{:?}", r.outcome)
+    };
+    assert_eq!(message, "hung_task: blocked tasks");
+    // --snapshot-at: a snapshot of a run nothing detected, at the asked-for virtual time.
+    let mut opts = lockvmm::RunOptions::new(common::root("scenarios/hog_soft.toml"));
+    opts.snapshot_at = Some(5_000_000_000);
+    let (_, r) = lockvmm::run_scenario(&opts).unwrap();
+    let snap = r.snapshot.as_ref().expect("the asked-for snapshot");
+    assert!(snap.reason.starts_with("requested at"), "{}", snap.reason);
+    assert_eq!(snap.vtime_ns, 5_000_000_000);
+    assert!(snap.cpus.iter().all(|c| c.captured));
+    // The run went on: the hog's soft lockup was still detected after the snapshot.
+    assert!(r.lockups.iter().any(|e| e.vtime_ns > snap.vtime_ns));
+}
