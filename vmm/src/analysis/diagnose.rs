@@ -17,6 +17,18 @@ pub struct Findings<'a> {
     pub backtraces: &'a [CpuBacktrace],
 }
 
+/// How a chain of waits ends.
+enum ChainEnd {
+    /// The last lock has no holder any more.
+    Free,
+    /// The last lock is held by the CPU that waits on it.
+    SelfHeld(usize),
+    /// The last holder is a CPU already in the chain.
+    Cycle,
+    /// The last holder waits on nothing.
+    Running,
+}
+
 impl Analysis<'_> {
     /// The explanation of what happened on `cpu`.
     pub fn diagnose(&self, cpu: usize, incident: Incident<'_>, f: &Findings<'_>) -> String {
@@ -44,7 +56,7 @@ impl Analysis<'_> {
             text.push_str(&format!(", {}", self.entered(way_in)));
         }
         text.push('.');
-        self.follow_chain(cpu, w, f, &mut text);
+        self.follow_chain(cpu, f, &mut text);
         text
     }
 
@@ -75,46 +87,70 @@ impl Analysis<'_> {
         }
     }
 
-    /// Appends the chain of holders from `w` on: who holds each lock and why they cannot let go.
-    fn follow_chain(&self, cpu: usize, w: &LockWait, f: &Findings<'_>, text: &mut String) {
+    /// The waits from `cpu`'s on, one per CPU down the chain of holders, and how it ends.
+    /// The one walk both the text and the deadlock kind come from.
+    fn chain(&self, cpu: usize, f: &Findings<'_>) -> Option<(Vec<LockWait>, ChainEnd)> {
+        let mut waits = vec![innermost(f.waits, cpu)?.clone()];
         let mut seen = vec![cpu];
-        let mut cur = w.clone();
         loop {
-            let Some(h) = cur.holder else {
-                text.push_str(&format!(
-                    " Nobody holds {} any more: the waiter should get it at its next look.",
-                    cur.lock_name
-                ));
-                return;
-            };
-            if h == cur.cpu {
-                text.push_str(&format!(
-                    " {} holds {} itself",
-                    if h == cpu { "That CPU" } else { "It" },
-                    cur.lock_name
-                ));
-                text.push_str(&self.self_deadlock(h, f));
-                return;
-            }
-            text.push_str(&format!(" {} is held by {}.", cur.lock_name, self.who(h)));
-            if seen.contains(&h) {
-                text.push_str(" That closes a cycle of CPUs waiting on each other: a deadlock.");
-                return;
-            }
-            seen.push(h);
-            match innermost(f.waits, h) {
-                Some(next) => {
-                    text.push_str(&format!(
-                        " {} cannot release it: it is itself spinning ({} context) on {}.",
-                        self.who(h),
-                        next.context,
-                        next.lock_name
-                    ));
-                    cur = next.clone();
+            let cur = waits.last()?;
+            let end = match cur.holder {
+                None => ChainEnd::Free,
+                Some(h) if h == cur.cpu => ChainEnd::SelfHeld(h),
+                Some(h) if seen.contains(&h) => ChainEnd::Cycle,
+                Some(h) => {
+                    seen.push(h);
+                    match innermost(f.waits, h) {
+                        Some(next) => {
+                            waits.push(next.clone());
+                            continue;
+                        }
+                        None => ChainEnd::Running,
+                    }
                 }
-                None => {
-                    text.push_str(&self.running_holder(h));
-                    return;
+            };
+            return Some((waits, end));
+        }
+    }
+
+    /// Appends the chain of holders from `cpu`'s wait on: who holds each lock and why they
+    /// cannot let go.
+    fn follow_chain(&self, cpu: usize, f: &Findings<'_>, text: &mut String) {
+        let Some((waits, end)) = self.chain(cpu, f) else {
+            return;
+        };
+        for (i, w) in waits.iter().enumerate() {
+            let last = i + 1 == waits.len();
+            match (w.holder, last, &end) {
+                (None, _, _) => text.push_str(&format!(
+                    " Nobody holds {} any more: the waiter should get it at its next look.",
+                    w.lock_name
+                )),
+                (Some(h), true, ChainEnd::SelfHeld(_)) => {
+                    text.push_str(&format!(
+                        " {} holds {} itself",
+                        if h == cpu { "That CPU" } else { "It" },
+                        w.lock_name
+                    ));
+                    text.push_str(&self.self_deadlock(h, f));
+                }
+                (Some(h), _, _) => {
+                    text.push_str(&format!(" {} is held by {}.", w.lock_name, self.who(h)));
+                    match (last, &end) {
+                        (true, ChainEnd::Cycle) => text.push_str(
+                            " That closes a cycle of CPUs waiting on each other: a deadlock.",
+                        ),
+                        (true, _) => text.push_str(&self.running_holder(h)),
+                        (false, _) => {
+                            let next = &waits[i + 1];
+                            text.push_str(&format!(
+                                " {} cannot release it: it is itself spinning ({} context) on {}.",
+                                self.who(h),
+                                next.context,
+                                next.lock_name
+                            ));
+                        }
+                    }
                 }
             }
         }
@@ -189,21 +225,11 @@ impl Analysis<'_> {
 
     /// The kind of deadlock the chain from `cpu` ends in, if it ends in one.
     pub fn deadlock_kind(&self, cpu: usize, f: &Findings<'_>) -> Option<DeadlockKind> {
-        let mut seen = vec![cpu];
-        let mut cur = innermost(f.waits, cpu)?.clone();
-        loop {
-            let h = cur.holder?;
-            if h == cur.cpu {
-                return Some(self.self_deadlock_kind(h, f).0);
-            }
-            if seen.contains(&h) {
-                return Some(DeadlockKind::Cycle);
-            }
-            seen.push(h);
-            match innermost(f.waits, h) {
-                Some(next) => cur = next.clone(),
-                None => return Some(DeadlockKind::HolderRunning),
-            }
+        match self.chain(cpu, f)?.1 {
+            ChainEnd::Free => None,
+            ChainEnd::SelfHeld(h) => Some(self.self_deadlock_kind(h, f).0),
+            ChainEnd::Cycle => Some(DeadlockKind::Cycle),
+            ChainEnd::Running => Some(DeadlockKind::HolderRunning),
         }
     }
 

@@ -3,6 +3,7 @@
 use super::Analysis;
 use lockvmm_abi::locking::{LockContext, SPINNING_ON_SYMBOL, lock_owner, spinning_on_slot};
 
+use crate::image::dwarf::parse_path;
 use crate::state::{HeldLock, LockWait};
 
 impl Analysis<'_> {
@@ -61,13 +62,19 @@ impl Analysis<'_> {
     }
 
     /// For a queued rwlock held for reading: the first CPU that holds a read lock on it (the
-    /// lab's `qrwlock::readers`, found through the DWARF).
+    /// lab's `qrwlock::readers`). Whether the word is an rwlock's comes from the DWARF type at
+    /// that address.
     fn first_reader(&self, lock: u64) -> Option<usize> {
-        if !self
-            .dwarf
-            .describe(self.syms, lock)?
-            .starts_with("lab_rwlocks[")
-        {
+        // `describe` names the innermost member (`….cnts`); an rwlock starts here if one of the
+        // path's prefixes is a `qrwlock` at this very address.
+        let (var, path) = parse_path(&self.dwarf.describe(self.syms, lock)?).ok()?;
+        let base = self.syms.addr_of(&var)?;
+        let is_rwlock = (0..=path.len()).rev().any(|n| {
+            self.dwarf
+                .var_place(&var, &path[..n])
+                .is_ok_and(|p| p.type_name == "qrwlock" && base.checked_add(p.offset) == Some(lock))
+        });
+        if !is_rwlock {
             return None;
         }
         let off = self.dwarf.member_offset("qrwlock", "readers")?;

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::image::KernelImage;
+use crate::image::dwarf::parse_path;
 use crate::kvm::vm;
 use crate::machine::{
     Deliver, HookAction, Machine, MachineConfig, MachineError, RunLimits, RunResult, When,
@@ -183,9 +184,13 @@ fn kernel_locks(scenario: &LoadedScenario, kernel: &KernelImage) -> Result<Vec<u
             out.push(0);
             continue;
         };
-        let resolved = kernel
-            .debug_info()
-            .address_of(&kernel.symbols, expr.get_ref());
+        let resolved = parse_path(expr.get_ref()).ok().and_then(|(var, path)| {
+            let place = kernel.debug_info().var_place(&var, &path).ok()?;
+            Some((
+                kernel.symbols.addr_of(&var)?.checked_add(place.offset)?,
+                place.type_name,
+            ))
+        });
         match resolved {
             Some((addr, ty)) if ty == "raw_spinlock_t" => out.push(addr),
             Some((_, ty)) => {

@@ -289,13 +289,20 @@ impl LoadedScenario {
                 }
             }
         }
-        let in_handlers: Vec<std::ops::Range<usize>> = self
+        // Every op, with whether it runs in a handler (interrupt context cannot sleep).
+        let task_ops = self
+            .scenario
+            .task
+            .iter()
+            .flat_map(|t| flatten(&t.get_ref().ops))
+            .map(|op| (op, false));
+        let handler_ops = self
             .scenario
             .handler
             .iter()
-            .flat_map(|h| flatten(&h.get_ref().ops).into_iter().map(|(_, at)| at))
-            .collect();
-        for (o, at) in self.scenario.all_ops() {
+            .flat_map(|h| flatten(&h.get_ref().ops))
+            .map(|op| (op, true));
+        for ((o, at), in_handler) in task_ops.chain(handler_ops) {
             let Some(name) = o.lock() else { continue };
             let Some(kind) = kind_of(name) else { continue };
             let rw = matches!(
@@ -321,7 +328,7 @@ impl LoadedScenario {
                 {
                     Some(format!("`{name}` sleeps: it has no irq or bh modes"))
                 }
-                _ if sleeping && in_handlers.contains(&at) => {
+                _ if sleeping && in_handler => {
                     Some(format!("`{name}` sleeps: a handler cannot take it"))
                 }
                 _ => None,

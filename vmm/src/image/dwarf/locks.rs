@@ -1,10 +1,8 @@
 //! Where the kernel's spinlocks are: every `raw_spinlock_t` inside a global variable (arrays of
 //! per-CPU structures included), found through the types, so the report can say which CPU
 //! holds which lock without a list of lock names.
-use super::{DebugInfo, Type};
+use super::{DebugInfo, LOCK_TYPES, Type};
 
-/// Types whose instances are one spinlock.
-const LOCK_TYPES: [&str; 2] = ["raw_spinlock_t", "qspinlock"];
 /// Nesting the walk follows (a kernel struct is a few levels deep; DWARF may be hostile).
 const MAX_DEPTH: u32 = 12;
 /// Locks the walk reports at most (255 CPUs × a few per-CPU locks, with room).

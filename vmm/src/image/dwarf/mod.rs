@@ -8,8 +8,11 @@ use std::collections::HashMap;
 
 use crate::image::Symbols;
 
-mod expr;
 mod locks;
+
+/// The types whose instances are one spinlock word (their owner is in the locked byte, see
+/// `lockvmm_abi::locking`).
+const LOCK_TYPES: [&str; 2] = ["raw_spinlock_t", "qspinlock"];
 mod names;
 mod parse;
 mod query;

@@ -2,14 +2,12 @@
 //! runqueues[56].__lock` and `struct rq.__lock ADDR`. A path of array indices and struct
 //! members is resolved through the DWARF types to an offset and the type found there. The
 //! DWARF is untrusted: paths and type chains are bounded and every step can fail with a message.
-use super::{DebugInfo, Field, Type, is_leaf};
+use super::{DebugInfo, Field, LOCK_TYPES, Type, is_leaf};
 
 /// Steps a path may have.
 const MAX_STEPS: usize = 32;
 /// Typedef and const links followed to reach a type.
 const MAX_LINKS: usize = 16;
-/// The lock types: a place of one of them prints with its owner (`lockvmm_abi::locking`).
-const LOCK_TYPES: [&str; 2] = ["raw_spinlock_t", "qspinlock"];
 
 /// One step of a path: `[56]` or `.__lock`.
 #[derive(Debug, Clone, PartialEq, Eq)]
