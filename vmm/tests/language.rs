@@ -447,3 +447,41 @@ fn hung_task_panic_panics_and_snapshot_at_freezes_an_undetected_run() {
     // The run went on: the hog's soft lockup was still detected after the snapshot.
     assert!(r.lockups.iter().any(|e| e.vtime_ns > snap.vtime_ns));
 }
+
+#[test]
+fn the_new_expectations_fail_when_the_run_contradicts_them() {
+    // irq_unsafe_lock's run, checked against wrong values of every new expectation.
+    let src = std::fs::read_to_string(common::root("examples/irq_unsafe_lock.toml")).unwrap();
+    let head = &src[..src.find("[expect]").unwrap()];
+    let wrong = format!(
+        "{head}[expect]\ncontext = \"softirq\"\ndeadlock = \"cycle\"\ndetected_before = 5.0\n\
+         detected_after = 11.0\nreports = 2\nquiet_cpus = [1]\nmessage = \"soft lockup\"\n\
+         hung_tasks = [\"dev_ioctl\"]\n"
+    );
+    let path = std::env::temp_dir().join(format!("lockvmm-wrong-{}.toml", std::process::id()));
+    std::fs::write(&path, wrong).unwrap();
+    let out = common::lockvmm()
+        .args(["run", "--out"])
+        .arg(std::env::temp_dir().join(format!("lockvmm-wrong-out-{}", std::process::id())))
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for what in [
+        "context",
+        "deadlock",
+        "detected_before",
+        "detected_after",
+        "reports",
+        "quiet_cpus",
+        "message",
+        "hung_tasks",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains("expect FAIL") && l.contains(what)),
+            "{what} did not fail:\n{text}"
+        );
+    }
+}
