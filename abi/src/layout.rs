@@ -87,4 +87,9 @@ pub struct BootInfo {
     /// Size of each CPU's trace ring buffer in KiB, when
     /// [`instrument::TRACE`](crate::knob::instrument::TRACE) is set.
     pub trace_buf_kib: u32,
+    /// The trace's event classes (an OR of [`trace::class`](crate::trace::class) bits).
+    pub trace_events: u32,
+    /// Non-zero: a panic or oops dumps the trace buffers to the console (Linux's
+    /// `ftrace_dump_on_oops`).
+    pub ftrace_dump_on_oops: u32,
 }

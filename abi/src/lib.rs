@@ -18,6 +18,7 @@
 //! - [`task`]: `task_struct` states.
 //! - [`knob`]: the scenario's fault knobs in [`BootInfo`].
 //! - [`hook`]: hook points ([`Hypercall::Hook`]).
+//! - [`trace`]: the per-CPU trace ring buffer's records and event types.
 //!
 //! The items that existed before the split are also re-exported at their old paths
 //! (`lockvmm_abi::Hypercall`, `lockvmm_abi::op::LOCK`, `lockvmm_abi::msr::IA32_PMC0`, …).
@@ -91,6 +92,7 @@ pub mod program;
 pub mod regs;
 pub mod stacks;
 pub mod task;
+pub mod trace;
 
 // The paths every item had before the split into modules.
 pub use hypercall::{
@@ -128,4 +130,8 @@ mod host_impls {
     unsafe impl vm_memory::ByteValued for HandlerDesc {}
     // SAFETY: as above.
     unsafe impl vm_memory::ByteValued for LockDesc {}
+    // SAFETY: as above.
+    unsafe impl vm_memory::ByteValued for trace::TraceBufHeader {}
+    // SAFETY: as above.
+    unsafe impl vm_memory::ByteValued for trace::TraceEntry {}
 }

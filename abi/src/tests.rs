@@ -40,6 +40,8 @@ fn enums_round_trip_and_refuse_unknown_values() {
     round_trip!(Hypercall: u32, 300);
     round_trip!(LockupKind: u64, 300);
     round_trip!(Hook: u64, 300);
+    round_trip!(crate::trace::TraceEvent: u16, 300);
+    round_trip!(crate::trace::WatchdogCheck: u32, 300);
     round_trip!(LbrGfpMode: u32, 300);
     round_trip!(OpKind: u32, 300);
     round_trip!(LockMode: u64, 300);

@@ -13,6 +13,8 @@
 //! 6. [`machine`]: behaviour — the run token, virtual clock, vCPU loop, hypercalls, host
 //!    actions, snapshot capture, supervisor.
 //! 7. [`analysis`]: crash-style reading of a snapshot — tasks, backtraces, locks, diagnosis, log.
+//!    Just above it, [`trace`]: the guest's trace ring buffers read from a snapshot, their
+//!    sections and flows, and the wait-for graph.
 //! 8. [`report`]: rendering — the crash-style report and the outcome text.
 //! 9. [`scenario`]: scenario files — schema, validation, the guest program, expectations.
 //! 10. [`output`]: files — atomic writes, the vmcore, `result.json`'s schema.
@@ -33,6 +35,8 @@ pub mod kvm;
 pub mod machine;
 
 pub mod analysis;
+
+pub mod trace;
 
 pub mod report;
 

@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["kvm", "devices"],
     &["machine"],
     &["analysis"],
+    &["trace"],
     &["report"],
     &["scenario"],
     &["output"],

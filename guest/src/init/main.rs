@@ -59,6 +59,7 @@ pub extern "C" fn start_kernel() -> ! {
         env!("CARGO_PKG_VERSION")
     );
     crate::mm::page_alloc::mem_init(info.mem_bytes);
+    crate::kernel::trace::trace_init(info);
     printk!(
         "Memory: {}K available, {} CPUs, HZ={}",
         crate::mm::page_alloc::nr_free_pages() * 4,

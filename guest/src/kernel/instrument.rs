@@ -9,9 +9,17 @@ use lockvmm_abi::BootInfo;
 
 use crate::arch::x86::irqflags::IRQ_ENABLE_HOOK;
 use crate::kernel::locking::lockdep::LOCK_EVENTS;
-use crate::kernel::trace::trace_preemptirq::IRQFLAG_EVENTS;
+use crate::kernel::trace::events::TRACE_EVENTS;
+use crate::kernel::trace::trace_preemptirq::{IRQFLAG_EVENTS, PREEMPT_EVENTS};
 
 pub fn instrument_init(info: &BootInfo) {
+    if info.instrument & lockvmm_abi::knob::instrument::TRACE != 0 {
+        // The ring buffer records every class of hook; `trace_init` allocates it later.
+        TRACE_EVENTS.enable();
+        LOCK_EVENTS.enable();
+        IRQFLAG_EVENTS.enable();
+        PREEMPT_EVENTS.enable();
+    }
     if info.irq_enable_hook != 0 {
         // The lab counts held spinlocks (lock events) and checks each interrupt enable.
         IRQ_ENABLE_HOOK.store(true, Ordering::Relaxed);

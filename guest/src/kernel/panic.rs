@@ -38,6 +38,8 @@ pub fn panic_regs(regs: Option<&PtRegs>, args: fmt::Arguments) -> ! {
     let _ = msg.write_fmt(args);
     let text = core::str::from_utf8(&msg.buf[..msg.len]).unwrap_or("(invalid UTF-8)");
     pr_emerg!("Kernel panic - not syncing: {}", text);
+    // The panic notifiers: ftrace's `trace_panic_handler`.
+    crate::kernel::trace::trace_dump::ftrace_dump_on_oops();
     let regs_at = regs.map_or(0, |r| r as *const PtRegs as u64);
     lockvmm::hypercall(
         Hypercall::Panic as u32,

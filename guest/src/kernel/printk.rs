@@ -137,6 +137,7 @@ fn log_store(level: u8, text: &[u8]) {
     rec.text[..text.len()].copy_from_slice(text);
     log_next_seq.store(seq + 1, Ordering::Release);
     logbuf_lock.raw_lock.unlock();
+    crate::kernel::trace::events::trace_event(lockvmm_abi::trace::TraceEvent::Printk, 0, seq);
 }
 
 /// Prints every pending record to the consoles, then releases the console lock.

@@ -9,6 +9,7 @@ use crate::arch::x86::preempt::{
     HARDIRQ_OFFSET, SOFTIRQ_DISABLE_OFFSET, SOFTIRQ_OFFSET, in_interrupt, preempt_count_add,
     preempt_count_sub,
 };
+use crate::kernel::trace::events::{trace_softirq_entry, trace_softirq_exit};
 
 pub const HI_SOFTIRQ: u32 = 0;
 pub const TIMER_SOFTIRQ: u32 = 1;
@@ -63,13 +64,19 @@ pub extern "C" fn __do_softirq() {
         }
         local_irq_enable();
         if pending & (1 << HI_SOFTIRQ) != 0 {
+            trace_softirq_entry(HI_SOFTIRQ);
             crate::lab::lab_softirq_action();
+            trace_softirq_exit(HI_SOFTIRQ);
         }
         if pending & (1 << TIMER_SOFTIRQ) != 0 {
+            trace_softirq_entry(TIMER_SOFTIRQ);
             crate::kernel::time::timer::run_timer_softirq();
+            trace_softirq_exit(TIMER_SOFTIRQ);
         }
         if pending & (1 << TASKLET_SOFTIRQ) != 0 {
+            trace_softirq_entry(TASKLET_SOFTIRQ);
             crate::lab::handlers::tasklet_action();
+            trace_softirq_exit(TASKLET_SOFTIRQ);
         }
         local_irq_disable();
     }

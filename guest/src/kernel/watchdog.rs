@@ -71,6 +71,7 @@ pub extern "C" fn __touch_watchdog() {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn touch_softlockup_watchdog() {
+    crate::kernel::trace::events::trace_watchdog_touch();
     watchdog_touch_ts[cpu()].store(0, Ordering::Relaxed);
 }
 
@@ -158,7 +159,12 @@ pub fn watchdog_timer_fn(hrtimer: &mut Hrtimer) -> HrtimerRestart {
         __touch_watchdog();
         return HrtimerRestart::Restart;
     }
-    let Some(duration) = is_softlockup(touch_ts) else {
+    let verdict = is_softlockup(touch_ts);
+    crate::kernel::trace::events::trace_watchdog_check(
+        lockvmm_abi::trace::WatchdogCheck::Soft,
+        verdict.is_some(),
+    );
+    let Some(duration) = verdict else {
         soft_watchdog_warn[c].store(0, Ordering::Relaxed);
         return HrtimerRestart::Restart;
     };

@@ -60,7 +60,12 @@ pub fn watchdog_overflow_callback(_event: &mut PerfEvent, regs: &PtRegs) {
     if watchdog_nmi_touch[c].swap(0, Ordering::Relaxed) != 0 {
         return;
     }
-    if !is_hardlockup() {
+    let lockup = is_hardlockup();
+    crate::kernel::trace::events::trace_watchdog_check(
+        lockvmm_abi::trace::WatchdogCheck::Hard,
+        lockup,
+    );
+    if !lockup {
         hard_watchdog_warn[c].store(0, Ordering::Relaxed);
         return;
     }

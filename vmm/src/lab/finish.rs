@@ -221,6 +221,12 @@ pub fn complete(
             out.join("report.txt").display()
         ));
     }
+    warnings.extend(super::trace_files::write_trace_files(
+        out,
+        scenario,
+        r,
+        report.as_ref(),
+    ));
     let expectations = expect::check(&scenario.scenario.expect, r, report.as_ref());
     let offset_ms = (r.timings.t0 - started).as_secs_f64() * 1e3;
     let summary = RunSummary {

@@ -5,6 +5,7 @@ pub mod fingerprint;
 pub mod finish;
 pub mod run;
 pub mod rundir;
+pub mod trace_files;
 
 pub use finish::{Completed, complete};
 pub use run::{KVM_DEVICE, LabError, Prepared, RunOptions, prepare, run_scenario};

@@ -71,6 +71,8 @@ impl Machine {
             hung_task_panic: k.hung_task_panic.into(),
             instrument: k.instrument,
             trace_buf_kib: k.trace_buf_kib,
+            trace_events: k.trace_events,
+            ftrace_dump_on_oops: k.ftrace_dump_on_oops.into(),
             ..Default::default()
         })?;
         // No CPU has a timer armed until it programs one.

@@ -143,6 +143,10 @@ pub struct Knobs {
     pub instrument: u32,
     /// Each CPU's trace ring buffer, in KiB (with `instrument::TRACE`).
     pub trace_buf_kib: u32,
+    /// The trace's event classes (`lockvmm_abi::trace::class` bits).
+    pub trace_events: u32,
+    /// Dump the trace to the console on a panic or oops (`ftrace_dump_on_oops`).
+    pub ftrace_dump_on_oops: bool,
 }
 
 impl Default for Knobs {
@@ -160,6 +164,8 @@ impl Default for Knobs {
             hung_task_panic: false,
             instrument: 0,
             trace_buf_kib: 0,
+            trace_events: 0,
+            ftrace_dump_on_oops: false,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod hypercall;
 pub mod run_token;
 mod supervisor;
 mod syscall;
+mod trace_action;
 mod vcpu_loop;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

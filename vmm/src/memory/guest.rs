@@ -121,6 +121,21 @@ impl GuestMemory {
         Ok(out)
     }
 
+    /// Writes `data` at a guest virtual address, page by page.
+    pub fn write_virt(&self, cr3: u64, gva: u64, data: &[u8]) -> Result<(), MemError> {
+        let mut done = 0;
+        let mut addr = gva;
+        while done < data.len() {
+            let in_page = (4096 - (addr & 0xfff)) as usize;
+            let n = in_page.min(data.len() - done);
+            let phys = self.translate(cr3, addr).ok_or(MemError::BadVirt(addr))?;
+            self.write_phys(phys, &data[done..done + n])?;
+            done += n;
+            addr = addr.wrapping_add(n as u64);
+        }
+        Ok(())
+    }
+
     pub fn read_virt_u64(&self, cr3: u64, gva: u64) -> Result<u64, MemError> {
         let b = self.read_virt(cr3, gva, 8)?;
         Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))

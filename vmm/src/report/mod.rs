@@ -3,6 +3,7 @@
 mod crash;
 mod outcome;
 mod render;
+pub mod trace;
 
 pub use crash::{CrashReport, Detection, ReportInput, report_cpu};
 pub use outcome::one_line;

@@ -9,6 +9,7 @@ mod limits;
 pub mod ops;
 pub mod program;
 pub mod schema;
+pub mod trace;
 mod validate;
 mod validate_program;
 
@@ -117,9 +118,10 @@ impl LoadedScenario {
                     .as_ref()
                     .is_some_and(|h| h.get_ref() == Hook::IrqEnableLocked.name())
             }),
-            // No scenario section turns debug instrumentation on yet.
-            instrument: 0,
-            trace_buf_kib: 0,
+            instrument: self.trace_knobs().instrument,
+            trace_buf_kib: self.trace_knobs().buf_kib,
+            trace_events: self.trace_knobs().events,
+            ftrace_dump_on_oops: self.trace_knobs().dump_on_oops,
         }
     }
 

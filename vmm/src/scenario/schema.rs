@@ -34,6 +34,8 @@ pub struct Scenario {
     /// Ops that run in interrupt context (hardirq, softirq, timer, NMI).
     #[serde(default)]
     pub handler: Vec<Spanned<HandlerSpec>>,
+    /// The guest's trace ring buffer (off without the section).
+    pub trace: Option<super::trace::TraceSpec>,
 }
 
 /// What a scenario lock is.

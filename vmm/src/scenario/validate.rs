@@ -21,6 +21,7 @@ impl LoadedScenario {
         self.validate_tasks(vcpus)?;
         self.validate_handlers(vcpus)?;
         self.validate_references(vcpus)?;
+        self.validate_trace(vcpus)?;
         self.validate_capacity(vcpus)
     }
 

@@ -11,6 +11,8 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::x86::percpu::this_cpu;
+use lockvmm_abi::trace::TraceEvent;
+
 use crate::kernel::jump_label::{StaticKey, ret_ip};
 
 /// On when any consumer of lock events is (set once at boot).
@@ -105,11 +107,14 @@ fn on_acquire(_ev: LockEvent) {}
 
 #[cold]
 #[inline(never)]
-fn on_contended(_ev: LockEvent) {}
+fn on_contended(ev: LockEvent) {
+    trace_lock(TraceEvent::LockContended, ev);
+}
 
 #[cold]
 #[inline(never)]
 fn on_acquired(ev: LockEvent) {
+    trace_lock(TraceEvent::LockAcquired, ev);
     if ev.kind == LockClassKind::Spin
         && crate::arch::x86::irqflags::IRQ_ENABLE_HOOK.load(Ordering::Relaxed)
     {
@@ -120,10 +125,18 @@ fn on_acquired(ev: LockEvent) {
 #[cold]
 #[inline(never)]
 fn on_release(ev: LockEvent) {
+    trace_lock(TraceEvent::LockReleased, ev);
     if ev.kind == LockClassKind::Spin
         && crate::arch::x86::irqflags::IRQ_ENABLE_HOOK.load(Ordering::Relaxed)
     {
         let held = &this_cpu().spinlocks_held;
         let _ = held.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+}
+
+/// The trace's lock events (Linux's `lock:contention_begin`, `lock_acquired`, `lock_release`).
+fn trace_lock(event: TraceEvent, ev: LockEvent) {
+    if crate::kernel::trace::events::TRACE_EVENTS.unlikely() {
+        crate::kernel::trace::ring_buffer::trace_record(event, ev.ip, ev.lock);
     }
 }

@@ -246,6 +246,7 @@ pub extern "C" fn __schedule(preempt: bool) {
         .store(next as *mut TaskStruct as u64, Ordering::Relaxed);
     rq.nr_switches.fetch_add(1, Ordering::Relaxed);
     prev.nvcsw.fetch_add(1, Ordering::Relaxed);
+    crate::kernel::trace::events::trace_sched_switch(prev.pid, next.pid);
     keep_frame!(context_switch(rq, prev, next));
 }
 

@@ -171,6 +171,11 @@ pub extern "C" fn __run_hrtimer(base: &mut HrtimerCpuBase, timer: &mut Hrtimer) 
     let Some(f) = timer.function else { return };
     // The callback runs without the base lock, as in Linux.
     base.lock.unlock();
+    crate::kernel::trace::events::trace_timer_expire(
+        lockvmm_abi::trace::TraceEvent::HrtimerExpire,
+        f as usize as u64,
+        timer as *mut Hrtimer as u64,
+    );
     let restart = f(timer);
     base.lock.lock();
     if restart == HrtimerRestart::Restart && !timer.enqueued {

@@ -261,6 +261,11 @@ pub extern "C" fn run_timer_softirq() {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn call_timer_fn(timer: &mut TimerList, f: TimerFn) {
+    crate::kernel::trace::events::trace_timer_expire(
+        lockvmm_abi::trace::TraceEvent::TimerExpire,
+        f as usize as u64,
+        timer as *mut TimerList as u64,
+    );
     f(timer);
 }
 

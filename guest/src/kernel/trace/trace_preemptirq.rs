@@ -7,7 +7,10 @@
 //! so with no consumer on a site costs one load and one branch.
 use core::sync::atomic::Ordering;
 
+use lockvmm_abi::trace::TraceEvent;
+
 use crate::arch::x86::irqflags::IRQ_ENABLE_HOOK;
+use crate::arch::x86::preempt::preempt_count;
 use crate::kernel::jump_label::{StaticKey, this_ip};
 
 /// On when any consumer of interrupt-flag events is (set once at boot).
@@ -51,7 +54,10 @@ pub fn trace_preempt_on() {
 
 #[cold]
 #[inline(never)]
-fn hardirqs_on(_ip: u64) {
+fn hardirqs_on(ip: u64) {
+    if super::events::TRACE_EVENTS.unlikely() {
+        super::ring_buffer::trace_record(TraceEvent::IrqEnable, ip, 0);
+    }
     if IRQ_ENABLE_HOOK.load(Ordering::Relaxed) {
         crate::arch::x86::irqflags::irq_enable_locked_hook();
     }
@@ -59,12 +65,24 @@ fn hardirqs_on(_ip: u64) {
 
 #[cold]
 #[inline(never)]
-fn hardirqs_off(_ip: u64) {}
+fn hardirqs_off(ip: u64) {
+    if super::events::TRACE_EVENTS.unlikely() {
+        super::ring_buffer::trace_record(TraceEvent::IrqDisable, ip, 0);
+    }
+}
 
 #[cold]
 #[inline(never)]
-fn preempt_off(_ip: u64) {}
+fn preempt_off(ip: u64) {
+    if super::events::TRACE_EVENTS.unlikely() && preempt_count() & 0xff == 1 {
+        super::ring_buffer::trace_record(TraceEvent::PreemptDisable, ip, 0);
+    }
+}
 
 #[cold]
 #[inline(never)]
-fn preempt_on(_ip: u64) {}
+fn preempt_on(ip: u64) {
+    if super::events::TRACE_EVENTS.unlikely() && preempt_count() & 0xff == 1 {
+        super::ring_buffer::trace_record(TraceEvent::PreemptEnable, ip, 0);
+    }
+}

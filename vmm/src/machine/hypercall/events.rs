@@ -24,7 +24,8 @@ pub fn send_ipi(c: &Call<'_>) -> Next {
     c.ok()
 }
 
-/// `a0 = hook id, a1 = argument`: record the point, then perform the scenario's actions for it.
+/// `a0 = hook id, a1 = argument`: record the point, then perform the scenario's actions for it;
+/// returns how many it performed.
 pub fn hook(c: &Call<'_>) -> Next {
     let [id, arg, ..] = c.args;
     let Some(hook) = Hook::from_raw(id) else {
@@ -41,7 +42,9 @@ pub fn hook(c: &Call<'_>) -> Next {
         rflags: c.regs.rflags,
     });
     let mut pause_self = false;
+    let mut acted = 0;
     for (deliver, target) in m.actions_for(hook, arg, c.cpu) {
+        acted += 1;
         match m.perform(deliver, target) {
             Then::Pause(t) => pause_self |= t == c.cpu,
             Then::Snapshot => m.take_snapshot(
@@ -52,7 +55,10 @@ pub fn hook(c: &Call<'_>) -> Next {
             Then::Continue => {}
         }
     }
-    match c.ok() {
+    if acted > 0 {
+        crate::machine::trace_action::record_host_action(m, c.cr3, c.cpu, acted);
+    }
+    match c.ret(acted) {
         Next::Continue if pause_self => Next::Block(Wait {
             addr: Some(PAUSED),
             irq_enabled: false,

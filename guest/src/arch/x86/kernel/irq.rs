@@ -10,6 +10,8 @@ use crate::arch::x86::percpu::smp_processor_id;
 use crate::arch::x86::preempt::preempt_count;
 use crate::kernel::sched::core::{need_resched, preempt_schedule_irq, scheduler_ipi};
 use crate::kernel::softirq::{irq_enter, irq_exit};
+use crate::kernel::trace::events::{trace_irq_handler_entry, trace_irq_handler_exit};
+use lockvmm_abi::vector::{LOCAL_TIMER_VECTOR, RESCHEDULE_VECTOR};
 
 /// Per-CPU `irq_regs`: the registers of the context the current interrupt interrupted.
 #[allow(clippy::declare_interior_mutable_const)]
@@ -40,7 +42,9 @@ pub extern "C" fn smp_apic_timer_interrupt(regs: &mut PtRegs) {
     let old = set_irq_regs(regs);
     ack_APIC_irq();
     irq_enter();
+    trace_irq_handler_entry(LOCAL_TIMER_VECTOR);
     local_apic_timer_interrupt();
+    trace_irq_handler_exit(LOCAL_TIMER_VECTOR);
     irq_exit();
     restore_irq_regs(old);
 }
@@ -59,7 +63,9 @@ pub extern "C" fn smp_reschedule_interrupt(regs: &mut PtRegs) {
     let old = set_irq_regs(regs);
     ack_APIC_irq();
     irq_enter();
+    trace_irq_handler_entry(RESCHEDULE_VECTOR);
     scheduler_ipi();
+    trace_irq_handler_exit(RESCHEDULE_VECTOR);
     irq_exit();
     restore_irq_regs(old);
 }
@@ -73,7 +79,9 @@ pub extern "C" fn do_IRQ(regs: &mut PtRegs) {
     let old = set_irq_regs(regs);
     ack_APIC_irq();
     irq_enter();
+    trace_irq_handler_entry(vector);
     keep_frame!(handle_irq(vector));
+    trace_irq_handler_exit(vector);
     irq_exit();
     restore_irq_regs(old);
 }

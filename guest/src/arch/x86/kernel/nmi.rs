@@ -1,7 +1,9 @@
 //! NMIs (Linux's `arch/x86/kernel/nmi.c`): every NMI handler is asked in turn; the PMU's
 //! (`perf_event_nmi_handler`) serves the hard-lockup detector, the backtrace handler serves
 //! `trigger_all_cpu_backtrace`.
+use crate::kernel::trace::events::trace_event;
 use core::sync::atomic::{AtomicU64, Ordering};
+use lockvmm_abi::trace::TraceEvent;
 
 use lockvmm_abi::PtRegs;
 
@@ -19,7 +21,9 @@ pub static backtrace_mask: [AtomicU64; 4] = [MASK_INIT; 4];
 #[unsafe(no_mangle)]
 pub extern "C" fn do_nmi(regs: &mut PtRegs, _vector: u64) {
     preempt_count_add(NMI_OFFSET + HARDIRQ_OFFSET);
+    trace_event(TraceEvent::NmiEntry, 0, 2);
     default_do_nmi(regs);
+    trace_event(TraceEvent::NmiExit, 0, 2);
     preempt_count_sub(NMI_OFFSET + HARDIRQ_OFFSET);
 }
 
