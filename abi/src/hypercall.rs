@@ -49,7 +49,7 @@ contract_enum! {
         SendIpi = 9,
         /// `a0 = hook id` (a [`Hook`](crate::hook::Hook)), `a1 = argument`: guest code passed a
         /// named point. The host records it with the vCPU's registers (the trace), and a
-        /// scenario may act on it. RAX = the number of host actions it performed.
+        /// scenario may act on it.
         Hook = 10,
         /// From ring 3 only, `a3 = system call number`: enter the kernel as the `syscall`
         /// instruction would (RCX = return RIP, R11 = RFLAGS, RFLAGS &= ~SYSCALL_MASK, CS/SS

@@ -14,6 +14,9 @@ pub const TRACE_BUFFERS_SYMBOL: &str = "trace_buffers";
 /// The guest symbol of the machine-wide record counter (`AtomicU64`): the next
 /// [`TraceEntry::seq`]. The host takes one when it records its own action.
 pub const TRACE_SEQ_SYMBOL: &str = "trace_seq";
+/// The guest symbol of the event classes it records (`u32`, [`class`] bits; 0 until the
+/// buffers exist). The host records hooks only when [`class::HOOK`] is set.
+pub const TRACE_CLASSES_SYMBOL: &str = "trace_classes";
 /// [`TraceBufHeader::magic`]: "LVTRACE1".
 pub const TRACE_MAGIC: u64 = u64::from_le_bytes(*b"LVTRACE1");
 /// The default size of each CPU's buffer, in KiB (the scenario's `buffer_kib`).
@@ -118,11 +121,13 @@ contract_enum! {
         WatchdogTouch = 17,
         /// A watchdog check ran; arg = [`WatchdogCheck`] << 32 | verdict (1: lockup).
         WatchdogCheck = 18,
-        /// A hook point reported to the host; arg = hook id << 32 | low 32 bits of its arg.
+        /// A hook point reported to the host; ip = where, arg = hook id << 32 | low 32 bits of
+        /// its arg. The host writes this record (see [`TraceEvent::HostAction`]).
         Hook = 19,
         /// The host acted on the hook just reported; arg = number of actions. The host writes
-        /// this record itself, while the CPU is stopped in the hook's hypercall, so it comes
-        /// before any interrupt the action injects.
+        /// this record and the hook's, while the CPU is stopped in the hook's hypercall, so
+        /// they come before any interrupt the action injects and the guest's hook sites do
+        /// not change.
         HostAction = 20,
         /// A printk record was stored; arg = its sequence number in `__log_buf`.
         Printk = 21,

@@ -114,6 +114,18 @@ const COMMANDS: &[(&str, &str, &str, &str)] = &[
         "The tasks of the pool: PID, CPU, TASK, state and name; > marks a running task.",
     ),
     (
+        "trace",
+        "the guest's trace buffers",
+        "trace [show] [-c CPU[S]] [-s SECONDS] [-e SECONDS] [-n COUNT]",
+        "The per-CPU trace ring buffers (a scenario's [trace] section), as `trace-cmd report`\n\
+         prints them: task-pid, [CPU], the irqs-off/need-resched/context/preempt columns, the\n\
+         virtual time, the event and its fields, in the machine's order.\n\
+         \x20      -c  only these CPUs (3, 1,8,9, 1-23, all)\n\
+         \x20      -s  only events at or after this virtual time (seconds)\n\
+         \x20      -e  only events at or before this virtual time (seconds)\n\
+         \x20      -n  only the last COUNT events",
+    ),
+    (
         "help",
         "get help",
         "help [COMMAND]",

@@ -1,7 +1,7 @@
 //! `lockvmm inspect <vmcore>`: an offline, crash-like inspector of a saved snapshot.
 //!
 //! Commands (as crash's, `help CMD` for each): `bt`, `foreach bt`, `dis`, `runq`, `irq`,
-//! `timer`, `regs`, `sym`, `rd`, `p`, `struct`, `log`, `ps`, `help`; any command's output can go
+//! `timer`, `regs`, `sym`, `rd`, `p`, `struct`, `log`, `ps`, `trace`, `help`; any command's output can go
 //! through `| grep`, `| head`, `| tail`. One-shot (`lockvmm inspect vmcore bt -a`), from a pipe
 //! (one command a line), or at an interactive `crash>` prompt with history.
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ mod prompt;
 mod rd;
 mod sched;
 mod tasks;
+mod trace;
 mod types;
 
 pub use help::command_names;
@@ -163,6 +164,7 @@ impl Inspector {
             "struct" => self.struct_cmd(args),
             "log" | "dmesg" => Ok(self.analysis().dmesg().join("\n") + "\n"),
             "ps" => Ok(self.ps()),
+            "trace" => self.trace(args),
             "help" | "h" | "?" => help::help(args),
             other => Err(format!("{other}: command not found (try `help`)")),
         }

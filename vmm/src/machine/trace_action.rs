@@ -1,22 +1,52 @@
-//! The host's own record in the guest's trace: when a hook makes the host act, it appends a
-//! `HostAction` record to that CPU's ring buffer while the CPU is stopped in the hypercall, so
-//! the record precedes the interrupt the action injects (the guest could only write it after
-//! the hypercall returns, which is after the injected handler ran, or never if it does not
-//! return). Guest memory is untrusted: a buffer that does not look right is left alone.
+//! The host's records in the guest's trace: a hook point (`Hook`), and the actions the host
+//! performed for it (`HostAction`). The host appends them to that CPU's ring buffer while the
+//! CPU is stopped in the hook's hypercall, so they precede any interrupt the action injects
+//! (the guest could only write them after the hypercall returns, which is after the injected
+//! handler ran, or never if it does not return), and the guest's hook sites stay exactly as
+//! they are without tracing. Guest memory is untrusted: a buffer that does not look right is
+//! left alone.
+use lockvmm_abi::eflags::X86_EFLAGS_IF;
 use lockvmm_abi::trace::{
-    TRACE_BUFFERS_SYMBOL, TRACE_ENTRY_SIZE, TRACE_HEADER_SIZE, TRACE_MAGIC, TRACE_MAX_KIB,
-    TRACE_SEQ_SYMBOL, TraceBufHeader, TraceEntry, TraceEvent,
+    TRACE_BUFFERS_SYMBOL, TRACE_CLASSES_SYMBOL, TRACE_ENTRY_SIZE, TRACE_HEADER_SIZE, TRACE_MAGIC,
+    TRACE_MAX_KIB, TRACE_SEQ_SYMBOL, TraceBufHeader, TraceEntry, TraceEvent, class, flags,
 };
 use vm_memory::ByteValued;
 
 use super::Machine;
+use super::hypercall::Call;
 
-/// Appends `HostAction(acted)` to `cpu`'s trace buffer, if the guest keeps one.
-pub fn record_host_action(m: &Machine, cr3: u64, cpu: usize, acted: u64) {
-    let _ = try_record(m, cr3, cpu, acted);
+/// Appends `Hook(id, arg)` and, if the host acted, `HostAction(acted)` to the calling CPU's
+/// trace buffer, if the guest keeps one and records hooks.
+pub fn record_hook(m: &Machine, c: &Call<'_>, id: u64, arg: u64, acted: u64) {
+    let syms = &m.kernel.symbols;
+    let on = syms
+        .addr_of(TRACE_CLASSES_SYMBOL)
+        .and_then(|at| m.memory.read_virt_u32(c.cr3, at).ok())
+        .is_some_and(|classes| classes & class::HOOK != 0);
+    if !on {
+        return;
+    }
+    let irqs_off = if c.regs.rflags & X86_EFLAGS_IF == 0 {
+        flags::IRQS_OFF
+    } else {
+        0
+    };
+    let hook = (id << 32) | (arg & 0xffff_ffff);
+    let _ = record(m, c, TraceEvent::Hook, c.regs.rip, hook, irqs_off);
+    if acted > 0 {
+        let _ = record(m, c, TraceEvent::HostAction, 0, acted, irqs_off);
+    }
 }
 
-fn try_record(m: &Machine, cr3: u64, cpu: usize, acted: u64) -> Option<()> {
+fn record(
+    m: &Machine,
+    c: &Call<'_>,
+    event: TraceEvent,
+    ip: u64,
+    arg: u64,
+    irqs_off: u8,
+) -> Option<()> {
+    let (cr3, cpu) = (c.cr3, c.cpu);
     let syms = &m.kernel.symbols;
     let (base, seq_at) = (
         syms.addr_of(TRACE_BUFFERS_SYMBOL)?,
@@ -37,7 +67,8 @@ fn try_record(m: &Machine, cr3: u64, cpu: usize, acted: u64) -> Option<()> {
     }
     let slot_at =
         |n: u64| buf.checked_add(TRACE_HEADER_SIZE as u64 + (n % nr) * TRACE_ENTRY_SIZE as u64);
-    // The task and context are the hook's (the record the guest wrote just before).
+    // The task and context are those of the guest's last record on this CPU (the host does
+    // not read task structures); the interrupt flag is the vCPU's own.
     let prev: TraceEntry = match hdr.written.checked_sub(1) {
         Some(n) => mem.read_virt_obj(cr3, slot_at(n)?).ok()?,
         None => TraceEntry::default(),
@@ -46,11 +77,11 @@ fn try_record(m: &Machine, cr3: u64, cpu: usize, acted: u64) -> Option<()> {
     let entry = TraceEntry {
         ts_ns: m.now_ns(),
         seq,
-        ip: 0,
-        arg: acted,
+        ip,
+        arg,
         pid: prev.pid,
-        event: TraceEvent::HostAction.raw(),
-        flags: prev.flags,
+        event: event.raw(),
+        flags: (prev.flags & !flags::IRQS_OFF) | irqs_off,
         preempt: prev.preempt,
     };
     mem.write_virt(cr3, slot_at(hdr.written)?, entry.as_slice())

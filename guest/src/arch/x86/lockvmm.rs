@@ -40,10 +40,6 @@ pub fn send_ipi(cpu: u32, vector: u64) {
 /// Reports a hook point to the host.
 #[inline(always)]
 pub fn hook(id: Hook, arg: u64) {
-    use crate::kernel::trace::events::trace_event;
-    use lockvmm_abi::trace::TraceEvent;
-    trace_event(TraceEvent::Hook, 0, (id as u64) << 32 | (arg & 0xffff_ffff));
-    // The host records its actions in the trace itself (before any interrupt they inject).
     hypercall(Hypercall::Hook as u32, id as u64, arg, 0, 0);
 }
 

@@ -25,8 +25,10 @@ pub static trace_buffers: [AtomicU64; NR_CPUS] = [NONE; NR_CPUS];
 #[unsafe(no_mangle)]
 pub static trace_seq: AtomicU64 = AtomicU64::new(0);
 /// The event classes recorded (`lockvmm_abi::trace::class` bits); 0 until the buffers exist,
-/// so hook sites that fire earlier in boot (before the per-CPU areas) record nothing.
-pub static TRACE_CLASSES: AtomicU32 = AtomicU32::new(0);
+/// so hook sites that fire earlier in boot (before the per-CPU areas) record nothing. The host
+/// reads it (`lockvmm_abi::trace::TRACE_CLASSES_SYMBOL`) before it records a hook.
+#[unsafe(no_mangle)]
+pub static trace_classes: AtomicU32 = AtomicU32::new(0);
 
 /// Allocates every CPU's buffer from the page allocator (`ring_buffer_alloc` at
 /// `tracer_alloc_buffers` time). Returns false if memory ran out (tracing stays off).
@@ -53,7 +55,7 @@ pub fn ring_buffer_alloc(info: &BootInfo) -> bool {
         };
         slot.store(buf, Ordering::Relaxed);
     }
-    TRACE_CLASSES.store(info.trace_events, Ordering::Relaxed);
+    trace_classes.store(info.trace_events, Ordering::Relaxed);
     true
 }
 
@@ -72,7 +74,7 @@ fn current_pid() -> u32 {
 /// a nested writer takes the next one.
 #[inline(never)]
 pub fn trace_record(event: TraceEvent, ip: u64, arg: u64) {
-    if TRACE_CLASSES.load(Ordering::Relaxed) & event.class() == 0 {
+    if trace_classes.load(Ordering::Relaxed) & event.class() == 0 {
         return;
     }
     let buf = trace_buffers[smp_processor_id() as usize].load(Ordering::Relaxed);

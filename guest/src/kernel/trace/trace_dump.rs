@@ -13,7 +13,7 @@ use lockvmm_abi::trace::{
     TRACE_ENTRY_SIZE, TRACE_HEADER_SIZE, TraceBufHeader, TraceEntry, TraceEvent, flags,
 };
 
-use super::ring_buffer::{TRACE_CLASSES, trace_buffers};
+use super::ring_buffer::{trace_buffers, trace_classes};
 use crate::arch::x86::percpu::smp_processor_id;
 use crate::drivers::tty::serial::serial8250::serial8250_console_write;
 
@@ -47,7 +47,7 @@ fn emit(args: fmt::Arguments) {
 /// The panic notifier's dump, if the scenario asked for it and there is a trace.
 pub fn ftrace_dump_on_oops() {
     if crate::init::main::boot_info().ftrace_dump_on_oops == 0
-        || TRACE_CLASSES.load(Ordering::Relaxed) == 0
+        || trace_classes.load(Ordering::Relaxed) == 0
     {
         return;
     }
@@ -57,7 +57,7 @@ pub fn ftrace_dump_on_oops() {
         return;
     }
     // Stop recording, as `ftrace_dump` does (`tracing_off`), so the dump reads a still buffer.
-    TRACE_CLASSES.store(0, Ordering::Relaxed);
+    trace_classes.store(0, Ordering::Relaxed);
     emit(format_args!("Dumping ftrace buffer:"));
     emit(format_args!("---------------------------------"));
     // SAFETY: this CPU's buffer, allocated at boot; nothing writes it any more.
@@ -81,7 +81,8 @@ pub fn ftrace_dump_on_oops() {
 }
 
 /// One line as ftrace's latency format (`trace_print_lat_context`): task-pid, CPU, the
-/// irqs-off / need-resched / context / preempt-depth columns, the time, the event.
+/// irqs-off / need-resched / context / preempt-depth columns, the time, the event. The guest
+/// has no kallsyms: the address is printed as `[<…>]`, which the host's console names.
 fn print_entry(cpu: u32, e: &TraceEntry) {
     let f = e.flags;
     let irqs = if f & flags::IRQS_OFF != 0 { 'd' } else { '.' };
@@ -106,12 +107,12 @@ fn print_entry(cpu: u32, e: &TraceEntry) {
     let us = e.ts_ns / 1000;
     if e.pid == 0 {
         emit(format_args!(
-            "  <idle>-0       {cpu:3}{irqs}{resched}{ctx}{depth:x} {us}us : {name}: ip={:#x} arg={:#x}",
+            "  <idle>-0       {cpu:3}{irqs}{resched}{ctx}{depth:x} {us}us : {name}: [<{:016x}>] arg={:#x}",
             e.ip, e.arg
         ));
     } else {
         emit(format_args!(
-            "   <...>-{:<7} {cpu:3}{irqs}{resched}{ctx}{depth:x} {us}us : {name}: ip={:#x} arg={:#x}",
+            "   <...>-{:<7} {cpu:3}{irqs}{resched}{ctx}{depth:x} {us}us : {name}: [<{:016x}>] arg={:#x}",
             e.pid, e.ip, e.arg
         ));
     }

@@ -24,8 +24,7 @@ pub fn send_ipi(c: &Call<'_>) -> Next {
     c.ok()
 }
 
-/// `a0 = hook id, a1 = argument`: record the point, then perform the scenario's actions for it;
-/// returns how many it performed.
+/// `a0 = hook id, a1 = argument`: record the point, then perform the scenario's actions for it.
 pub fn hook(c: &Call<'_>) -> Next {
     let [id, arg, ..] = c.args;
     let Some(hook) = Hook::from_raw(id) else {
@@ -55,10 +54,8 @@ pub fn hook(c: &Call<'_>) -> Next {
             Then::Continue => {}
         }
     }
-    if acted > 0 {
-        crate::machine::trace_action::record_host_action(m, c.cr3, c.cpu, acted);
-    }
-    match c.ret(acted) {
+    crate::machine::trace_action::record_hook(m, c, id, arg, acted);
+    match c.ok() {
         Next::Continue if pause_self => Next::Block(Wait {
             addr: Some(PAUSED),
             irq_enabled: false,
