@@ -59,13 +59,13 @@ pub extern "C" fn start_kernel() -> ! {
         env!("CARGO_PKG_VERSION")
     );
     crate::mm::page_alloc::mem_init(info.mem_bytes);
-    crate::kernel::trace::trace_init(info);
     printk!(
         "Memory: {}K available, {} CPUs, HZ={}",
         crate::mm::page_alloc::nr_free_pages() * 4,
         info.nr_cpus,
         crate::kernel::time::HZ
     );
+    crate::kernel::trace::trace_init(info);
     crate::arch::x86::events::intel::lbr::intel_pmu_lbr_init();
     crate::arch::x86::events::core::init_hw_perf_events();
     if info.console_fbcon != 0 {

@@ -68,6 +68,25 @@ pub extern "C" fn __alloc_pages(gfp: GfpT, order: u32) -> u64 {
     addr
 }
 
+/// Takes 2^order pages off the top of memory for a boot-time allocation that lives for good
+/// (as memblock hands out memory from the top): the addresses the allocator hands out later
+/// stay what they would be without it. Returns the direct-map address, or 0.
+pub fn alloc_pages_top(order: u32) -> u64 {
+    let size = PAGE_SIZE << order;
+    let flags = zone_lock.lock_irqsave();
+    let end = END.load(Ordering::Relaxed);
+    let at = end.checked_sub(size).map(|a| a & !(size - 1));
+    let addr = match at {
+        Some(a) if a >= NEXT_FREE.load(Ordering::Relaxed) => {
+            END.store(a, Ordering::Relaxed);
+            PAGE_OFFSET + a
+        }
+        _ => 0,
+    };
+    zone_lock.unlock_irqrestore(flags);
+    addr
+}
+
 pub fn alloc_pages(gfp: GfpT, order: u32) -> u64 {
     __alloc_pages(gfp, order)
 }

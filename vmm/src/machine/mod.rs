@@ -76,6 +76,11 @@ impl CpuSlot {
         since_start_ms().saturating_sub(self.last_entry_ms.load(Ordering::Acquire))
     }
 
+    /// The stamp of the last entry (milliseconds since the first machine started).
+    pub fn last_entry(&self) -> u64 {
+        self.last_entry_ms.load(Ordering::Acquire)
+    }
+
     fn mark_entry(&self) {
         self.last_entry_ms
             .store(since_start_ms(), Ordering::Release);

@@ -56,6 +56,7 @@ pub(super) fn supervise(
         stop: m.stop_evt.try_clone().map_err(host_err)?,
         pthreads: threads.iter().map(|t| t.as_pthread_t()).collect(),
         stall_timeout,
+        suspect: None,
         done: false,
     }));
     let mut events: EventManager<Arc<Mutex<Supervisor>>> =
@@ -75,6 +76,8 @@ struct Supervisor {
     stop: EventFd,
     pthreads: Vec<libc::pthread_t>,
     stall_timeout: Duration,
+    /// The token holder and its last guest entry that looked stalled at the previous tick.
+    suspect: Option<(usize, u64)>,
     done: bool,
 }
 
@@ -105,8 +108,17 @@ impl MutEventSubscriber for Supervisor {
         if let Some(cpu) = self.machine.sched.holder() {
             let slot = self.machine.cpu(cpu);
             if slot.since_entry_ms() >= self.stall_timeout.as_millis() as u64 {
-                slot.stall_kick.store(true, Ordering::Release);
-                kick_thread(self.pthreads[cpu]);
+                // A vCPU that has just been handed the token has not yet stamped its entry
+                // (its stamp is from its last run, or 0): only the same entry still stalled one
+                // tick later is a stall.
+                let seen = (cpu, slot.last_entry());
+                if self.suspect == Some(seen) {
+                    slot.stall_kick.store(true, Ordering::Release);
+                    kick_thread(self.pthreads[cpu]);
+                }
+                self.suspect = Some(seen);
+            } else {
+                self.suspect = None;
             }
         }
     }

@@ -14,6 +14,9 @@ use crate::analysis::Analysis;
 
 /// The most records a buffer of the largest size holds.
 const MAX_ENTRIES: u64 = TRACE_MAX_KIB as u64 * 1024 / TRACE_ENTRY_SIZE as u64;
+/// The most records read from all buffers together: a hostile guest could point every CPU's
+/// buffer at the same large region.
+const MAX_TOTAL: usize = 1 << 20;
 
 /// The trace in the snapshot `a` reads, or `None` when the guest kept none (tracing off).
 pub fn read_trace(a: &Analysis<'_>) -> Option<Trace> {
@@ -24,15 +27,19 @@ pub fn read_trace(a: &Analysis<'_>) -> Option<Trace> {
         .map(|t| (t.info.pid, t.info.comm))
         .collect();
     let dmesg = Printk::new(a);
-    let mut cpus = Vec::new();
+    let mut cpus: Vec<CpuTrace> = Vec::new();
     for cpu in 0..a.snap.cpus.len() {
+        let budget = MAX_TOTAL.saturating_sub(cpus.iter().map(|c| c.events.len()).sum());
+        if budget == 0 {
+            break;
+        }
         let Ok(buf) = a.mem.u64(base.wrapping_add(cpu as u64 * 8)) else {
             continue;
         };
         if buf == 0 {
             continue;
         }
-        if let Some(t) = read_cpu(a, cpu, buf, &comms, &dmesg) {
+        if let Some(t) = read_cpu(a, cpu, buf, budget, &comms, &dmesg) {
             cpus.push(t);
         }
     }
@@ -46,6 +53,7 @@ fn read_cpu(
     a: &Analysis<'_>,
     cpu: usize,
     buf: u64,
+    budget: usize,
     comms: &HashMap<u32, String>,
     dmesg: &Printk,
 ) -> Option<CpuTrace> {
@@ -58,10 +66,10 @@ fn read_cpu(
     if nr == 0 || nr > MAX_ENTRIES {
         return None;
     }
-    let count = hdr.written.min(nr);
+    let count = hdr.written.min(nr).min(budget as u64);
     let first = hdr.written - count;
     let base = buf.wrapping_add(TRACE_HEADER_SIZE as u64);
-    // One read of the whole ring (at most the contract's largest buffer).
+    // One read of the whole ring (at most the contract's largest buffer, inside the snapshot).
     let ring = a.mem.read(base, (nr as usize) * TRACE_ENTRY_SIZE).ok()?;
     let mut events = Vec::with_capacity(count as usize);
     for n in first..hdr.written {

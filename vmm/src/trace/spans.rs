@@ -293,6 +293,9 @@ fn instant(e: &Event, ev: TraceEvent, t: f64) -> Instant {
     }
 }
 
+/// The most flows drawn.
+const MAX_FLOWS: usize = 256;
+
 /// Each host action (the host recorded it while the CPU was stopped in the hook's
 /// hypercall) flows to the next handler entry (hardirq or NMI): on its own CPU if one
 /// follows, else on any CPU. It is named after the hook it answered.
@@ -305,7 +308,8 @@ fn flows(all: &[&Event], at: &HashMap<u64, f64>) -> Vec<Flow> {
             Some(TraceEvent::Hook) => {
                 last_hook.insert(a.cpu, a.detail.clone());
             }
-            Some(TraceEvent::HostAction) => {
+            // A guest can forge host actions: a bounded number of flows, each searched once.
+            Some(TraceEvent::HostAction) if out.len() < MAX_FLOWS => {
                 let later = &all[i + 1..];
                 let target = later
                     .iter()

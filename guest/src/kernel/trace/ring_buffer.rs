@@ -11,8 +11,7 @@ use lockvmm_abi::{BootInfo, NR_CPUS};
 
 use crate::arch::x86::irqflags::irqs_disabled;
 use crate::arch::x86::percpu::{smp_processor_id, this_cpu};
-use crate::mm::gfp::GFP_KERNEL;
-use crate::mm::page_alloc::{PAGE_SIZE, alloc_pages};
+use crate::mm::page_alloc::{PAGE_SIZE, alloc_pages_top};
 
 #[allow(clippy::declare_interior_mutable_const)]
 const NONE: AtomicU64 = AtomicU64::new(0);
@@ -30,8 +29,9 @@ pub static trace_seq: AtomicU64 = AtomicU64::new(0);
 #[unsafe(no_mangle)]
 pub static trace_classes: AtomicU32 = AtomicU32::new(0);
 
-/// Allocates every CPU's buffer from the page allocator (`ring_buffer_alloc` at
-/// `tracer_alloc_buffers` time). Returns false if memory ran out (tracing stays off).
+/// Allocates every CPU's buffer (`ring_buffer_alloc` at `tracer_alloc_buffers` time) off the
+/// top of memory, so the rest of the kernel's allocations land where they would without a
+/// trace. Returns false if memory ran out (tracing stays off).
 pub fn ring_buffer_alloc(info: &BootInfo) -> bool {
     let pages = u64::from(info.trace_buf_kib.max(4))
         .div_ceil(4)
@@ -40,7 +40,7 @@ pub fn ring_buffer_alloc(info: &BootInfo) -> bool {
     let bytes = pages * PAGE_SIZE;
     let nr_entries = ((bytes - TRACE_HEADER_SIZE as u64) / TRACE_ENTRY_SIZE as u64) as u32;
     for (cpu, slot) in trace_buffers.iter().enumerate().take(info.nr_cpus as usize) {
-        let buf = alloc_pages(GFP_KERNEL, order);
+        let buf = alloc_pages_top(order);
         if buf == 0 {
             return false;
         }
