@@ -5,6 +5,7 @@
 //! an unknown key comes with the nearest valid one.
 pub mod errors;
 pub mod expect;
+pub mod explore;
 mod limits;
 pub mod ops;
 pub mod program;
@@ -111,12 +112,13 @@ impl LoadedScenario {
                 .console
                 .iter()
                 .any(|c| c.get_ref() == "tty0"),
-            irq_enable_hook: self.scenario.action.iter().any(|a| {
-                a.get_ref()
-                    .at_hook
-                    .as_ref()
-                    .is_some_and(|h| h.get_ref() == Hook::IrqEnableLocked.name())
-            }),
+            irq_enable_hook: self.explores_irq_enable()
+                || self.scenario.action.iter().any(|a| {
+                    a.get_ref()
+                        .at_hook
+                        .as_ref()
+                        .is_some_and(|h| h.get_ref() == Hook::IrqEnableLocked.name())
+                }),
         }
     }
 
@@ -165,6 +167,7 @@ impl LoadedScenario {
                     deliver,
                     once: a.once,
                     arg,
+                    nth: a.nth.as_ref().map(|n| *n.get_ref() as u64),
                 })
             })
             .collect()
