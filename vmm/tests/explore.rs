@@ -29,9 +29,16 @@ fn explore(name: &str, scenario: &str, args: &[&str]) -> (i32, ExploreResult, Pa
     assert!(!stderr.contains("panicked"), "{stderr}");
     // The last line says how many schedules and what space.
     let last = stdout.lines().last().unwrap_or_default();
-    assert!(last.contains("schedules") && last.contains("depth"), "{stdout}");
+    assert!(
+        last.contains("schedules") && last.contains("depth"),
+        "{stdout}"
+    );
     let json = std::fs::read_to_string(out.join("explore.json")).unwrap();
-    (o.status.code().unwrap(), serde_json::from_str(&json).unwrap(), out)
+    (
+        o.status.code().unwrap(),
+        serde_json::from_str(&json).unwrap(),
+        out,
+    )
 }
 
 /// The (id, forced events, class, signature) of every schedule: what two searches must share.
@@ -58,7 +65,10 @@ fn lbr_gfp_race_finds_the_tick_in_allocate_slabs_window_and_replays_it() {
     assert_eq!(r.schedules.len(), 19);
     assert_eq!(r.classes.get("hard_lockup"), Some(&6));
     assert_eq!(r.classes.get("no_lockup"), Some(&13));
-    assert!(!r.schedules[0].failed, "nothing fails without a forced event");
+    assert!(
+        !r.schedules[0].failed,
+        "nothing fails without a forced event"
+    );
     assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
     let f = &r.failures[0];
     assert_eq!(f.replayed, Some(true));
@@ -138,7 +148,10 @@ fn abba_race_finds_the_deadlocking_order_and_consistent_order_has_none() {
     let f = &r.failures[0];
     assert_eq!(f.signature.deadlock.as_deref(), Some("cycle"));
     // worker_a held up right after it took lock_a.
-    assert_eq!((f.forced[0].hook.as_str(), f.forced[0].cpu), ("lock_acquired", 1));
+    assert_eq!(
+        (f.forced[0].hook.as_str(), f.forced[0].cpu),
+        ("lock_acquired", 1)
+    );
     let rr = replay(&out.join("found-1.toml"));
     let mut cpus: Vec<usize> = rr.lockups.iter().map(|e| e.cpu).collect();
     cpus.sort_unstable();
@@ -150,13 +163,29 @@ fn abba_race_finds_the_deadlocking_order_and_consistent_order_has_none() {
         cr3: snap.cpus[0].sregs.cr3,
     };
     let lock = |i| mem.u32(common::elem_addr(&rr, "lab_locks", i)).unwrap();
-    assert_eq!(common::owner(lock(0)), Some(1), "lock_a held by worker_a's CPU");
-    assert_eq!(common::owner(lock(1)), Some(2), "lock_b held by worker_b's CPU");
+    assert_eq!(
+        common::owner(lock(0)),
+        Some(1),
+        "lock_a held by worker_a's CPU"
+    );
+    assert_eq!(
+        common::owner(lock(1)),
+        Some(2),
+        "lock_b held by worker_b's CPU"
+    );
 
-    let (code, r, _) = explore("ordered", "examples/abba_ordered_race.toml", &["--depth", "2"]);
+    let (code, r, _) = explore(
+        "ordered",
+        "examples/abba_ordered_race.toml",
+        &["--depth", "2"],
+    );
     assert_eq!(code, 0, "{:?}", r.failures);
     assert!(r.complete && r.schedules.len() > 4);
-    assert!(r.schedules.iter().all(|s| s.class == OutcomeClass::Shutdown));
+    assert!(
+        r.schedules
+            .iter()
+            .all(|s| s.class == OutcomeClass::Shutdown)
+    );
 }
 
 #[test]
@@ -164,8 +193,16 @@ fn explore_is_deterministic_and_shards_add_up_to_the_whole() {
     let (_, a, _) = explore("det-a", "examples/abba_race.toml", &["--depth", "2"]);
     let (_, b, _) = explore("det-b", "examples/abba_race.toml", &["--depth", "2"]);
     assert_eq!(tree(&a), tree(&b));
-    let (_, s0, d0) = explore("shard0", "examples/abba_race.toml", &["--depth", "2", "--shard", "0/2"]);
-    let (_, s1, d1) = explore("shard1", "examples/abba_race.toml", &["--depth", "2", "--shard", "1/2"]);
+    let (_, s0, d0) = explore(
+        "shard0",
+        "examples/abba_race.toml",
+        &["--depth", "2", "--shard", "0/2"],
+    );
+    let (_, s1, d1) = explore(
+        "shard1",
+        "examples/abba_race.toml",
+        &["--depth", "2", "--shard", "1/2"],
+    );
     assert!(s0.schedules.len() < a.schedules.len() && s1.schedules.len() < a.schedules.len());
     let merged = out_dir("merged");
     let o = common::lockvmm()
@@ -175,7 +212,12 @@ fn explore_is_deterministic_and_shards_add_up_to_the_whole() {
         .args([&d0, &d1])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let m: ExploreResult =
         serde_json::from_str(&std::fs::read_to_string(merged.join("explore.json")).unwrap())
             .unwrap();

@@ -80,7 +80,11 @@ fn run_one(
     if class == OutcomeClass::HostError && signals::received().is_none() {
         return Err(ExploreError::Host {
             id: id.to_vec(),
-            what: forced.iter().map(Forced::label).collect::<Vec<_>>().join("; "),
+            what: forced
+                .iter()
+                .map(Forced::label)
+                .collect::<Vec<_>>()
+                .join("; "),
             why: r.outcome.render(),
         });
     }
@@ -194,11 +198,9 @@ pub fn write_and_replay(
 ) -> Result<(), ExploreError> {
     for f in &mut result.failures {
         let path = out.join(&f.file);
-        crate::output::write_atomic(&path, f.toml.as_bytes()).map_err(|e| {
-            ExploreError::Write {
-                path: path.clone(),
-                why: e.to_string(),
-            }
+        crate::output::write_atomic(&path, f.toml.as_bytes()).map_err(|e| ExploreError::Write {
+            path: path.clone(),
+            why: e.to_string(),
         })?;
         if signals::received().is_some() {
             continue;

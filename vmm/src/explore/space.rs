@@ -19,9 +19,14 @@ pub enum Event {
     TimerTick,
     Nmi,
     /// The vector of this `hardirq` handler (index, name).
-    Irq { handler: usize, name: String },
+    Irq {
+        handler: usize,
+        name: String,
+    },
     /// Stop the CPU until this virtual time (ns): everyone else goes first.
-    Delay { until_ns: u64 },
+    Delay {
+        until_ns: u64,
+    },
 }
 
 impl Event {
@@ -74,9 +79,9 @@ impl Forced {
         match &self.event {
             Event::TimerTick => vec![at(Deliver::TimerTick)],
             Event::Nmi => vec![at(Deliver::Nmi)],
-            Event::Irq { handler, .. } => vec![at(Deliver::Irq(
-                lockvmm_abi::vector::lab_vector(*handler as u32),
-            ))],
+            Event::Irq { handler, .. } => vec![at(Deliver::Irq(lockvmm_abi::vector::lab_vector(
+                *handler as u32,
+            )))],
             Event::Delay { until_ns } => vec![
                 at(Deliver::Pause),
                 HookAction {
@@ -140,7 +145,10 @@ impl Space {
             from_ns: secs(e.and_then(|e| e.from_s.as_ref())).unwrap_or(0),
             until_ns: secs(e.and_then(|e| e.until_s.as_ref())).unwrap_or(u64::MAX),
             depth: depth
-                .or_else(|| e.and_then(|e| e.depth.as_ref()).map(|d| *d.get_ref() as usize))
+                .or_else(|| {
+                    e.and_then(|e| e.depth.as_ref())
+                        .map(|d| *d.get_ref() as usize)
+                })
                 .unwrap_or(1)
                 .clamp(1, MAX_DEPTH as usize),
         }

@@ -89,7 +89,10 @@ impl LoadedScenario {
             ));
         }
         if let Some(hooks) = &e.hooks
-            && let Some(bad) = hooks.get_ref().iter().find(|h| Hook::from_name(h).is_none())
+            && let Some(bad) = hooks
+                .get_ref()
+                .iter()
+                .find(|h| Hook::from_name(h).is_none())
         {
             let known: Vec<&str> = Hook::ALL.iter().map(|h| h.name()).collect();
             return Err(self.error_at(
@@ -114,10 +117,7 @@ impl LoadedScenario {
         if let Some(d) = &e.depth
             && !(1..=MAX_DEPTH).contains(d.get_ref())
         {
-            return Err(self.error_at(
-                d.span(),
-                format!("explore.depth must be 1 to {MAX_DEPTH}"),
-            ));
+            return Err(self.error_at(d.span(), format!("explore.depth must be 1 to {MAX_DEPTH}")));
         }
         Ok(())
     }
