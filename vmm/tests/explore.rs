@@ -245,3 +245,52 @@ fn a_bad_explore_section_is_one_line_naming_the_field() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("explore.cpus") && err.contains(":5:"), "{err}");
 }
+
+/// Which CPU took `lock_acquired` first among `cpus`.
+fn first_to_acquire(r: &lockvmm::RunResult, cpus: &[usize]) -> usize {
+    r.hooks
+        .iter()
+        .find(|h| h.hook == "lock_acquired" && cpus.contains(&h.cpu))
+        .map(|h| h.cpu)
+        .unwrap()
+}
+
+#[test]
+fn a_delay_at_lock_contention_changes_who_goes_first() {
+    let rel = "vmm/tests/scenarios/explore_contended.toml";
+    // The guest reports each contended spinlock, with the lock's address, when the space names
+    // lock_contended: CPUs 2 and 3 both wait for lock_a, which CPU 1 holds.
+    let (_, r) = common::run(rel, None);
+    let lock_a = common::elem_addr(&r, "lab_locks", 0);
+    let contended: Vec<(usize, u64)> = r
+        .hooks
+        .iter()
+        .filter(|h| h.hook == "lock_contended")
+        .map(|h| (h.cpu, h.arg))
+        .collect();
+    assert_eq!(contended, [(2, lock_a), (3, lock_a)]);
+    assert_eq!(first_to_acquire(&r, &[2, 3]), 2);
+    // Holding CPU 2 back at its contention lets CPU 3 take the lock first.
+    let src = std::fs::read_to_string(common::root(rel)).unwrap();
+    let p = std::env::temp_dir().join(format!("lockvmm-contended-{}.toml", std::process::id()));
+    std::fs::write(
+        &p,
+        format!(
+            "{src}\n[[action]]\nat_hook = \"lock_contended\"\ncpu = 2\nnth = 1\ndeliver = \"pause\"\n\n[[action]]\nat_time = 0.05\ncpu = 2\ndeliver = \"resume\"\n"
+        ),
+    )
+    .unwrap();
+    let delayed = replay(&p);
+    common::assert_clean_shutdown(&delayed.outcome);
+    assert_eq!(first_to_acquire(&delayed, &[2, 3]), 3);
+    // explore offers both contentions as choices, and each order runs to a clean end.
+    let (code, e, _) = explore("contended", rel, &["--depth", "2"]);
+    assert_eq!(code, 0);
+    assert_eq!(e.schedules[0].children, 2);
+    assert_eq!(e.schedules.len(), 4);
+    assert!(
+        e.schedules
+            .iter()
+            .all(|s| s.class == OutcomeClass::Shutdown)
+    );
+}

@@ -44,7 +44,8 @@ pub struct ExploreSpec {
     /// Choice points only on these CPUs.
     pub cpus: Option<Spanned<Vec<i64>>>,
     /// Only occurrences of these hooks (`irq_enable_locked`: a CPU enables interrupts while it
-    /// holds spinlocks; `allocate_slab`, `lock_acquired`, …).
+    /// holds spinlocks; `allocate_slab`, `lock_acquired`, …). `lock_contended` (a CPU about to
+    /// wait for a held spinlock: who goes first) is reported only when named here.
     pub hooks: Option<Spanned<Vec<String>>>,
     /// The events forced (default: all).
     pub events: Option<Vec<EventKind>>,
@@ -68,6 +69,22 @@ impl LoadedScenario {
                     .iter()
                     .any(|n| n == Hook::IrqEnableLocked.name())
             })
+        })
+    }
+
+    /// Whether an action acts at `hook`, or the `[explore]` space names it.
+    pub fn uses_hook(&self, hook: Hook) -> bool {
+        let named = |h: &String| h == hook.name();
+        self.scenario.action.iter().any(|a| {
+            a.get_ref()
+                .at_hook
+                .as_ref()
+                .is_some_and(|h| named(h.get_ref()))
+        }) || self.scenario.explore.as_ref().is_some_and(|e| {
+            e.get_ref()
+                .hooks
+                .as_ref()
+                .is_some_and(|h| h.get_ref().iter().any(named))
         })
     }
 

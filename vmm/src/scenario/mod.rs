@@ -119,8 +119,13 @@ impl LoadedScenario {
                         .as_ref()
                         .is_some_and(|h| h.get_ref() == Hook::IrqEnableLocked.name())
                 }),
-            // No scenario section turns debug instrumentation on yet.
-            instrument: 0,
+            // Only explore's contention hook so far: when the scenario's space or an action
+            // names `lock_contended`.
+            instrument: if self.uses_hook(Hook::LockContended) {
+                lockvmm_abi::knob::instrument::LOCK_CONTENDED_HOOK
+            } else {
+                0
+            },
             trace_buf_kib: 0,
         }
     }
