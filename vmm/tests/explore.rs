@@ -69,6 +69,8 @@ fn lbr_gfp_race_finds_the_tick_in_allocate_slabs_window_and_replays_it() {
         !r.schedules[0].failed,
         "nothing fails without a forced event"
     );
+    // Every schedule reached the occurrence it names (the second window on CPU 56 too).
+    assert!(r.schedules.iter().all(|s| s.reached));
     assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
     let f = &r.failures[0];
     assert_eq!(f.replayed, Some(true));
@@ -224,6 +226,24 @@ fn explore_is_deterministic_and_shards_add_up_to_the_whole() {
     assert_eq!(tree(&m), tree(&a));
     assert_eq!(m.classes, a.classes);
     assert!(merged.join("found-1.toml").is_file());
+}
+
+#[test]
+fn merging_a_directory_without_results_is_bad_input() {
+    let o = common::lockvmm()
+        .args(["explore", "--out"])
+        .arg(out_dir("merge-bad"))
+        .arg("--merge")
+        .arg(out_dir("no-such-shard"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no-such-shard") && err.contains("explore.json"),
+        "{err}"
+    );
 }
 
 #[test]

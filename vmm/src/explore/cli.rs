@@ -157,9 +157,11 @@ pub fn command(args: &ExploreArgs) -> ExitStatus {
     let result = match result {
         Ok(r) => r,
         Err(e) => {
+            dir.abandon();
             eprintln!("lockvmm: {e}");
             return match e {
                 super::ExploreError::Lab(l) => l.exit_status(),
+                super::ExploreError::Merge { .. } => ExitStatus::BadInput,
                 _ => ExitStatus::Environment,
             };
         }
@@ -188,7 +190,7 @@ fn read_and_merge(dirs: &[PathBuf]) -> Result<ExploreResult, super::ExploreError
     let mut parts = Vec::new();
     for d in dirs {
         let path = d.join("explore.json");
-        let bad = |why: String| super::ExploreError::Write {
+        let bad = |why: String| super::ExploreError::Merge {
             path: path.clone(),
             why,
         };
@@ -196,7 +198,7 @@ fn read_and_merge(dirs: &[PathBuf]) -> Result<ExploreResult, super::ExploreError
         let r: ExploreResult = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         parts.push(r);
     }
-    merge(parts).map_err(|why| super::ExploreError::Write {
+    merge(parts).map_err(|why| super::ExploreError::Merge {
         path: dirs[0].clone(),
         why,
     })

@@ -60,6 +60,9 @@ pub enum ExploreError {
     },
     #[error("cannot write {path}: {why}")]
     Write { path: PathBuf, why: String },
+    /// A shard's result that cannot be merged (missing, not explore.json, another space).
+    #[error("cannot merge {path}: {why}")]
+    Merge { path: PathBuf, why: String },
 }
 
 /// One schedule's run: its result and the hooks it passed.
