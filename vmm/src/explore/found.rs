@@ -50,6 +50,7 @@ fn action(f: &Forced, names: &[String]) -> String {
             let name = names.get(*handler).unwrap_or(name);
             format!("{}handler = {}\n", at("\"irq\""), quoted(name))
         }
+        // `until_ns` came from `space::as_written`: this prints the same time back.
         Event::Delay { until_ns } => format!(
             "{}\n[[action]]\nat_time = {:.9}\ncpu = {}\ndeliver = \"resume\"\n",
             at("\"pause\""),
@@ -112,5 +113,14 @@ mod tests {
         let out = without_expect(src);
         assert!(out.contains("[machine]") && out.contains("[[task]]\ncpu = 1"));
         assert!(!out.contains("outcome") && !out.contains("expect"));
+    }
+
+    #[test]
+    fn a_delays_end_reads_back_as_the_time_the_search_ran() {
+        for ns in [20_000_000, 10_000_001, 1_234_567_891, 0] {
+            let t = super::super::space::as_written(ns);
+            let text = format!("{:.9}", t as f64 / 1e9);
+            assert_eq!((text.parse::<f64>().unwrap() * 1e9) as u64, t, "{ns}");
+        }
     }
 }

@@ -177,7 +177,7 @@ impl Space {
                     name: n.clone(),
                 })),
                 EventKind::Delay => out.push(Event::Delay {
-                    until_ns: vtime_ns.saturating_add(self.delay_ns),
+                    until_ns: as_written(vtime_ns.saturating_add(self.delay_ns)),
                 }),
             }
         }
@@ -225,6 +225,13 @@ impl Space {
         out.sort_by_key(|s| s.last().is_none_or(|f| f.hook != irq_window));
         out
     }
+}
+
+/// A virtual time as `found-N.toml` writes it (`at_time`, seconds with 9 decimals) and the
+/// scenario loader reads it back: the search runs the very time the replay will.
+pub fn as_written(ns: u64) -> u64 {
+    let text = format!("{:.9}", ns as f64 / 1e9);
+    (text.parse::<f64>().unwrap_or(0.0) * 1e9) as u64
 }
 
 /// The host actions of a whole schedule.
