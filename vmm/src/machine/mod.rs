@@ -327,6 +327,14 @@ impl Machine {
         let _ = lock(&self.serial).write(offset, value);
     }
 
+    /// Bytes written one by one to the UART's transmit register (a `ConsoleWrite` line).
+    pub fn serial_write_all(&self, bytes: &[u8]) {
+        let mut serial = lock(&self.serial);
+        for &b in bytes {
+            let _ = serial.write(0, b);
+        }
+    }
+
     /// A read of the UART.
     pub fn serial_read(&self, offset: u8) -> u8 {
         lock(&self.serial).read(offset)

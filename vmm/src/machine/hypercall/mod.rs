@@ -4,6 +4,7 @@
 //!
 //! [`dispatch`] decodes the call and hands a [`Call`] (the vCPU, its registers and arguments,
 //! with `ret` and `reject`) to one function per hypercall.
+mod console;
 mod events;
 mod lifecycle;
 mod reports;
@@ -108,5 +109,6 @@ pub fn dispatch(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
         Hypercall::SendIpi => events::send_ipi(&call),
         Hypercall::Hook => events::hook(&call),
         Hypercall::Syscall => events::syscall(&call),
+        Hypercall::ConsoleWrite => console::console_write(&call),
     }
 }
