@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 mod fault;
 pub mod hypercall;
+pub mod profile;
 pub mod run_token;
 mod supervisor;
 mod syscall;
@@ -136,6 +137,7 @@ pub struct Machine {
     capture_done: Condvar,
     limits: RunLimits,
     progress: Progress,
+    profile: profile::ExitCounters,
 }
 
 impl Machine {
