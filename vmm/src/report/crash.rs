@@ -65,6 +65,7 @@ pub struct CrashReport {
     pub hung_tasks: Vec<CpuBacktrace>,
     /// Registers of the context that spins (else the one the detector interrupted) that point
     /// at kernel objects: (register, value, name).
+    #[serde(with = "crate::state::hex::labelled")]
     pub pointers: Vec<(String, u64, String)>,
     pub diagnosis: String,
     /// The shape of the deadlock the report CPU's chain ends in, if it ends in one.
