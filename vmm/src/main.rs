@@ -104,6 +104,10 @@ enum BenchCommand {
     Boot(bench::BootBenchArgs),
     /// Wall time of each scenario end to end, and virtual seconds per wall second.
     Scenarios(bench::ScenarioBenchArgs),
+    /// Host time per timer tick of a busy CPU.
+    Tick(bench::TickBenchArgs),
+    /// Everything: boot for 1/8/64/128/255 vCPUs, the tick, every scenario and example.
+    All(bench::AllBenchArgs),
 }
 
 /// A run could not write all of its files.
@@ -163,20 +167,21 @@ fn command(cli: Cli, started: Instant) -> ExitStatus {
                 ExitStatus::BadInput
             }
         },
-        Command::Bench(BenchCommand::Scenarios(args)) => match bench::scenarios(&args) {
-            Ok(()) => ExitStatus::Success,
-            Err(e) => {
-                eprintln!("lockvmm: {e:#}");
-                ExitStatus::Environment
+        Command::Bench(cmd) => {
+            let done = match cmd {
+                BenchCommand::Scenarios(args) => bench::scenarios(&args),
+                BenchCommand::Boot(args) => bench::boot(&args),
+                BenchCommand::Tick(args) => bench::tick(&args),
+                BenchCommand::All(args) => bench::all(&args),
+            };
+            match done {
+                Ok(()) => ExitStatus::Success,
+                Err(e) => {
+                    eprintln!("lockvmm: {e:#}");
+                    ExitStatus::Environment
+                }
             }
-        },
-        Command::Bench(BenchCommand::Boot(args)) => match bench::boot(&args) {
-            Ok(()) => ExitStatus::Success,
-            Err(e) => {
-                eprintln!("lockvmm: {e:#}");
-                ExitStatus::Environment
-            }
-        },
+        }
     }
 }
 

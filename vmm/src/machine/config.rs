@@ -212,6 +212,8 @@ pub struct RunResult {
     pub dropped: Dropped,
     /// Why the console log could not be written (all of it), if it could not.
     pub console_log_error: Option<String>,
+    /// Exits by reason and hypercalls by kind.
+    pub profile: super::profile::RunProfile,
 }
 
 /// Wall-clock milestones, from the start of `Machine::run`.

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 mod fault;
 pub mod hypercall;
+pub mod profile;
 pub mod run_token;
 mod supervisor;
 mod syscall;
@@ -144,6 +145,7 @@ pub struct Machine {
     capture_done: Condvar,
     limits: RunLimits,
     progress: Progress,
+    profile: profile::ExitCounters,
 }
 
 impl Machine {
@@ -333,6 +335,14 @@ impl Machine {
     pub fn serial_write(&self, offset: u8, value: u8) {
         // The UART only errors when raising its (unwired) interrupt.
         let _ = lock(&self.serial).write(offset, value);
+    }
+
+    /// Bytes written one by one to the UART's transmit register (a `ConsoleWrite` line).
+    pub fn serial_write_all(&self, bytes: &[u8]) {
+        let mut serial = lock(&self.serial);
+        for &b in bytes {
+            let _ = serial.write(0, b);
+        }
     }
 
     /// A read of the UART.

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::machine::Dropped;
+use crate::machine::profile::RunProfile;
 use crate::report::CrashReport;
 use crate::scenario::expect::Verdict;
 use crate::state::{HookEvent, LockupEvent, Outcome, OutcomeClass};
@@ -54,6 +55,9 @@ pub struct RunSummary {
     /// Scenario expectations and whether they held (empty when the scenario has none).
     #[serde(default)]
     pub expectations: Vec<Verdict>,
+    /// Where the run's time went: VM exits by reason, hypercalls by kind, host phases.
+    #[serde(default)]
+    pub profile: RunProfile,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
