@@ -25,6 +25,9 @@ contract_enum! {
         /// A CPU is about to enable interrupts while it holds spinlocks (armed by
         /// `BootInfo::irq_enable_hook`); arg = how many it holds.
         IrqEnableLocked = 9,
+        /// Lockdep or `might_sleep` reported a bug; arg = the guest address of its
+        /// [`SplatRecord`](crate::lockdep::SplatRecord).
+        LockdepSplat = 10,
     }
 }
 
@@ -41,6 +44,7 @@ impl Hook {
             Self::LockAcquired => "lock_acquired",
             Self::LockReleased => "lock_released",
             Self::IrqEnableLocked => "irq_enable_locked",
+            Self::LockdepSplat => "lockdep_splat",
         }
     }
 

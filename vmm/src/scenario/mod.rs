@@ -117,8 +117,12 @@ impl LoadedScenario {
                     .as_ref()
                     .is_some_and(|h| h.get_ref() == Hook::IrqEnableLocked.name())
             }),
-            // No scenario section turns debug instrumentation on yet.
-            instrument: 0,
+            instrument: {
+                use lockvmm_abi::knob::instrument::{DEBUG_ATOMIC_SLEEP, LOCKDEP};
+                let d = &self.scenario.debug;
+                (if d.lockdep { LOCKDEP } else { 0 })
+                    | (if d.debug_atomic_sleep { DEBUG_ATOMIC_SLEEP } else { 0 })
+            },
             trace_buf_kib: 0,
         }
     }
