@@ -105,7 +105,46 @@ pub struct SplatRecord {
     pub preempt_count: u32,
     /// 1 if interrupts were disabled.
     pub irqs_disabled: u32,
+    /// Where `prev_usage` was first seen (the top of its stack trace: for IN-HARDIRQ-W, where
+    /// the lock was taken in hardirq), 0-terminated.
+    pub prev_trace: [u64; USAGE_TRACE],
+    /// Where `new_usage` was first seen (for HARDIRQ-ON-W, where interrupts were enabled with
+    /// the lock held).
+    pub new_trace: [u64; USAGE_TRACE],
 }
+
+impl SplatRecord {
+    /// A record with nothing in it.
+    pub const EMPTY: SplatRecord = SplatRecord {
+        kind: 0,
+        cpu: 0,
+        pid: 0,
+        chain_len: 0,
+        comm: [0; crate::task::TASK_COMM_LEN],
+        lock: 0,
+        class_key: 0,
+        class_name: [0; CLASS_NAME_LEN],
+        other_key: 0,
+        other_name: [0; CLASS_NAME_LEN],
+        prev_usage: NO_USAGE,
+        new_usage: NO_USAGE,
+        ip: 0,
+        chain: [0; MAX_CHAIN],
+        preempt_count: 0,
+        irqs_disabled: 0,
+        prev_trace: [0; USAGE_TRACE],
+        new_trace: [0; USAGE_TRACE],
+    };
+}
+
+impl Default for SplatRecord {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+/// Entries of [`SplatRecord::prev_trace`] and `new_trace`.
+pub const USAGE_TRACE: usize = 4;
 
 /// Entries of [`SplatRecord::chain`].
 pub const MAX_CHAIN: usize = 8;

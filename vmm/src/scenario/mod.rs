@@ -121,7 +121,11 @@ impl LoadedScenario {
                 use lockvmm_abi::knob::instrument::{DEBUG_ATOMIC_SLEEP, LOCKDEP};
                 let d = &self.scenario.debug;
                 (if d.lockdep { LOCKDEP } else { 0 })
-                    | (if d.debug_atomic_sleep { DEBUG_ATOMIC_SLEEP } else { 0 })
+                    | (if d.debug_atomic_sleep {
+                        DEBUG_ATOMIC_SLEEP
+                    } else {
+                        0
+                    })
             },
             trace_buf_kib: 0,
         }

@@ -9,8 +9,8 @@ use lockvmm_abi::lockdep::SplatKind;
 
 use super::held_locks::{Guard, HeldLock, Lockdep, softirqs_enabled};
 use super::report::{
-    Facts, LockName, Name, header, print_irqtrace_events, print_lock, print_trace, record, tail,
-    usage_str, pr_warn,
+    Facts, LockName, Name, header, pr_warn, print_irqtrace_events, print_lock, print_trace, record,
+    tail, usage_str,
 };
 use crate::arch::x86::percpu::smp_processor_id;
 use crate::kernel::printk::{LOGLEVEL_WARNING, printk};
@@ -48,8 +48,7 @@ pub struct IrqTrace {
 }
 
 /// `[events, hardirq on ip, event, hardirq off ip, event, softirq on ip, event, off ip, event]`.
-static IRQTRACE: [[AtomicU64; 9]; NR_CPUS] =
-    [const { [const { AtomicU64::new(0) }; 9] }; NR_CPUS];
+static IRQTRACE: [[AtomicU64; 9]; NR_CPUS] = [const { [const { AtomicU64::new(0) }; 9] }; NR_CPUS];
 
 pub fn irqtrace() -> IrqTrace {
     let t = &IRQTRACE[smp_processor_id() as usize];
@@ -111,7 +110,9 @@ fn mark_lock_irq(guard: &mut Guard, task: usize, h: &HeldLock, new_bit: u32) -> 
     // USED_IN one (`check_usage_forwards` / `check_usage_backwards`).
     let want = (1u32 << excl) | (1 << (excl | LOCK_USAGE_READ_MASK));
     let g = guard.state();
-    let found = g.bfs(h.class, forwards, |c| g.classes[c as usize].usage_mask & want != 0);
+    let found = g.bfs(h.class, forwards, |c| {
+        g.classes[c as usize].usage_mask & want != 0
+    });
     if let Some(p) = found {
         print_irq_inversion_bug(guard, task, h, p.found, forwards, excl);
         return false;
@@ -182,7 +183,10 @@ fn print_usage_bug(guard: &mut Guard, task: usize, h: &HeldLock, prev_bit: u32, 
     );
     print_lock(g, "", h);
     pr_warn!("{{{}}} state was registered at:", usage_str(prev_bit));
-    print_trace(&g.classes[h.class as usize].usage_traces[prev_bit as usize], 2);
+    print_trace(
+        &g.classes[h.class as usize].usage_traces[prev_bit as usize],
+        2,
+    );
     print_irqtrace_events();
     pr_warn!("");
     pr_warn!("other info that might help us debug this:");
@@ -197,8 +201,18 @@ fn print_usage_bug(guard: &mut Guard, task: usize, h: &HeldLock, prev_bit: u32, 
     pr_warn!("");
     pr_warn!(" *** DEADLOCK ***");
     pr_warn!("");
-    let mut f = Facts::new(SplatKind::InconsistentLockState, h.instance, h.class, h.acquire_ip);
+    let mut f = Facts::new(
+        SplatKind::InconsistentLockState,
+        h.instance,
+        h.class,
+        h.acquire_ip,
+    );
     f.usage = (prev_bit, new_bit);
+    let c = &guard.state().classes[h.class as usize];
+    f.traces = (
+        c.usage_traces[prev_bit as usize],
+        c.usage_traces[new_bit as usize],
+    );
     tail(guard, task);
     record(guard.state(), &f);
 }
@@ -222,9 +236,15 @@ fn print_irq_inversion_bug(
     pr_warn!("{}/{} just changed the state of lock:", cur.comm(), cur.pid);
     print_lock(g, "", h);
     if forwards {
-        pr_warn!("but this lock took another, {}-unsafe lock in the past:", irqclass);
+        pr_warn!(
+            "but this lock took another, {}-unsafe lock in the past:",
+            irqclass
+        );
     } else {
-        pr_warn!("but this lock was taken by another, {}-safe lock in the past:", irqclass);
+        pr_warn!(
+            "but this lock was taken by another, {}-safe lock in the past:",
+            irqclass
+        );
     }
     pr_warn!("{}", LockName(g, other));
     pr_warn!("");
@@ -232,9 +252,18 @@ fn print_irq_inversion_bug(
     pr_warn!("");
     pr_warn!("");
     pr_warn!("other info that might help us debug this:");
-    let (safe, unsafe_) = if forwards { (h.class, other) } else { (other, h.class) };
+    let (safe, unsafe_) = if forwards {
+        (h.class, other)
+    } else {
+        (other, h.class)
+    };
     irq_lock_scenario(g, safe, safe, unsafe_);
-    let mut f = Facts::new(SplatKind::IrqLockInversion, h.instance, h.class, h.acquire_ip);
+    let mut f = Facts::new(
+        SplatKind::IrqLockInversion,
+        h.instance,
+        h.class,
+        h.acquire_ip,
+    );
     f.other = Some(other);
     tail(guard, task);
     record(guard.state(), &f);
@@ -244,7 +273,12 @@ fn print_irq_inversion_bug(
 fn irq_lock_scenario(g: &Lockdep, safe: u8, middle: u8, unsafe_: u8) {
     if middle != unsafe_ && middle != safe {
         pr_warn!("Chain exists of:");
-        pr_warn!("  {} --> {} --> {}", Name(g, safe), Name(g, middle), Name(g, unsafe_));
+        pr_warn!(
+            "  {} --> {} --> {}",
+            Name(g, safe),
+            Name(g, middle),
+            Name(g, unsafe_)
+        );
         pr_warn!("");
     }
     pr_warn!(" Possible interrupt unsafe locking scenario:");
@@ -274,13 +308,15 @@ pub fn check_irq_usage(guard: &mut Guard, task: usize, prev: &HeldLock, next: &H
         let safe = if has(prev.class, safe_mask) {
             Some(prev.class)
         } else {
-            g.bfs(prev.class, false, |c| has(c, safe_mask)).map(|p| p.found)
+            g.bfs(prev.class, false, |c| has(c, safe_mask))
+                .map(|p| p.found)
         };
         let Some(safe) = safe else { continue };
         let unsafe_ = if has(next.class, unsafe_mask) {
             Some(next.class)
         } else {
-            g.bfs(next.class, true, |c| has(c, unsafe_mask)).map(|p| p.found)
+            g.bfs(next.class, true, |c| has(c, unsafe_mask))
+                .map(|p| p.found)
         };
         if let Some(unsafe_) = unsafe_ {
             print_bad_irq_dependency(guard, task, prev, next, safe, unsafe_, used_in);
@@ -329,7 +365,10 @@ fn print_bad_irq_dependency(
     pr_warn!("which would create a new lock dependency:");
     pr_warn!("{} ->{}", LockName(g, prev.class), LockName(g, next.class));
     pr_warn!("");
-    pr_warn!("but this new dependency connects a {}-irq-safe lock:", irqclass);
+    pr_warn!(
+        "but this new dependency connects a {}-irq-safe lock:",
+        irqclass
+    );
     pr_warn!("{}", LockName(g, safe));
     pr_warn!("");
     pr_warn!("... which became {}-irq-safe at:", irqclass);
@@ -340,21 +379,39 @@ fn print_bad_irq_dependency(
     pr_warn!("");
     pr_warn!("... which became {}-irq-unsafe at:", irqclass);
     pr_warn!("...");
-    print_trace(&g.classes[unsafe_ as usize].usage_traces[used_in as usize + 2], 2);
+    print_trace(
+        &g.classes[unsafe_ as usize].usage_traces[used_in as usize + 2],
+        2,
+    );
     pr_warn!("");
     pr_warn!("other info that might help us debug this:");
     pr_warn!("");
     irq_lock_scenario(g, safe, prev.class, unsafe_);
-    let mut f = Facts::new(SplatKind::IrqSafeToUnsafe, next.instance, safe, next.acquire_ip);
+    let mut f = Facts::new(
+        SplatKind::IrqSafeToUnsafe,
+        next.instance,
+        safe,
+        next.acquire_ip,
+    );
     f.other = Some(unsafe_);
     f.usage = (used_in, used_in + 2);
+    let g = guard.state();
+    f.traces = (
+        g.classes[safe as usize].usage_traces[used_in as usize],
+        g.classes[unsafe_ as usize].usage_traces[used_in as usize + 2],
+    );
     tail(guard, task);
     record(guard.state(), &f);
 }
 
 fn fmt_title<'a>(buf: &'a mut [u8; 48], irqclass: &str) -> &'a str {
     let mut n = 0;
-    for part in [irqclass, "-safe -> ", irqclass, "-unsafe lock order detected"] {
+    for part in [
+        irqclass,
+        "-safe -> ",
+        irqclass,
+        "-unsafe lock order detected",
+    ] {
         let b = part.as_bytes();
         let m = b.len().min(buf.len() - n);
         buf[n..n + m].copy_from_slice(&b[..m]);

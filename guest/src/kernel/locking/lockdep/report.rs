@@ -6,7 +6,7 @@
 use core::fmt;
 
 use lockvmm_abi::hook::Hook;
-use lockvmm_abi::lockdep::{MAX_CHAIN, NO_USAGE, SplatKind, SplatRecord, USAGE_STR};
+use lockvmm_abi::lockdep::{MAX_CHAIN, NO_USAGE, SplatKind, SplatRecord, USAGE_STR, USAGE_TRACE};
 
 use super::classes::Trace;
 use super::held_locks::{Guard, HeldLock, Lockdep};
@@ -147,6 +147,8 @@ pub struct Facts {
     pub ip: u64,
     pub chain: [u64; MAX_CHAIN],
     pub chain_len: usize,
+    /// The traces of the two usages of a usage report.
+    pub traces: (Trace, Trace),
 }
 
 impl Facts {
@@ -160,6 +162,10 @@ impl Facts {
             ip,
             chain: [0; MAX_CHAIN],
             chain_len: 0,
+            traces: (
+                [0; super::classes::TRACE_LEN],
+                [0; super::classes::TRACE_LEN],
+            ),
         }
     }
 }
@@ -168,24 +174,7 @@ impl Facts {
 static mut SPLAT: SplatRecord = empty_record();
 
 pub const fn empty_record() -> SplatRecord {
-    SplatRecord {
-        kind: 0,
-        cpu: 0,
-        pid: 0,
-        chain_len: 0,
-        comm: [0; lockvmm_abi::task::TASK_COMM_LEN],
-        lock: 0,
-        class_key: 0,
-        class_name: [0; lockvmm_abi::lockdep::CLASS_NAME_LEN],
-        other_key: 0,
-        other_name: [0; lockvmm_abi::lockdep::CLASS_NAME_LEN],
-        prev_usage: NO_USAGE,
-        new_usage: NO_USAGE,
-        ip: 0,
-        chain: [0; MAX_CHAIN],
-        preempt_count: 0,
-        irqs_disabled: 0,
-    }
+    SplatRecord::EMPTY
 }
 
 /// Fills the common fields of `r` for the current CPU and task.
@@ -215,6 +204,8 @@ pub fn record(g: &Lockdep, f: &Facts) {
     (r.prev_usage, r.new_usage) = f.usage;
     r.chain = f.chain;
     r.chain_len = f.chain_len as u32;
+    r.prev_trace.copy_from_slice(&f.traces.0[..USAGE_TRACE]);
+    r.new_trace.copy_from_slice(&f.traces.1[..USAGE_TRACE]);
     crate::arch::x86::lockvmm::hook(Hook::LockdepSplat, r as *const SplatRecord as u64);
 }
 
@@ -229,27 +220,30 @@ pub fn print_irqtrace_events() {
     pr_warn!("irq event stamp: {}", t.events);
     pr_warn!(
         "hardirqs last  enabled at ({}): [<{:016x}>]",
-        t.hardirq_enable_event, t.hardirq_enable_ip
+        t.hardirq_enable_event,
+        t.hardirq_enable_ip
     );
     pr_warn!(
         "hardirqs last disabled at ({}): [<{:016x}>]",
-        t.hardirq_disable_event, t.hardirq_disable_ip
+        t.hardirq_disable_event,
+        t.hardirq_disable_ip
     );
     pr_warn!(
         "softirqs last  enabled at ({}): [<{:016x}>]",
-        t.softirq_enable_event, t.softirq_enable_ip
+        t.softirq_enable_event,
+        t.softirq_enable_ip
     );
     pr_warn!(
         "softirqs last disabled at ({}): [<{:016x}>]",
-        t.softirq_disable_event, t.softirq_disable_ip
+        t.softirq_disable_event,
+        t.softirq_disable_ip
     );
 }
 
 /// `debug_show_held_locks(current)` (for `might_sleep`'s report).
 pub fn print_held_locks_of_current() {
     use core::sync::atomic::Ordering;
-    if !super::DEBUG_LOCKS.load(Ordering::Relaxed)
-        || !super::PROVE_LOCKING.load(Ordering::Relaxed)
+    if !super::DEBUG_LOCKS.load(Ordering::Relaxed) || !super::PROVE_LOCKING.load(Ordering::Relaxed)
     {
         pr_warn!("INFO: lockdep is turned off.");
         return;

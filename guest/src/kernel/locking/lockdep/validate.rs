@@ -13,7 +13,9 @@ use super::irq_usage::{
     LOCK_ENABLED_HARDIRQ, LOCK_ENABLED_SOFTIRQ, check_irq_usage, mark_held_locks, mark_usage,
     trace_event,
 };
-use super::report::{Facts, LockName, Name, header, print_lock, print_trace, record, tail, pr_warn};
+use super::report::{
+    Facts, LockName, Name, header, pr_warn, print_lock, print_trace, record, tail,
+};
 use crate::kernel::locking::lockdep::{LockClassKind, LockEvent};
 use crate::kernel::printk::{LOGLEVEL_WARNING, printk};
 use crate::kernel::sched::core::current;
@@ -25,7 +27,12 @@ fn current_task() -> Option<usize> {
 
 /// `register_lock_class`: the class of `key`, added on first use. `None` when the table is
 /// full (lockdep then turns itself off, as Linux does).
-fn class_of(g: &mut Lockdep, key: u64, name: super::classes::ClassName, kind: LockClassKind) -> Option<u8> {
+fn class_of(
+    g: &mut Lockdep,
+    key: u64,
+    name: super::classes::ClassName,
+    kind: LockClassKind,
+) -> Option<u8> {
     let mut slot = classhash(key);
     for _ in 0..g.classhash.len() {
         match g.classhash[slot] {
@@ -179,7 +186,12 @@ fn print_deadlock_bug(guard: &mut Guard, task: usize, prev: &HeldLock, next: &He
     pr_warn!("");
     pr_warn!(" May be due to missing lock nesting notation");
     pr_warn!("");
-    let mut f = Facts::new(SplatKind::RecursiveLocking, next.instance, next.class, next.acquire_ip);
+    let mut f = Facts::new(
+        SplatKind::RecursiveLocking,
+        next.instance,
+        next.class,
+        next.acquire_ip,
+    );
     f.other = Some(prev.class);
     tail(guard, task);
     record(guard.state(), &f);
@@ -230,7 +242,12 @@ fn print_circular_bug(
     let (source, target) = (next.class, prev.class);
     if parent != source {
         pr_warn!("Chain exists of:");
-        pr_warn!("  {} --> {} --> {}", Name(g, source), Name(g, parent), Name(g, target));
+        pr_warn!(
+            "  {} --> {} --> {}",
+            Name(g, source),
+            Name(g, parent),
+            Name(g, target)
+        );
         pr_warn!("");
     }
     pr_warn!(" Possible unsafe locking scenario:");
@@ -244,7 +261,12 @@ fn print_circular_bug(
     pr_warn!("");
     pr_warn!(" *** DEADLOCK ***");
     pr_warn!("");
-    let mut f = Facts::new(SplatKind::CircularDependency, next.instance, next.class, next.acquire_ip);
+    let mut f = Facts::new(
+        SplatKind::CircularDependency,
+        next.instance,
+        next.class,
+        next.acquire_ip,
+    );
     f.other = Some(prev.class);
     f.chain[0] = g.classes[next.class as usize].key;
     let mut n = 1;
@@ -268,7 +290,10 @@ pub fn release(ev: &LockEvent) {
         return;
     }
     let tl = &mut guard.state().tasks[task];
-    match tl.held[..tl.depth].iter().rposition(|h| h.instance == ev.lock) {
+    match tl.held[..tl.depth]
+        .iter()
+        .rposition(|h| h.instance == ev.lock)
+    {
         Some(i) => {
             tl.remove(i);
         }
@@ -282,16 +307,27 @@ fn print_unlock_imbalance_bug(guard: &mut Guard, task: usize, ev: &LockEvent) {
         return;
     }
     let cur = current();
-    let (key, name) = key_of(ev.lock, ev.kind).unwrap_or((ev.lock, super::classes::ClassName::Addr(ev.lock)));
+    let (key, name) =
+        key_of(ev.lock, ev.kind).unwrap_or((ev.lock, super::classes::ClassName::Addr(ev.lock)));
     header("bad unlock balance detected!");
-    pr_warn!("{}/{} is trying to release lock ({}) at:", cur.comm(), cur.pid, name);
+    pr_warn!(
+        "{}/{} is trying to release lock ({}) at:",
+        cur.comm(),
+        cur.pid,
+        name
+    );
     pr_warn!("[<{:016x}>]", ev.ip);
     pr_warn!("but there are no more locks to release!");
     pr_warn!("");
     pr_warn!("other info that might help us debug this:");
     let class = class_of(guard.state(), key, name, ev.kind);
     tail(guard, task);
-    let mut f = Facts::new(SplatKind::BadUnlockBalance, ev.lock, class.unwrap_or(0), ev.ip);
+    let mut f = Facts::new(
+        SplatKind::BadUnlockBalance,
+        ev.lock,
+        class.unwrap_or(0),
+        ev.ip,
+    );
     f.class = class;
     record(guard.state(), &f);
 }
