@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::output::summary::RunSummary;
 use crate::scenario::expect::Verdict;
+use crate::state::hex;
 use crate::state::{Context, LockupKind};
 
 /// The parts of a run that must not change from one run to the next: no wall-clock times, no
@@ -24,7 +25,9 @@ pub struct Fingerprint {
 
 impl Fingerprint {
     pub fn of(s: &RunSummary) -> Self {
-        let mut outcome = serde_json::to_value(&s.outcome).unwrap_or_default();
+        // Addresses as numbers, as schema version 1 wrote them: a digest stays the one earlier
+        // versions printed for the same run.
+        let mut outcome = hex::as_numbers(|| serde_json::to_value(&s.outcome)).unwrap_or_default();
         strip_volatile(&mut outcome);
         Fingerprint {
             outcome,

@@ -8,7 +8,9 @@ use crate::scenario::expect::Verdict;
 use crate::state::{HookEvent, LockupEvent, Outcome, OutcomeClass};
 
 /// Bumped when a field changes meaning or disappears (adding fields keeps the version).
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 spells addresses and registers as `"0x…"` strings (`state::hex`); version 1 wrote
+/// them as JSON numbers, which jq and JavaScript round.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunSummary {

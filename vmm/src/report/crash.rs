@@ -69,6 +69,7 @@ pub struct CrashReport {
     pub hung_tasks: Vec<CpuBacktrace>,
     /// Registers of the context that spins (else the one the detector interrupted) that point
     /// at kernel objects: (register, value, name).
+    #[serde(with = "crate::state::hex::labelled")]
     pub pointers: Vec<(String, u64, String)>,
     pub diagnosis: String,
     /// What the guest's lockdep and `might_sleep` reported during the run.

@@ -6,6 +6,7 @@ use super::Regs;
 /// A task, as read from its `task_struct`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TaskInfo {
+    #[serde(with = "crate::state::hex")]
     pub addr: u64,
     pub pid: u32,
     pub comm: String,
@@ -18,7 +19,9 @@ pub enum BtItem {
     /// `#N [sp] function at pc`, and its source line when the DWARF has it.
     Frame {
         n: usize,
+        #[serde(with = "crate::state::hex")]
         sp: u64,
+        #[serde(with = "crate::state::hex")]
         pc: u64,
         function: String,
         symbol: String,

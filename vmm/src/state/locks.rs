@@ -51,6 +51,7 @@ impl std::fmt::Display for Context {
 pub struct LockWait {
     pub cpu: usize,
     pub context: Context,
+    #[serde(with = "crate::state::hex")]
     pub lock: u64,
     /// `runqueues[56].__lock`, or a scenario lock's own name.
     pub lock_name: String,
@@ -70,6 +71,7 @@ pub fn innermost(waits: &[LockWait], cpu: usize) -> Option<&LockWait> {
 /// A lock whose word says it is held, and by which CPU.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HeldLock {
+    #[serde(with = "crate::state::hex")]
     pub lock: u64,
     pub lock_name: String,
     pub holder: usize,

@@ -3,6 +3,7 @@
 //! reads these types, and [`text`] escapes untrusted text before anything prints it.
 pub mod backtrace;
 pub mod exit;
+pub mod hex;
 pub mod locks;
 pub mod outcome;
 pub mod regs;

@@ -143,11 +143,18 @@ pub enum FaultKind {
     },
     /// The vCPU was reset (an INIT, e.g. through the local APIC's ICR): it is back in real
     /// mode at the reset vector, where this lab's kernel cannot run.
-    Reset { rip: u64 },
+    Reset {
+        #[serde(with = "crate::state::hex")]
+        rip: u64,
+    },
     /// KVM_EXIT_FAIL_ENTRY.
     FailEntry { reason: u64 },
     /// The guest touched physical memory with nothing behind it.
-    UnbackedMemory { gpa: u64, write: bool },
+    UnbackedMemory {
+        #[serde(with = "crate::state::hex")]
+        gpa: u64,
+        write: bool,
+    },
     /// A vCPU ran guest code for this long without ever yielding (a wait loop that never waits).
     Stall { wall_ms: u64 },
     /// The guest made this many VM exits (port I/O, MMIO, MSRs, hypercalls) without virtual time
@@ -166,7 +173,9 @@ pub struct FaultReport {
     pub cpu: usize,
     pub fault: FaultKind,
     pub regs: Regs,
+    #[serde(with = "crate::state::hex")]
     pub cr2: u64,
+    #[serde(with = "crate::state::hex")]
     pub cr3: u64,
     /// `function+offset` of RIP, if it lies in a kernel symbol.
     pub rip_symbol: Option<String>,
@@ -183,7 +192,11 @@ pub struct LockupEvent {
     pub vtime_ns: u64,
     pub cpu: usize,
     /// For a hung task: the blocked task's `task_struct`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::state::hex::option"
+    )]
     pub task: Option<u64>,
     pub kind: LockupKind,
     /// The kernel's message (`BUG: soft lockup - CPU#3 stuck for 23s! [hog:6885]`).
@@ -197,9 +210,12 @@ pub struct HookEvent {
     pub vtime_ns: u64,
     pub cpu: usize,
     pub hook: String,
+    #[serde(with = "crate::state::hex")]
     pub arg: u64,
+    #[serde(with = "crate::state::hex")]
     pub rip: u64,
     pub rip_symbol: String,
+    #[serde(with = "crate::state::hex")]
     pub rflags: u64,
 }
 
@@ -241,6 +257,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct WaitingCpu {
     pub cpu: usize,
+    #[serde(with = "crate::state::hex::option")]
     pub addr: Option<u64>,
     pub addr_symbol: Option<String>,
     pub rip_symbol: String,

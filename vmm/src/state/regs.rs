@@ -6,25 +6,45 @@ use serde::{Deserialize, Serialize};
 /// General registers as captured (from KVM, or from a `pt_regs` the guest saved).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Regs {
+    #[serde(with = "crate::state::hex")]
     pub rip: u64,
+    #[serde(with = "crate::state::hex")]
     pub rsp: u64,
+    #[serde(with = "crate::state::hex")]
     pub rflags: u64,
+    #[serde(with = "crate::state::hex")]
     pub rax: u64,
+    #[serde(with = "crate::state::hex")]
     pub rbx: u64,
+    #[serde(with = "crate::state::hex")]
     pub rcx: u64,
+    #[serde(with = "crate::state::hex")]
     pub rdx: u64,
+    #[serde(with = "crate::state::hex")]
     pub rsi: u64,
+    #[serde(with = "crate::state::hex")]
     pub rdi: u64,
+    #[serde(with = "crate::state::hex")]
     pub rbp: u64,
+    #[serde(with = "crate::state::hex")]
     pub r8: u64,
+    #[serde(with = "crate::state::hex")]
     pub r9: u64,
+    #[serde(with = "crate::state::hex")]
     pub r10: u64,
+    #[serde(with = "crate::state::hex")]
     pub r11: u64,
+    #[serde(with = "crate::state::hex")]
     pub r12: u64,
+    #[serde(with = "crate::state::hex")]
     pub r13: u64,
+    #[serde(with = "crate::state::hex")]
     pub r14: u64,
+    #[serde(with = "crate::state::hex")]
     pub r15: u64,
+    #[serde(with = "crate::state::hex")]
     pub cs: u64,
+    #[serde(with = "crate::state::hex")]
     pub ss: u64,
 }
 

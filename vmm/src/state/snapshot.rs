@@ -8,11 +8,17 @@ use super::Regs;
 /// Special registers, as a report wants them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Sregs {
+    #[serde(with = "crate::state::hex")]
     pub cr0: u64,
+    #[serde(with = "crate::state::hex")]
     pub cr2: u64,
+    #[serde(with = "crate::state::hex")]
     pub cr3: u64,
+    #[serde(with = "crate::state::hex")]
     pub cr4: u64,
+    #[serde(with = "crate::state::hex")]
     pub efer: u64,
+    #[serde(with = "crate::state::hex")]
     pub apic_base: u64,
     pub cs: u16,
     pub ss: u16,
@@ -21,10 +27,14 @@ pub struct Sregs {
     pub fs: u16,
     pub gs: u16,
     pub tr: u16,
+    #[serde(with = "crate::state::hex")]
     pub fs_base: u64,
+    #[serde(with = "crate::state::hex")]
     pub gs_base: u64,
+    #[serde(with = "crate::state::hex")]
     pub gdt_base: u64,
     pub gdt_limit: u16,
+    #[serde(with = "crate::state::hex")]
     pub idt_base: u64,
     pub idt_limit: u16,
 }
@@ -68,6 +78,7 @@ pub struct VcpuState {
     pub regs: Regs,
     pub sregs: Sregs,
     /// DR0–DR3, DR6, DR7.
+    #[serde(with = "crate::state::hex::seq")]
     pub debugregs: [u64; 6],
     pub events: Events,
     pub lapic: Lapic,

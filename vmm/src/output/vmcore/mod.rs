@@ -59,7 +59,7 @@ pub struct CoreMeta {
     #[serde(default)]
     pub lock_names: Vec<String>,
     /// Kernel locks the scenario gave names to: (address, name).
-    #[serde(default)]
+    #[serde(default, with = "crate::state::hex::named")]
     pub lock_aliases: Vec<(u64, String)>,
     /// A digest of the kernel ELF (`image::digest`), to tell a mismatched `--kernel`; absent in
     /// vmcores of older lockvmm versions.
