@@ -19,7 +19,7 @@ pub fn splat_lines(splats: &[Splat]) -> Vec<String> {
             if !s.class.is_empty() {
                 l.push_str(&format!(" on {}", s.class));
             }
-            if let Some(o) = &s.other_class {
+            if let Some(o) = s.other_class.as_ref().filter(|o| **o != s.class) {
                 l.push_str(&format!(" and {o}"));
             }
             if let Some((p, n)) = &s.usage {

@@ -64,6 +64,7 @@ pub static LOCK_EVENTS: StaticKey = StaticKey::new();
 
 /// Linux's `debug_locks`: lockdep validates while this is set, and clears it after its first
 /// report ("turning off the locking correctness validator").
+#[unsafe(export_name = "debug_locks")]
 pub static DEBUG_LOCKS: AtomicBool = AtomicBool::new(false);
 
 /// What kind of lock an event is about (lockdep's wait types and read modes need it).

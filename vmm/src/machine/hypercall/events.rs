@@ -73,7 +73,11 @@ fn record_splat(c: &Call<'_>, at: u64) {
     let m = c.m;
     match m.memory.read_virt_obj::<SplatRecord>(c.cr3, at) {
         Ok(rec) => {
-            let sym = m.kernel.symbols.describe(rec.ip);
+            // A return address: name the call (`lab_lock+0xbc`), as the console does.
+            let sym = m.kernel.symbols.lookup(rec.ip.wrapping_sub(1)).map_or_else(
+                || format!("{:#x}", rec.ip),
+                |l| format!("{}+{:#x}", l.name, l.offset + 1),
+            );
             match crate::state::Splat::from_record(&rec, m.now_ns(), sym) {
                 Some(s) => m.record_splat(s),
                 None => m.count_bad_hypercall(c.cpu, format!("lockdep splat: kind {}", rec.kind)),

@@ -9,7 +9,7 @@ use lockvmm_abi::lockdep::SplatKind;
 
 use super::held_locks::{Guard, HeldLock, Lockdep, softirqs_enabled};
 use super::report::{
-    Facts, LockName, Name, header, pr_warn, print_irqtrace_events, print_lock, print_trace, record,
+    Facts, LockName, Name, header, header_ruled, pr_warn, print_irqtrace_events, print_lock, print_trace, record,
     tail, usage_str,
 };
 use crate::arch::x86::percpu::smp_processor_id;
@@ -257,7 +257,7 @@ fn print_irq_inversion_bug(
     } else {
         (other, h.class)
     };
-    irq_lock_scenario(g, safe, safe, unsafe_);
+    irq_lock_scenario(g, safe, unsafe_, safe, unsafe_);
     let mut f = Facts::new(
         SplatKind::IrqLockInversion,
         h.instance,
@@ -269,9 +269,11 @@ fn print_irq_inversion_bug(
     record(guard.state(), &f);
 }
 
-/// `print_irq_lock_scenario`.
-fn irq_lock_scenario(g: &Lockdep, safe: u8, middle: u8, unsafe_: u8) {
-    if middle != unsafe_ && middle != safe {
+/// `print_irq_lock_scenario`: the middle class is `prev`'s, or `next`'s when `prev` is the
+/// irq-safe class itself.
+fn irq_lock_scenario(g: &Lockdep, safe: u8, unsafe_: u8, prev: u8, next: u8) {
+    let middle = if prev == safe { next } else { prev };
+    if middle != unsafe_ {
         pr_warn!("Chain exists of:");
         pr_warn!(
             "  {} --> {} --> {}",
@@ -344,9 +346,10 @@ fn print_bad_irq_dependency(
     let cur = current();
     let irqclass = state_name(used_in);
     let pc = crate::arch::x86::preempt::preempt_count();
-    let mut title = [0u8; 48];
+    let mut title = [0u8; 64];
     let t = fmt_title(&mut title, irqclass);
-    header(t);
+    // `print_bad_irq_dependency`'s rules are 53 wide (its format has two `%s`).
+    header_ruled(t, 53);
     pr_warn!(
         "{}/{} [HC{}[{}]:SC{}[{}]:HE{}:SE{}] is trying to acquire:",
         cur.comm(),
@@ -386,7 +389,7 @@ fn print_bad_irq_dependency(
     pr_warn!("");
     pr_warn!("other info that might help us debug this:");
     pr_warn!("");
-    irq_lock_scenario(g, safe, prev.class, unsafe_);
+    irq_lock_scenario(g, safe, unsafe_, prev.class, next.class);
     let mut f = Facts::new(
         SplatKind::IrqSafeToUnsafe,
         next.instance,
@@ -404,7 +407,7 @@ fn print_bad_irq_dependency(
     record(guard.state(), &f);
 }
 
-fn fmt_title<'a>(buf: &'a mut [u8; 48], irqclass: &str) -> &'a str {
+fn fmt_title<'a>(buf: &'a mut [u8; 64], irqclass: &str) -> &'a str {
     let mut n = 0;
     for part in [
         irqclass,

@@ -61,11 +61,16 @@ impl fmt::Display for Name<'_> {
     }
 }
 
-/// The report's banner: blank line, `====`, `WARNING: <title>`, `print_kernel_ident`, `----`.
+/// The report's banner: blank line, `====`, `WARNING: <title>`, `print_kernel_ident`, `----`
+/// (the rules as long as Linux's: the title's length, but for the one whose title has a `%s`).
 pub fn header(title: &str) {
-    let rule = "==========================================================";
-    let dash = "----------------------------------------------------------";
-    let n = ("WARNING: ".len() + title.len()).min(rule.len());
+    header_ruled(title, "WARNING: ".len() + title.len());
+}
+
+pub fn header_ruled(title: &str, rule_len: usize) {
+    let rule = "================================================================";
+    let dash = "----------------------------------------------------------------";
+    let n = rule_len.min(rule.len());
     pr_warn!("");
     pr_warn!("{}", &rule[..n]);
     pr_warn!("WARNING: {}", title);
