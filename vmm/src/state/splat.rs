@@ -21,7 +21,7 @@ pub struct Splat {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub class: String,
     /// The lock instance being acquired or released.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero", with = "super::hex")]
     pub lock: u64,
     /// The report's other class (the held one, or the irq-unsafe one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,9 +31,10 @@ pub struct Splat {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<(String, String)>,
     /// A circular dependency's class keys, from the lock being acquired.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "super::hex::seq")]
     pub chain: Vec<u64>,
     /// Where the bug was hit (the acquire, release or `might_sleep` call site).
+    #[serde(with = "super::hex")]
     pub ip: u64,
     pub ip_symbol: String,
     /// `might_sleep`: the preemption count and whether interrupts were disabled.
@@ -42,9 +43,9 @@ pub struct Splat {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub irqs_disabled: Option<bool>,
     /// Where each of `usage` was first seen: the top return addresses of its stack trace.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "super::hex::seq")]
     pub prev_trace: Vec<u64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "super::hex::seq")]
     pub new_trace: Vec<u64>,
 }
 

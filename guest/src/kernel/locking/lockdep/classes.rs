@@ -118,10 +118,10 @@ pub fn key_of(addr: u64, kind: LockClassKind) -> Option<(u64, ClassName)> {
     use crate::lab::locks::{lab_locks, lab_mutexes, lab_rwlocks, lab_semaphores};
 
     let rqs = core::ptr::addr_of!(runqueues) as *const Rq;
-    if let Some((_, off)) = in_array(addr, rqs, NR_CPUS) {
-        if off == core::mem::offset_of!(Rq, __lock) as u64 {
-            return Some((rqs as u64 + off, ClassName::Static("&rq->__lock")));
-        }
+    if let Some((_, off)) = in_array(addr, rqs, NR_CPUS)
+        && off == core::mem::offset_of!(Rq, __lock) as u64
+    {
+        return Some((rqs as u64 + off, ClassName::Static("&rq->__lock")));
     }
     let tbs = core::ptr::addr_of!(timer_bases) as *const TimerBase;
     if let Some((_, off)) = in_array(addr, tbs, NR_CPUS) {

@@ -198,8 +198,7 @@ pub fn save_trace(fp: u64) -> Trace {
 
 /// Calls `f(n, return address)` for each frame from `fp` while it returns true.
 pub fn walk(mut fp: u64, mut f: impl FnMut(usize, u64) -> bool) {
-    let mut n = 0;
-    for _ in 0..32 {
+    for n in 0..32 {
         if fp == 0 || !fp.is_multiple_of(8) || !crate::arch::x86::kernel::traps::on_a_stack(fp) {
             break;
         }
@@ -211,7 +210,6 @@ pub fn walk(mut fp: u64, mut f: impl FnMut(usize, u64) -> bool) {
         if !f(n, ret) {
             break;
         }
-        n += 1;
         // Frames grow up within a stack; a lower one is only the way from an IRQ stack back
         // to the task stack it interrupted (as `show_stack` walks).
         if next <= fp && next.abs_diff(fp) < 16384 {

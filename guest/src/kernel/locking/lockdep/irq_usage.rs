@@ -9,8 +9,8 @@ use lockvmm_abi::lockdep::SplatKind;
 
 use super::held_locks::{Guard, HeldLock, Lockdep, softirqs_enabled};
 use super::report::{
-    Facts, LockName, Name, header, header_ruled, pr_warn, print_irqtrace_events, print_lock, print_trace, record,
-    tail, usage_str,
+    Facts, LockName, Name, header, header_ruled, pr_warn, print_irqtrace_events, print_lock,
+    print_trace, record, tail, usage_str,
 };
 use crate::arch::x86::percpu::smp_processor_id;
 use crate::kernel::printk::{LOGLEVEL_WARNING, printk};
