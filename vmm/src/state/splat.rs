@@ -31,7 +31,11 @@ pub struct Splat {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<(String, String)>,
     /// A circular dependency's class keys, from the lock being acquired.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "super::hex::seq")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "super::hex::seq"
+    )]
     pub chain: Vec<u64>,
     /// Where the bug was hit (the acquire, release or `might_sleep` call site).
     #[serde(with = "super::hex")]
@@ -43,9 +47,17 @@ pub struct Splat {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub irqs_disabled: Option<bool>,
     /// Where each of `usage` was first seen: the top return addresses of its stack trace.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "super::hex::seq")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "super::hex::seq"
+    )]
     pub prev_trace: Vec<u64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "super::hex::seq")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "super::hex::seq"
+    )]
     pub new_trace: Vec<u64>,
 }
 

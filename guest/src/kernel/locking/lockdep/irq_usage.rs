@@ -66,6 +66,12 @@ pub fn irqtrace() -> IrqTrace {
     }
 }
 
+/// Whether this CPU's last hardirq event was an enable (lockdep's `hardirqs_enabled`).
+pub fn hardirqs_were_on() -> bool {
+    let t = &IRQTRACE[smp_processor_id() as usize];
+    t[2].load(Ordering::Relaxed) >= t[4].load(Ordering::Relaxed)
+}
+
 /// Records an irq-flag event `which` (0: hardirqs on, 1: off, 2: softirqs on, 3: off) at `ip`.
 pub fn trace_event(which: usize, ip: u64) {
     let t = &IRQTRACE[smp_processor_id() as usize];

@@ -103,22 +103,26 @@ pub fn acquire(ev: &LockEvent) {
 
 /// `validate_chain`: `check_deadlock`, then `check_prevs_add`.
 fn validate_chain(guard: &mut Guard, task: usize, next: &HeldLock) -> bool {
-    let tl = guard.state().tasks[task];
+    // Held locks are copied one at a time (the reports need the guard back): copying the
+    // whole stack would cost hundreds of emulated memory operations per acquisition.
+    let held = |guard: &mut Guard, i: usize| guard.state().tasks[task].held[i];
+    let depth = guard.state().tasks[task].depth;
     // `check_deadlock`: the same class already held (a read after a read is allowed).
-    for prev in &tl.held[..tl.depth] {
+    for i in 0..depth {
+        let prev = held(guard, i);
         if prev.class == next.class {
             if next.read && prev.read {
                 return true;
             }
-            print_deadlock_bug(guard, task, prev, next);
+            print_deadlock_bug(guard, task, &prev, next);
             return false;
         }
     }
     // `check_prevs_add`: from the top of the stack, within this irq context, down to and
     // including the first lock that was not a trylock.
-    let mut depth = tl.depth;
+    let mut depth = depth;
     while depth > 0 {
-        let prev = &tl.held[depth - 1];
+        let prev = &held(guard, depth - 1);
         if prev.irq_context != next.irq_context {
             break;
         }
@@ -286,9 +290,6 @@ pub fn release(ev: &LockEvent) {
         return;
     };
     let Some(task) = current_task() else { return };
-    if key_of(ev.lock, ev.kind).is_none() {
-        return;
-    }
     let tl = &mut guard.state().tasks[task];
     match tl.held[..tl.depth]
         .iter()
@@ -297,7 +298,11 @@ pub fn release(ev: &LockEvent) {
         Some(i) => {
             tl.remove(i);
         }
-        None => print_unlock_imbalance_bug(&mut guard, task, ev),
+        // Not held: a bug, unless lockdep does not track the lock at all.
+        None if key_of(ev.lock, ev.kind).is_some() => {
+            print_unlock_imbalance_bug(&mut guard, task, ev)
+        }
+        None => {}
     }
 }
 
@@ -355,11 +360,8 @@ pub fn hardirqs_on(ip: u64) {
 pub fn hardirqs_off(ip: u64) {
     // Called after `cli`: the flags cannot say whether this was a real transition, so
     // record it when the last event was an enable (lockdep's own `hardirqs_enabled`).
-    if Guard::enter(caller_frame()).is_some() {
-        let t = super::irq_usage::irqtrace();
-        if t.hardirq_enable_event >= t.hardirq_disable_event {
-            trace_event(1, ip);
-        }
+    if Guard::enter(caller_frame()).is_some() && super::irq_usage::hardirqs_were_on() {
+        trace_event(1, ip);
     }
 }
 
