@@ -430,3 +430,31 @@ fn releasing_an_untaken_mutex_reports_bad_unlock_balance() {
     let (_, ok) = common::run("vmm/tests/scenarios/lockdep/bad_unlock_fixed.toml", None);
     assert!(ok.splats.is_empty() && debug_locks(&ok), "{:?}", ok.splats);
 }
+
+#[test]
+fn a_read_lock_is_recursive_only_in_interrupt_context() {
+    // Queued rwlocks (`read_lock_is_recursive`): a task re-taking its read lock can deadlock
+    // behind a waiting writer, so lockdep reports it; rwlock_irq.toml is exactly that.
+    let text = std::fs::read_to_string(common::root("examples/rwlock_irq.toml")).unwrap();
+    let p = std::env::temp_dir().join(format!(
+        "lockvmm-rwlock-lockdep-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&p, format!("{text}\n[debug]\nlockdep = true\n")).unwrap();
+    let (_, r) = lockvmm::run_scenario(&lockvmm::RunOptions::new(&p)).unwrap();
+    let s = splats(&r, "recursive_locking");
+    assert_eq!(s.len(), 1, "{:?}", r.splats);
+    assert_eq!(s[0].lock, common::elem_addr(&r, "lab_rwlocks", 0));
+    // A reader in hardirq context while a task holds the read lock is allowed.
+    let text = std::fs::read_to_string(common::root(
+        "vmm/tests/scenarios/language/rwlock_irq_reader.toml",
+    ))
+    .unwrap();
+    std::fs::write(&p, format!("{text}\n[debug]\nlockdep = true\n")).unwrap();
+    let (_, ok) = lockvmm::run_scenario(&lockvmm::RunOptions::new(&p)).unwrap();
+    assert!(ok.splats.is_empty() && debug_locks(&ok), "{:?}", ok.splats);
+    assert!(
+        ok.hooks.iter().any(|h| h.hook == "mark"),
+        "the irq reader got in"
+    );
+}

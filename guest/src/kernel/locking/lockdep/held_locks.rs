@@ -25,6 +25,9 @@ pub struct HeldLock {
     pub class: u8,
     /// A shared (read) acquisition.
     pub read: bool,
+    /// A recursive read (Linux's `read == 2`): with queued rwlocks only in interrupt context
+    /// (`read_lock_is_recursive`), where a reader never waits behind a waiting writer.
+    pub recursive: bool,
     pub trylock: bool,
     /// `LOCK_CHAIN_HARDIRQ_CONTEXT` (2) | `LOCK_CHAIN_SOFTIRQ_CONTEXT` (1).
     pub irq_context: u8,
@@ -38,6 +41,7 @@ impl HeldLock {
         acquire_ip: 0,
         class: 0,
         read: false,
+        recursive: false,
         trylock: false,
         irq_context: 0,
         hardirqs_off: false,

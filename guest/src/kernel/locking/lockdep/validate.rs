@@ -86,6 +86,7 @@ pub fn acquire(ev: &LockEvent) {
         acquire_ip: ev.ip,
         class,
         read: ev.kind == LockClassKind::ReadLock,
+        recursive: ev.kind == LockClassKind::ReadLock && crate::arch::x86::preempt::in_interrupt(),
         trylock: ev.trylock,
         irq_context: irq_context(),
         hardirqs_off: !guard.hardirqs_enabled(),
@@ -107,11 +108,12 @@ fn validate_chain(guard: &mut Guard, task: usize, next: &HeldLock) -> bool {
     // whole stack would cost hundreds of emulated memory operations per acquisition.
     let held = |guard: &mut Guard, i: usize| guard.state().tasks[task].held[i];
     let depth = guard.state().tasks[task].depth;
-    // `check_deadlock`: the same class already held (a read after a read is allowed).
+    // `check_deadlock`: the same class already held (a recursive read after a read is
+    // allowed).
     for i in 0..depth {
         let prev = held(guard, i);
         if prev.class == next.class {
-            if next.read && prev.read {
+            if next.recursive && prev.read {
                 return true;
             }
             print_deadlock_bug(guard, task, &prev, next);
