@@ -458,3 +458,36 @@ fn a_read_lock_is_recursive_only_in_interrupt_context() {
         "the irq reader got in"
     );
 }
+
+#[test]
+fn a_lock_turning_irq_safe_after_leading_to_an_unsafe_one_is_an_inversion() {
+    let (_, r) = common::run("vmm/tests/scenarios/lockdep/irq_inversion.toml", None);
+    common::assert_clean_shutdown(&r.outcome);
+    let s = splats(&r, "irq_lock_inversion");
+    assert_eq!(s.len(), 1, "{:?}", r.splats);
+    let s = s[0];
+    let (reg, buf) = (
+        common::elem_addr(&r, "lab_locks", 0),
+        common::elem_addr(&r, "lab_locks", 1),
+    );
+    assert_eq!(s.lock, reg, "the lock whose state changed");
+    let other = s.other_class.clone().unwrap();
+    assert_ne!(other, s.class);
+    let lines = console_lines(&r);
+    let t = banner(&lines, "possible irq lock inversion dependency detected");
+    assert_eq!(
+        lines[t + 3],
+        format!("{}/{} just changed the state of lock:", s.comm, s.pid)
+    );
+    assert_print_lock(&lines[t + 4], reg, &s.class);
+    assert_eq!(
+        lines[t + 5],
+        "but this lock took another, HARDIRQ-unsafe lock in the past:"
+    );
+    assert!(lines[t + 6].starts_with(&format!(" ({other}){{")));
+    let p = line_at(&lines, t, " Possible interrupt unsafe locking scenario:");
+    assert_eq!(lines[p + 4], format!("  lock({other});"));
+    assert_eq!(lines[p + 9], format!("    lock({});", s.class));
+    // The unsafe lock is the other scenario lock, and held-lock lists name it by its class.
+    assert!(r.console.contains(&format!("{buf:016x} ({other})")) || lines[t + 6].contains(&other));
+}
