@@ -466,10 +466,7 @@ fn a_lock_turning_irq_safe_after_leading_to_an_unsafe_one_is_an_inversion() {
     let s = splats(&r, "irq_lock_inversion");
     assert_eq!(s.len(), 1, "{:?}", r.splats);
     let s = s[0];
-    let (reg, buf) = (
-        common::elem_addr(&r, "lab_locks", 0),
-        common::elem_addr(&r, "lab_locks", 1),
-    );
+    let reg = common::elem_addr(&r, "lab_locks", 0);
     assert_eq!(s.lock, reg, "the lock whose state changed");
     let other = s.other_class.clone().unwrap();
     assert_ne!(other, s.class);
@@ -488,6 +485,4 @@ fn a_lock_turning_irq_safe_after_leading_to_an_unsafe_one_is_an_inversion() {
     let p = line_at(&lines, t, " Possible interrupt unsafe locking scenario:");
     assert_eq!(lines[p + 4], format!("  lock({other});"));
     assert_eq!(lines[p + 9], format!("    lock({});", s.class));
-    // The unsafe lock is the other scenario lock, and held-lock lists name it by its class.
-    assert!(r.console.contains(&format!("{buf:016x} ({other})")) || lines[t + 6].contains(&other));
 }
