@@ -244,6 +244,6 @@ fn unknown_splat_kind_and_bad_debug_knob_name_their_line() {
     assert_error(
         &run(&[path_str(&p)], &[]),
         2,
-        &[&format!("{}:5:", path_str(&p)), "lockdep"],
+        &[&format!("{}:5:", path_str(&p)), "expected a boolean"],
     );
 }
