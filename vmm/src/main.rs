@@ -52,6 +52,8 @@ enum Command {
     /// Measure lockvmm (see `lockvmm bench boot --help`).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run a scenario's workload under many schedules; find those that fail.
+    Explore(lockvmm::explore::cli::ExploreArgs),
 }
 
 #[derive(clap::Args)]
@@ -143,6 +145,7 @@ fn main() -> ExitCode {
 fn command(cli: Cli, started: Instant) -> ExitStatus {
     match cli.command {
         Command::Run(args) => run(args, started),
+        Command::Explore(args) => lockvmm::explore::cli::command(&args),
         Command::List { dir } => list(&dir),
         Command::Inspect {
             vmcore,

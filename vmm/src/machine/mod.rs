@@ -72,6 +72,14 @@ pub struct CpuSlot {
 }
 
 impl CpuSlot {
+    /// A slot that counts from now: the stall check starts at this machine's start, not the
+    /// process's (`lockvmm explore` runs many machines in one process).
+    fn new() -> Self {
+        let slot = CpuSlot::default();
+        slot.mark_entry();
+        slot
+    }
+
     /// Wall milliseconds since this vCPU last entered the guest.
     pub fn since_entry_ms(&self) -> u64 {
         since_start_ms().saturating_sub(self.last_entry_ms.load(Ordering::Acquire))
@@ -131,8 +139,8 @@ pub struct Machine {
     serial: Mutex<SerialConsole>,
     pmus: Mutex<Vec<Pmu>>,
     record: Mutex<RunRecord>,
-    /// Host actions, and whether each has fired.
-    actions: Mutex<Vec<(HookAction, bool)>>,
+    /// Host actions, whether each has fired, and how many of its hook's occurrences matched.
+    actions: Mutex<Vec<(HookAction, bool, u64)>>,
     /// The first snapshot of the run.
     snapshot: Mutex<Option<Snapshot>>,
     capture: Mutex<CaptureState>,
