@@ -29,6 +29,9 @@ contract_enum! {
         /// `instrument::LOCK_CONTENDED_HOOK`): `lockvmm explore`'s ordering choice point;
         /// arg = the lock's address.
         LockContended = 10,
+        /// Lockdep or `might_sleep` reported a bug; arg = the guest address of its
+        /// [`SplatRecord`](crate::lockdep::SplatRecord).
+        LockdepSplat = 11,
     }
 }
 
@@ -46,6 +49,7 @@ impl Hook {
             Self::LockReleased => "lock_released",
             Self::IrqEnableLocked => "irq_enable_locked",
             Self::LockContended => "lock_contended",
+            Self::LockdepSplat => "lockdep_splat",
         }
     }
 

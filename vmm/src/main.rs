@@ -309,7 +309,13 @@ fn print_outcome(done: &Completed, quiet: bool) {
     }
     match &done.report {
         Some(c) => print!("\n{}", c.render()),
-        None => print!("lockvmm: {}", s.outcome.render()),
+        None => {
+            print!("lockvmm: {}", s.outcome.render());
+            // Without a report (no snapshot), the splats are listed here.
+            for l in lockvmm::report::splat_lines(&s.splats) {
+                println!("lockvmm: lockdep: {l}");
+            }
+        }
     }
     if !s.expectations.is_empty() {
         println!();

@@ -166,6 +166,7 @@ fn analyse(r: &RunResult, dumpfile: Option<String>) -> Option<Analysed> {
                 kernel: r.kernel.path.display().to_string(),
                 dumpfile,
                 dmesg,
+                splats: &r.splats,
             },
         );
         if let Some(lines) = SourceLines::open(&r.kernel.path) {
@@ -285,6 +286,7 @@ pub fn complete(
         class: OutcomeClass::of(&r.outcome, &r.lockups),
         lockups: r.lockups.clone(),
         hooks: r.hooks.clone(),
+        splats: r.splats.clone(),
         pmu_nmis: r.pmu_nmis.clone(),
         bad_hypercalls: r.bad_hypercalls.clone(),
         dropped: r.dropped,

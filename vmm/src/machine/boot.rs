@@ -181,6 +181,7 @@ impl Machine {
             bad_hypercalls: record.bad_hypercalls,
             lockups: record.lockups,
             hooks: record.hooks,
+            splats: record.splats,
             vtime_ns: machine.now_ns(),
             pmu_nmis: lock(&machine.pmus).iter().map(|p| p.overflows).collect(),
             snapshot: lock(&machine.snapshot).take(),

@@ -43,6 +43,8 @@ use run_token::{Idle, Scheduler};
 const MAX_BAD_HYPERCALLS_KEPT: usize = 64;
 /// Hook points kept for the trace (beyond, they are only counted).
 const MAX_HOOKS_KEPT: usize = 4096;
+/// Lockdep turns itself off after one report; `might_sleep` reports once a second.
+const MAX_SPLATS_KEPT: usize = 64;
 /// Lockup reports kept (beyond, they are only counted).
 const MAX_LOCKUPS_KEPT: usize = 256;
 /// Virtual time that counts as progress for the runaway check (`RunLimits`).
@@ -100,6 +102,7 @@ struct RunRecord {
     bad_hypercalls: Vec<(usize, String)>,
     lockups: Vec<LockupEvent>,
     hooks: Vec<HookEvent>,
+    splats: Vec<crate::state::Splat>,
     dropped: Dropped,
 }
 
@@ -261,6 +264,16 @@ impl Machine {
             r.hooks.push(event);
         } else {
             r.dropped.hooks += 1;
+        }
+    }
+
+    /// The guest's lockdep or `might_sleep` reported a bug.
+    pub fn record_splat(&self, splat: crate::state::Splat) {
+        let mut r = lock(&self.record);
+        if r.splats.len() < MAX_SPLATS_KEPT {
+            r.splats.push(splat);
+        } else {
+            r.dropped.splats += 1;
         }
     }
 

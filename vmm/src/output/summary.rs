@@ -34,6 +34,9 @@ pub struct RunSummary {
     pub lockups: Vec<LockupEvent>,
     /// Hook points passed, with RIP and RFLAGS.
     pub hooks: Vec<HookEvent>,
+    /// What the guest's lockdep and `might_sleep` reported (kind, class, CPU, task, time).
+    #[serde(default)]
+    pub splats: Vec<crate::state::Splat>,
     /// NMIs the emulated PMU delivered, per CPU.
     pub pmu_nmis: Vec<u64>,
     /// Hypercalls the host refused: (CPU, why).
