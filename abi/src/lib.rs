@@ -19,6 +19,7 @@
 //! - [`knob`]: the scenario's fault knobs in [`BootInfo`].
 //! - [`hook`]: hook points ([`Hypercall::Hook`]).
 //! - [`trace`]: the per-CPU trace ring buffer's records and event types.
+//! - [`lockdep`]: what the guest's lockdep and `might_sleep` tell the host about a splat.
 //!
 //! The items that existed before the split are also re-exported at their old paths
 //! (`lockvmm_abi::Hypercall`, `lockvmm_abi::op::LOCK`, `lockvmm_abi::msr::IA32_PMC0`, …).
@@ -87,6 +88,7 @@ pub mod hook;
 pub mod hypercall;
 pub mod knob;
 pub mod layout;
+pub mod lockdep;
 pub mod locking;
 pub mod program;
 pub mod regs;
@@ -134,4 +136,6 @@ mod host_impls {
     unsafe impl vm_memory::ByteValued for trace::TraceBufHeader {}
     // SAFETY: as above.
     unsafe impl vm_memory::ByteValued for trace::TraceEntry {}
+    // SAFETY: as above.
+    unsafe impl vm_memory::ByteValued for crate::lockdep::SplatRecord {}
 }

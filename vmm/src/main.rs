@@ -52,6 +52,8 @@ enum Command {
     /// Measure lockvmm (see `lockvmm bench boot --help`).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run a scenario's workload under many schedules; find those that fail.
+    Explore(lockvmm::explore::cli::ExploreArgs),
 }
 
 #[derive(clap::Args)]
@@ -102,6 +104,10 @@ enum BenchCommand {
     Boot(bench::BootBenchArgs),
     /// Wall time of each scenario end to end, and virtual seconds per wall second.
     Scenarios(bench::ScenarioBenchArgs),
+    /// Host time per timer tick of a busy CPU.
+    Tick(bench::TickBenchArgs),
+    /// Everything: boot for 1/8/64/128/255 vCPUs, the tick, every scenario and example.
+    All(bench::AllBenchArgs),
 }
 
 /// A run could not write all of its files.
@@ -143,6 +149,7 @@ fn main() -> ExitCode {
 fn command(cli: Cli, started: Instant) -> ExitStatus {
     match cli.command {
         Command::Run(args) => run(args, started),
+        Command::Explore(args) => lockvmm::explore::cli::command(&args),
         Command::List { dir } => list(&dir),
         Command::Inspect {
             vmcore,
@@ -160,20 +167,21 @@ fn command(cli: Cli, started: Instant) -> ExitStatus {
                 ExitStatus::BadInput
             }
         },
-        Command::Bench(BenchCommand::Scenarios(args)) => match bench::scenarios(&args) {
-            Ok(()) => ExitStatus::Success,
-            Err(e) => {
-                eprintln!("lockvmm: {e:#}");
-                ExitStatus::Environment
+        Command::Bench(cmd) => {
+            let done = match cmd {
+                BenchCommand::Scenarios(args) => bench::scenarios(&args),
+                BenchCommand::Boot(args) => bench::boot(&args),
+                BenchCommand::Tick(args) => bench::tick(&args),
+                BenchCommand::All(args) => bench::all(&args),
+            };
+            match done {
+                Ok(()) => ExitStatus::Success,
+                Err(e) => {
+                    eprintln!("lockvmm: {e:#}");
+                    ExitStatus::Environment
+                }
             }
-        },
-        Command::Bench(BenchCommand::Boot(args)) => match bench::boot(&args) {
-            Ok(()) => ExitStatus::Success,
-            Err(e) => {
-                eprintln!("lockvmm: {e:#}");
-                ExitStatus::Environment
-            }
-        },
+        }
     }
 }
 
@@ -301,7 +309,13 @@ fn print_outcome(done: &Completed, quiet: bool) {
     }
     match &done.report {
         Some(c) => print!("\n{}", c.render()),
-        None => print!("lockvmm: {}", s.outcome.render()),
+        None => {
+            print!("lockvmm: {}", s.outcome.render());
+            // Without a report (no snapshot), the splats are listed here.
+            for l in lockvmm::report::splat_lines(&s.splats) {
+                println!("lockvmm: lockdep: {l}");
+            }
+        }
     }
     if !s.expectations.is_empty() {
         println!();

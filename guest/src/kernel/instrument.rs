@@ -8,11 +8,22 @@ use core::sync::atomic::Ordering;
 use lockvmm_abi::BootInfo;
 
 use crate::arch::x86::irqflags::IRQ_ENABLE_HOOK;
-use crate::kernel::locking::lockdep::LOCK_EVENTS;
+use crate::kernel::locking::lockdep::{LOCK_CONTENDED_HOOK, LOCK_EVENTS};
 use crate::kernel::trace::events::TRACE_EVENTS;
 use crate::kernel::trace::trace_preemptirq::{IRQFLAG_EVENTS, PREEMPT_EVENTS};
 
 pub fn instrument_init(info: &BootInfo) {
+    use lockvmm_abi::knob::instrument::{DEBUG_ATOMIC_SLEEP, LOCKDEP};
+    if info.instrument & LOCKDEP != 0 {
+        // `lockdep_init`: lockdep validates every lock event and interrupt-flag change.
+        crate::kernel::locking::lockdep::PROVE_LOCKING.store(true, Ordering::Relaxed);
+        crate::kernel::locking::lockdep::DEBUG_LOCKS.store(true, Ordering::Relaxed);
+        LOCK_EVENTS.enable();
+        IRQFLAG_EVENTS.enable();
+    }
+    if info.instrument & DEBUG_ATOMIC_SLEEP != 0 {
+        crate::kernel::sched::might_sleep::DEBUG_ATOMIC_SLEEP.enable();
+    }
     if info.instrument & lockvmm_abi::knob::instrument::TRACE != 0 {
         // The ring buffer records every class of hook; `trace_init` allocates it later.
         TRACE_EVENTS.enable();
@@ -25,5 +36,10 @@ pub fn instrument_init(info: &BootInfo) {
         IRQ_ENABLE_HOOK.store(true, Ordering::Relaxed);
         LOCK_EVENTS.enable();
         IRQFLAG_EVENTS.enable();
+    }
+    if info.instrument & lockvmm_abi::knob::instrument::LOCK_CONTENDED_HOOK != 0 {
+        // The host chooses, at each contended spinlock, whether this CPU waits its turn.
+        LOCK_CONTENDED_HOOK.store(true, Ordering::Relaxed);
+        LOCK_EVENTS.enable();
     }
 }

@@ -81,6 +81,9 @@ impl Machine {
         let vm = vm::create_vm(&kvm, &memory)?;
         vm::trap_msrs(&kvm, &vm, &Pmu::MSRS)?;
         let cpuid = vcpu::supported_cpuid(&kvm)?;
+        // KVM_CAP_SYNC_REGS answers with the register sets it can sync.
+        let wanted = kvm_bindings::KVM_SYNC_X86_REGS as i32;
+        let sync_regs = kvm.check_extension_int(kvm_ioctls::Cap::SyncRegs) & wanted == wanted;
         let mut vcpus = Vec::with_capacity(cfg.vcpus);
         for cpu in 0..cfg.vcpus {
             let rip = if cpu == 0 {
@@ -88,7 +91,12 @@ impl Machine {
             } else {
                 cfg.kernel.entry_ap
             };
-            vcpus.push(vcpu::create_vcpu(&vm, &cpuid, cpu, rip)?);
+            let mut fd = vcpu::create_vcpu(&vm, &cpuid, cpu, rip)?;
+            if sync_regs {
+                // Registers in `kvm_run` at every exit: a hypercall reads its arguments there.
+                fd.set_sync_valid_reg(kvm_ioctls::SyncReg::Register);
+            }
+            vcpus.push(fd);
         }
         let vcpus_created = t0.elapsed();
 
@@ -117,19 +125,20 @@ impl Machine {
             snapshot_at_end: cfg.snapshot_at_end,
             lock_names: cfg.lock_names.clone(),
             lock_aliases: cfg.lock_aliases.clone(),
-            cpus: (0..cfg.vcpus).map(|_| CpuSlot::default()).collect(),
+            cpus: (0..cfg.vcpus).map(|_| CpuSlot::new()).collect(),
             stopped: AtomicBool::new(false),
             stop_evt: EventFd::new(libc::EFD_NONBLOCK).map_err(host_err)?,
             now_ns: AtomicU64::new(0),
             serial: Mutex::new(new_console(sink)),
             pmus: Mutex::new(vec![Pmu::default(); cfg.vcpus]),
             record: Mutex::new(RunRecord::default()),
-            actions: Mutex::new(cfg.actions.iter().cloned().map(|a| (a, false)).collect()),
+            actions: Mutex::new(cfg.actions.iter().cloned().map(|a| (a, false, 0)).collect()),
             snapshot: Mutex::new(None),
             capture: Mutex::new(CaptureState::default()),
             capture_done: Condvar::new(),
             limits: cfg.limits,
             progress: Progress::default(),
+            profile: Default::default(),
         });
 
         install_kick_handler()?;
@@ -174,11 +183,13 @@ impl Machine {
             bad_hypercalls: record.bad_hypercalls,
             lockups: record.lockups,
             hooks: record.hooks,
+            splats: record.splats,
             vtime_ns: machine.now_ns(),
             pmu_nmis: lock(&machine.pmus).iter().map(|p| p.overflows).collect(),
             snapshot: lock(&machine.snapshot).take(),
             dropped: record.dropped,
             console_log_error,
+            profile: machine.profile.profile(),
         })
     }
 }

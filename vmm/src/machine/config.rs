@@ -72,6 +72,8 @@ pub struct Dropped {
     pub lockups: u64,
     pub bad_hypercalls: u64,
     pub console_bytes: u64,
+    #[serde(default)]
+    pub splats: u64,
 }
 
 impl Dropped {
@@ -102,6 +104,8 @@ pub struct HookAction {
     pub once: bool,
     /// At a hook: only when its argument is this (a lock's index, a mark's label).
     pub arg: Option<u64>,
+    /// At a hook: only at its N-th matching occurrence (from 1); `lockvmm explore`'s windows.
+    pub nth: Option<u64>,
 }
 
 /// What the host does to a CPU (a scenario's `[[action]] deliver`).
@@ -206,6 +210,8 @@ pub struct RunResult {
     pub lockups: Vec<LockupEvent>,
     /// Hook points the guest passed, in order.
     pub hooks: Vec<HookEvent>,
+    /// What the guest's lockdep and `might_sleep` reported, in order.
+    pub splats: Vec<crate::state::Splat>,
     /// The virtual clock when the run ended.
     pub vtime_ns: u64,
     /// NMIs the emulated PMU delivered, per CPU.
@@ -216,6 +222,8 @@ pub struct RunResult {
     pub dropped: Dropped,
     /// Why the console log could not be written (all of it), if it could not.
     pub console_log_error: Option<String>,
+    /// Exits by reason and hypercalls by kind.
+    pub profile: super::profile::RunProfile,
 }
 
 /// Wall-clock milestones, from the start of `Machine::run`.

@@ -5,6 +5,7 @@
 //! an unknown key comes with the nearest valid one.
 pub mod errors;
 pub mod expect;
+pub mod explore;
 mod limits;
 pub mod ops;
 pub mod program;
@@ -112,13 +113,32 @@ impl LoadedScenario {
                 .console
                 .iter()
                 .any(|c| c.get_ref() == "tty0"),
-            irq_enable_hook: self.scenario.action.iter().any(|a| {
-                a.get_ref()
-                    .at_hook
-                    .as_ref()
-                    .is_some_and(|h| h.get_ref() == Hook::IrqEnableLocked.name())
-            }),
-            instrument: self.trace_knobs().instrument,
+            irq_enable_hook: self.explores_irq_enable()
+                || self.scenario.action.iter().any(|a| {
+                    a.get_ref()
+                        .at_hook
+                        .as_ref()
+                        .is_some_and(|h| h.get_ref() == Hook::IrqEnableLocked.name())
+                }),
+            // Explore's contention hook when the scenario's space or an action names
+            // `lock_contended`; the debug kernel's validators from `[debug]`.
+            instrument: {
+                use lockvmm_abi::knob::instrument::{
+                    DEBUG_ATOMIC_SLEEP, LOCK_CONTENDED_HOOK, LOCKDEP,
+                };
+                let d = &self.scenario.debug;
+                (if self.uses_hook(Hook::LockContended) {
+                    LOCK_CONTENDED_HOOK
+                } else {
+                    0
+                }) | (if d.lockdep { LOCKDEP } else { 0 })
+                    | (if d.debug_atomic_sleep {
+                        DEBUG_ATOMIC_SLEEP
+                    } else {
+                        0
+                    })
+                    | self.trace_knobs().instrument
+            },
             trace_buf_kib: self.trace_knobs().buf_kib,
             trace_events: self.trace_knobs().events,
             ftrace_dump_on_oops: self.trace_knobs().dump_on_oops,
@@ -170,6 +190,7 @@ impl LoadedScenario {
                     deliver,
                     once: a.once,
                     arg,
+                    nth: a.nth.as_ref().map(|n| *n.get_ref() as u64),
                 })
             })
             .collect()

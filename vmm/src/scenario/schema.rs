@@ -20,6 +20,9 @@ pub struct Scenario {
     pub watchdog: WatchdogSpec,
     #[serde(default)]
     pub faults: FaultSpec,
+    /// The debug options the guest kernel runs with (`[debug]`).
+    #[serde(default)]
+    pub debug: DebugSpec,
     #[serde(default)]
     pub run: RunSpec,
     /// Host actions at hook points.
@@ -36,6 +39,8 @@ pub struct Scenario {
     pub handler: Vec<Spanned<HandlerSpec>>,
     /// The guest's trace ring buffer (off without the section).
     pub trace: Option<super::trace::TraceSpec>,
+    /// The schedule space `lockvmm explore` searches (see `explore`).
+    pub explore: Option<Spanned<super::explore::ExploreSpec>>,
 }
 
 /// What a scenario lock is.
@@ -107,6 +112,9 @@ pub struct ActionSpec {
     /// Act only the first time (default), or every time.
     #[serde(default = "yes")]
     pub once: bool,
+    /// At a hook: act only at its N-th occurrence (counted from 1, among those `cpu`, `lock`
+    /// and `label` select): how `lockvmm explore` names one window of many.
+    pub nth: Option<Spanned<i64>>,
 }
 
 fn yes() -> bool {
@@ -179,6 +187,16 @@ pub enum LbrAlloc {
 #[serde(deny_unknown_fields, default)]
 pub struct FaultSpec {
     pub lbr_alloc: LbrAlloc,
+}
+
+/// The debug kernel's options: each costs guest instructions, so all are off by default.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DebugSpec {
+    /// Lockdep (`CONFIG_PROVE_LOCKING`): lock classes, the dependency graph, irq-usage checks.
+    pub lockdep: bool,
+    /// `might_sleep()` checks (`CONFIG_DEBUG_ATOMIC_SLEEP`).
+    pub debug_atomic_sleep: bool,
 }
 
 /// When a run ends.

@@ -12,6 +12,7 @@ use lockvmm_abi::trace::TraceEvent;
 use crate::arch::x86::irqflags::IRQ_ENABLE_HOOK;
 use crate::arch::x86::preempt::preempt_count;
 use crate::kernel::jump_label::{StaticKey, this_ip};
+use crate::kernel::locking::lockdep::PROVE_LOCKING;
 
 /// On when any consumer of interrupt-flag events is (set once at boot).
 pub static IRQFLAG_EVENTS: StaticKey = StaticKey::new();
@@ -55,6 +56,9 @@ pub fn trace_preempt_on() {
 #[cold]
 #[inline(never)]
 fn hardirqs_on(ip: u64) {
+    if PROVE_LOCKING.load(Ordering::Relaxed) {
+        crate::kernel::locking::lockdep::hardirqs_on(ip);
+    }
     if super::events::TRACE_EVENTS.unlikely() {
         super::ring_buffer::trace_record(TraceEvent::IrqEnable, ip, 0);
     }
@@ -66,6 +70,9 @@ fn hardirqs_on(ip: u64) {
 #[cold]
 #[inline(never)]
 fn hardirqs_off(ip: u64) {
+    if PROVE_LOCKING.load(Ordering::Relaxed) {
+        crate::kernel::locking::lockdep::hardirqs_off(ip);
+    }
     if super::events::TRACE_EVENTS.unlikely() {
         super::ring_buffer::trace_record(TraceEvent::IrqDisable, ip, 0);
     }
