@@ -76,6 +76,10 @@ pub fn message(wall: Duration) -> String {
     let (ns, ticking, cpus) = live::read();
     let vsecs = ns as f64 / 1e9;
     let wall = wall.as_secs_f64();
+    if cpus == 0 {
+        // The clock has not moved yet: the CPUs are still coming up.
+        return format!("booting · {wall:.0} s");
+    }
     let rate = if wall > 0.0 { vsecs / wall } else { 0.0 };
     format!(
         "virtual {vsecs:.2} s · {ticking}/{cpus} CPUs ticking · {rate:.2} virtual s/s · {wall:.0} s"
