@@ -80,4 +80,11 @@ pub struct BootInfo {
     pub hung_task_timeout_secs: u32,
     /// As Linux's sysctl: panic when a hung task is reported.
     pub hung_task_panic: u32,
+    /// The debug instrumentation the kernel turns on at boot: an OR of the
+    /// [`instrument`](crate::knob::instrument) bits (0: none, the default; each costs guest
+    /// instructions on every lock and interrupt-flag change).
+    pub instrument: u32,
+    /// Size of each CPU's trace ring buffer in KiB, when
+    /// [`instrument::TRACE`](crate::knob::instrument::TRACE) is set.
+    pub trace_buf_kib: u32,
 }

@@ -174,5 +174,5 @@ fn struct_sizes() {
     assert_eq!(core::mem::size_of::<crate::ProgramHeader>(), 24);
     assert_eq!(core::mem::size_of::<crate::HandlerDesc>(), 24);
     assert_eq!(core::mem::size_of::<crate::LockDesc>(), 16);
-    assert_eq!(core::mem::size_of::<crate::BootInfo>(), 88);
+    assert_eq!(core::mem::size_of::<crate::BootInfo>(), 96);
 }

@@ -52,10 +52,7 @@ pub extern "C" fn start_kernel() -> ! {
         // Nothing can be printed sensibly without the host's data: tell it and stop.
         lockvmm::shutdown(0xbad);
     }
-    if info.irq_enable_hook != 0 {
-        crate::arch::x86::irqflags::IRQ_ENABLE_HOOK
-            .store(true, core::sync::atomic::Ordering::Relaxed);
-    }
+    crate::kernel::instrument::instrument_init(info);
     cpu_bringup(0);
     printk!(
         "Linux version 6.6.0-lockvmm (lockvmm guest {}) #1 SMP",

@@ -3,6 +3,8 @@
 pub mod printk;
 pub mod events;
 pub mod hung_task;
+pub mod instrument;
+pub mod jump_label;
 pub mod kthread;
 pub mod locking;
 pub mod module;
@@ -12,5 +14,6 @@ pub mod sched;
 pub mod softirq;
 pub mod sys;
 pub mod time;
+pub mod trace;
 pub mod watchdog;
 pub mod watchdog_hld;

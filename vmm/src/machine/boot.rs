@@ -69,6 +69,8 @@ impl Machine {
             irq_enable_hook: k.irq_enable_hook.into(),
             hung_task_timeout_secs: k.hung_task_timeout_secs,
             hung_task_panic: k.hung_task_panic.into(),
+            instrument: k.instrument,
+            trace_buf_kib: k.trace_buf_kib,
             ..Default::default()
         })?;
         // No CPU has a timer armed until it programs one.

@@ -139,6 +139,10 @@ pub struct Knobs {
     /// The hung-task detector's timeout (0: off) and whether it panics.
     pub hung_task_timeout_secs: u32,
     pub hung_task_panic: bool,
+    /// The debug instrumentation switched on at boot (`lockvmm_abi::knob::instrument` bits).
+    pub instrument: u32,
+    /// Each CPU's trace ring buffer, in KiB (with `instrument::TRACE`).
+    pub trace_buf_kib: u32,
 }
 
 impl Default for Knobs {
@@ -154,6 +158,8 @@ impl Default for Knobs {
             irq_enable_hook: false,
             hung_task_timeout_secs: 120,
             hung_task_panic: false,
+            instrument: 0,
+            trace_buf_kib: 0,
         }
     }
 }

@@ -117,6 +117,9 @@ impl LoadedScenario {
                     .as_ref()
                     .is_some_and(|h| h.get_ref() == Hook::IrqEnableLocked.name())
             }),
+            // No scenario section turns debug instrumentation on yet.
+            instrument: 0,
+            trace_buf_kib: 0,
         }
     }
 

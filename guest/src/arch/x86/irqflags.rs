@@ -4,21 +4,22 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use lockvmm_abi::eflags::X86_EFLAGS_IF;
 
+/// `local_irq_disable`: `cli`, then `trace_hardirqs_off()` (Linux's `include/linux/irqflags.h`).
 #[inline(always)]
 pub fn local_irq_disable() {
     // SAFETY: masking interrupts is always sound; it only delays their delivery.
     unsafe { asm!("cli", options(nomem, nostack)) };
+    crate::kernel::trace::trace_preemptirq::trace_hardirqs_off();
 }
 
 /// Set at boot when a scenario acts on `irq_enable_locked`: spinlocks are then counted per CPU
 /// and an interrupt enable with locks held is reported to the host.
 pub static IRQ_ENABLE_HOOK: AtomicBool = AtomicBool::new(false);
 
+/// `local_irq_enable`: `trace_hardirqs_on()`, then `sti` (Linux's `include/linux/irqflags.h`).
 #[inline(always)]
 pub fn local_irq_enable() {
-    if IRQ_ENABLE_HOOK.load(Ordering::Relaxed) {
-        irq_enable_locked_hook();
-    }
+    crate::kernel::trace::trace_preemptirq::trace_hardirqs_on();
     // SAFETY: the kernel's interrupt handlers are installed before anything enables interrupts.
     unsafe { asm!("sti", options(nomem, nostack)) };
 }
@@ -26,7 +27,7 @@ pub fn local_irq_enable() {
 /// Reports an interrupt enable while this CPU holds spinlocks (out of line: rare and cold).
 #[cold]
 #[inline(never)]
-fn irq_enable_locked_hook() {
+pub fn irq_enable_locked_hook() {
     let held = crate::arch::x86::percpu::this_cpu()
         .spinlocks_held
         .load(Ordering::Relaxed);

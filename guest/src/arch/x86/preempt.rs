@@ -33,17 +33,20 @@ pub fn preempt_count_sub(val: u32) {
 #[inline(always)]
 pub fn preempt_disable() {
     preempt_count_add(PREEMPT_OFFSET);
+    crate::kernel::trace::trace_preemptirq::trace_preempt_off();
 }
 
 /// Re-enables preemption without rescheduling (the caller reschedules when it may).
 #[inline(always)]
 pub fn preempt_enable_no_resched() {
+    crate::kernel::trace::trace_preemptirq::trace_preempt_on();
     preempt_count_sub(PREEMPT_OFFSET);
 }
 
 /// Re-enables preemption and reschedules if something asked for it meanwhile.
 #[inline(always)]
 pub fn preempt_enable() {
+    crate::kernel::trace::trace_preemptirq::trace_preempt_on();
     preempt_count_sub(PREEMPT_OFFSET);
     if preempt_count() == 0 && crate::kernel::sched::core::need_resched() {
         crate::kernel::sched::core::preempt_schedule();

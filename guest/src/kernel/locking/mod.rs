@@ -1,4 +1,5 @@
 //! Locking primitives (Linux's `kernel/locking`).
+pub mod lockdep;
 pub mod mutex;
 pub mod qrwlock;
 pub mod qspinlock;

@@ -5,6 +5,9 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::x86::preempt::{preempt_disable, preempt_enable_no_resched};
+use crate::kernel::locking::lockdep::{
+    LockClassKind, lock_acquire, lock_acquired, lock_contended, lock_release,
+};
 use crate::kernel::locking::spinlock::RawSpinlock;
 use crate::kernel::sched::core::{current, schedule, set_current_state, wake_up_process};
 use crate::kernel::sched::task::{TASK_RUNNING, TASK_UNINTERRUPTIBLE, TaskStruct};
@@ -94,14 +97,18 @@ fn current_addr() -> u64 {
 #[unsafe(no_mangle)]
 pub extern "C" fn mutex_lock(lock: &Mutex) {
     crate::kernel::sched::core::might_sleep();
+    let addr = lock as *const Mutex as u64;
+    lock_acquire(addr, LockClassKind::Mutex, false);
     let me = current_addr();
     if lock
         .owner
         .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
+        lock_contended(addr, LockClassKind::Mutex);
         keep_frame!(__mutex_lock_slowpath(lock));
     }
+    lock_acquired(addr, LockClassKind::Mutex);
 }
 
 #[inline(never)]
@@ -145,6 +152,7 @@ pub extern "C" fn schedule_preempt_disabled() {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn mutex_unlock(lock: &Mutex) {
+    lock_release(lock as *const Mutex as u64, LockClassKind::Mutex);
     lock.wait_lock.lock();
     lock.owner.store(0, Ordering::Release);
     let next = lock.wait_list.first();

@@ -14,6 +14,10 @@ use super::qspinlock::{QSpinlock, locked_val, qspinlock_spinning_on};
 use crate::arch::x86::lockvmm;
 use crate::arch::x86::percpu::smp_processor_id;
 use crate::arch::x86::preempt::{in_interrupt, lock_context};
+use crate::kernel::locking::lockdep::{
+    LockClassKind::{ReadLock, WriteLock},
+    lock_acquire, lock_acquired, lock_contended, lock_release,
+};
 
 /// A writer is waiting for the readers to leave.
 const QW_WAITING: u32 = 0x100;
@@ -36,6 +40,12 @@ pub struct qrwlock {
 pub type rwlock_t = qrwlock;
 
 impl qrwlock {
+    /// The lock's address: its identity for lockdep and the trace.
+    #[inline(always)]
+    pub fn addr(&self) -> u64 {
+        self as *const Self as u64
+    }
+
     pub const fn new() -> Self {
         qrwlock {
             cnts: AtomicU32::new(0),
@@ -68,11 +78,14 @@ fn wait_cnts(lock: &qrwlock, cond: impl Fn(u32) -> bool) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn queued_read_lock(lock: &qrwlock) {
+    lock_acquire(lock.addr(), ReadLock, false);
     let cnts = lock.cnts.fetch_add(QR_BIAS, Ordering::Acquire);
     if cnts & QW_WMASK != 0 {
+        lock_contended(lock.addr(), ReadLock);
         keep_frame!(queued_read_lock_slowpath(lock));
     }
     lock.readers[smp_processor_id() as usize].fetch_add(1, Ordering::Relaxed);
+    lock_acquired(lock.addr(), ReadLock);
 }
 
 #[inline(never)]
@@ -93,6 +106,7 @@ pub extern "C" fn queued_read_lock_slowpath(lock: &qrwlock) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn queued_read_unlock(lock: &qrwlock) {
+    lock_release(lock.addr(), ReadLock);
     let _ = lock.readers[smp_processor_id() as usize].fetch_update(
         Ordering::Relaxed,
         Ordering::Relaxed,
@@ -105,13 +119,16 @@ pub extern "C" fn queued_read_unlock(lock: &qrwlock) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn queued_write_lock(lock: &qrwlock) {
+    lock_acquire(lock.addr(), WriteLock, false);
     if lock
         .cnts
         .compare_exchange(0, locked_val(), Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
+        lock_contended(lock.addr(), WriteLock);
         keep_frame!(queued_write_lock_slowpath(lock));
     }
+    lock_acquired(lock.addr(), WriteLock);
 }
 
 #[inline(never)]
@@ -146,6 +163,7 @@ pub extern "C" fn queued_write_lock_slowpath(lock: &qrwlock) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn queued_write_unlock(lock: &qrwlock) {
+    lock_release(lock.addr(), WriteLock);
     lock.cnts.fetch_and(!Q_LOCKED_MASK, Ordering::Release);
     lockvmm::kick(&lock.cnts);
 }

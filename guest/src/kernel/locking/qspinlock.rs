@@ -114,6 +114,10 @@ impl QSpinlock {
             self.val
                 .compare_exchange(0, locked_val(), Ordering::Acquire, Ordering::Relaxed)
         {
+            crate::kernel::locking::lockdep::lock_contended(
+                self as *const Self as u64,
+                crate::kernel::locking::lockdep::LockClassKind::Spin,
+            );
             native_queued_spin_lock_slowpath(self, val);
         }
     }

@@ -3,24 +3,10 @@
 use crate::arch::x86::irqflags::{
     local_irq_disable, local_irq_enable, local_irq_restore, local_irq_save,
 };
-use core::sync::atomic::Ordering;
-
-use crate::arch::x86::irqflags::IRQ_ENABLE_HOOK;
-use crate::arch::x86::percpu::this_cpu;
 use crate::arch::x86::preempt::{preempt_disable, preempt_enable};
-
-/// Counts a lock taken (+1) or released (-1) on this CPU, when the irq-enable hook is armed.
-#[inline(always)]
-fn count_held(taken: bool) {
-    if IRQ_ENABLE_HOOK.load(Ordering::Relaxed) {
-        let held = &this_cpu().spinlocks_held;
-        if taken {
-            held.fetch_add(1, Ordering::Relaxed);
-        } else {
-            let _ = held.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-        }
-    }
-}
+use crate::kernel::locking::lockdep::{
+    LockClassKind::Spin, lock_acquire, lock_acquired, lock_release,
+};
 use crate::kernel::locking::qspinlock::QSpinlock;
 
 /// `raw_spinlock_t`: 4 bytes, the queued spinlock word.
@@ -44,6 +30,12 @@ impl RawSpinlock {
         RawSpinlock {
             raw_lock: QSpinlock::new(),
         }
+    }
+
+    /// The lock's address: its identity for lockdep and the trace.
+    #[inline(always)]
+    pub fn addr(&self) -> u64 {
+        self as *const Self as u64
     }
 
     pub fn owner(&self) -> Option<usize> {
@@ -85,7 +77,9 @@ impl RawSpinlock {
 pub extern "C" fn _raw_spin_trylock(lock: &RawSpinlock) -> bool {
     preempt_disable();
     if lock.raw_lock.trylock() {
-        count_held(true);
+        // As Linux's `__raw_spin_trylock`: only a successful trylock is an acquisition.
+        lock_acquire(lock.addr(), Spin, true);
+        lock_acquired(lock.addr(), Spin);
         return true;
     }
     preempt_enable();
@@ -96,8 +90,9 @@ pub extern "C" fn _raw_spin_trylock(lock: &RawSpinlock) -> bool {
 #[unsafe(no_mangle)]
 pub extern "C" fn _raw_spin_lock(lock: &RawSpinlock) {
     preempt_disable();
+    lock_acquire(lock.addr(), Spin, false);
     keep_frame!(lock.raw_lock.lock());
-    count_held(true);
+    lock_acquired(lock.addr(), Spin);
 }
 
 #[inline(never)]
@@ -105,8 +100,9 @@ pub extern "C" fn _raw_spin_lock(lock: &RawSpinlock) {
 pub extern "C" fn _raw_spin_lock_irq(lock: &RawSpinlock) {
     local_irq_disable();
     preempt_disable();
+    lock_acquire(lock.addr(), Spin, false);
     keep_frame!(lock.raw_lock.lock());
-    count_held(true);
+    lock_acquired(lock.addr(), Spin);
 }
 
 #[inline(never)]
@@ -114,24 +110,25 @@ pub extern "C" fn _raw_spin_lock_irq(lock: &RawSpinlock) {
 pub extern "C" fn _raw_spin_lock_irqsave(lock: &RawSpinlock) -> u64 {
     let flags = local_irq_save();
     preempt_disable();
+    lock_acquire(lock.addr(), Spin, false);
     keep_frame!(lock.raw_lock.lock());
-    count_held(true);
+    lock_acquired(lock.addr(), Spin);
     flags
 }
 
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn _raw_spin_unlock(lock: &RawSpinlock) {
+    lock_release(lock.addr(), Spin);
     lock.raw_lock.unlock();
-    count_held(false);
     preempt_enable();
 }
 
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn _raw_spin_unlock_irq(lock: &RawSpinlock) {
+    lock_release(lock.addr(), Spin);
     lock.raw_lock.unlock();
-    count_held(false);
     local_irq_enable();
     preempt_enable();
 }
@@ -139,8 +136,8 @@ pub extern "C" fn _raw_spin_unlock_irq(lock: &RawSpinlock) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn _raw_spin_unlock_irqrestore(lock: &RawSpinlock, flags: u64) {
+    lock_release(lock.addr(), Spin);
     lock.raw_lock.unlock();
-    count_held(false);
     local_irq_restore(flags);
     preempt_enable();
 }

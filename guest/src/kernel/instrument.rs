@@ -1,0 +1,21 @@
+//! Boot-time switch-on of the debug instrumentation the host asked for
+//! ([`BootInfo::instrument`](lockvmm_abi::BootInfo) and the lab's `irq_enable_locked` hook):
+//! each consumer's own flag first, then the static keys of the hook sites it listens to.
+//! Runs on the boot CPU before the others start, as Linux's `lockdep_init` and
+//! `trace_init` run early in `start_kernel`.
+use core::sync::atomic::Ordering;
+
+use lockvmm_abi::BootInfo;
+
+use crate::arch::x86::irqflags::IRQ_ENABLE_HOOK;
+use crate::kernel::locking::lockdep::LOCK_EVENTS;
+use crate::kernel::trace::trace_preemptirq::IRQFLAG_EVENTS;
+
+pub fn instrument_init(info: &BootInfo) {
+    if info.irq_enable_hook != 0 {
+        // The lab counts held spinlocks (lock events) and checks each interrupt enable.
+        IRQ_ENABLE_HOOK.store(true, Ordering::Relaxed);
+        LOCK_EVENTS.enable();
+        IRQFLAG_EVENTS.enable();
+    }
+}

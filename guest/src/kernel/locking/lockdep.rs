@@ -1,0 +1,129 @@
+//! The lock-event hooks every lock primitive calls, as Linux's `include/linux/lockdep.h`
+//! (`lock_acquire`, `lock_contended`, `lock_acquired`, `lock_release`; in Linux these also
+//! fire the `lock:` trace events). One set of hooks serves every consumer, so the lock
+//! primitives are annotated once:
+//! - lockdep's validator (`CONFIG_PROVE_LOCKING`),
+//! - the trace ring buffer (`kernel/trace`),
+//! - the lab's per-CPU count of held spinlocks behind the `irq_enable_locked` hook.
+//!
+//! Every hook is guarded by [`LOCK_EVENTS`]: with no consumer on, a hook costs one load and
+//! one branch, and its arguments are not even computed.
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::arch::x86::percpu::this_cpu;
+use crate::kernel::jump_label::{StaticKey, ret_ip};
+
+/// On when any consumer of lock events is (set once at boot).
+pub static LOCK_EVENTS: StaticKey = StaticKey::new();
+
+/// Linux's `debug_locks`: lockdep validates while this is set, and clears it after its first
+/// report ("turning off the locking correctness validator").
+pub static DEBUG_LOCKS: AtomicBool = AtomicBool::new(false);
+
+/// What kind of lock an event is about (lockdep's wait types and read modes need it).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LockClassKind {
+    /// `raw_spinlock_t`.
+    Spin,
+    /// `rwlock_t`, shared.
+    ReadLock,
+    /// `rwlock_t`, exclusive.
+    WriteLock,
+    /// `struct mutex` (sleeps).
+    Mutex,
+    /// `struct semaphore` (sleeps; Linux gives it no lockdep map, so lockdep ignores it).
+    Semaphore,
+}
+
+/// One lock event, as the hooks pass it to their consumers.
+#[derive(Clone, Copy, Debug)]
+pub struct LockEvent {
+    /// The lock's address (lockdep maps it to its class).
+    pub lock: u64,
+    pub kind: LockClassKind,
+    /// A trylock: it cannot deadlock by waiting, so lockdep adds no dependency for it.
+    pub trylock: bool,
+    /// Where the lock operation was called from (`_RET_IP_`).
+    pub ip: u64,
+}
+
+/// `lock_acquire`: about to take `lock` (before spinning or sleeping on it).
+#[inline(always)]
+pub fn lock_acquire(lock: u64, kind: LockClassKind, trylock: bool) {
+    if LOCK_EVENTS.unlikely() {
+        on_acquire(LockEvent {
+            lock,
+            kind,
+            trylock,
+            ip: ret_ip(),
+        });
+    }
+}
+
+/// `lock_contended`: `lock` is held by someone else; the caller is about to wait.
+#[inline(always)]
+pub fn lock_contended(lock: u64, kind: LockClassKind) {
+    if LOCK_EVENTS.unlikely() {
+        on_contended(LockEvent {
+            lock,
+            kind,
+            trylock: false,
+            ip: ret_ip(),
+        });
+    }
+}
+
+/// `lock_acquired`: the caller now holds `lock`.
+#[inline(always)]
+pub fn lock_acquired(lock: u64, kind: LockClassKind) {
+    if LOCK_EVENTS.unlikely() {
+        on_acquired(LockEvent {
+            lock,
+            kind,
+            trylock: false,
+            ip: ret_ip(),
+        });
+    }
+}
+
+/// `lock_release`: the caller has let go of `lock`.
+#[inline(always)]
+pub fn lock_release(lock: u64, kind: LockClassKind) {
+    if LOCK_EVENTS.unlikely() {
+        on_release(LockEvent {
+            lock,
+            kind,
+            trylock: false,
+            ip: ret_ip(),
+        });
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn on_acquire(_ev: LockEvent) {}
+
+#[cold]
+#[inline(never)]
+fn on_contended(_ev: LockEvent) {}
+
+#[cold]
+#[inline(never)]
+fn on_acquired(ev: LockEvent) {
+    if ev.kind == LockClassKind::Spin
+        && crate::arch::x86::irqflags::IRQ_ENABLE_HOOK.load(Ordering::Relaxed)
+    {
+        this_cpu().spinlocks_held.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn on_release(ev: LockEvent) {
+    if ev.kind == LockClassKind::Spin
+        && crate::arch::x86::irqflags::IRQ_ENABLE_HOOK.load(Ordering::Relaxed)
+    {
+        let held = &this_cpu().spinlocks_held;
+        let _ = held.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+}

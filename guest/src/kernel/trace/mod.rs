@@ -1,0 +1,2 @@
+//! Tracing (Linux's `kernel/trace`).
+pub mod trace_preemptirq;
