@@ -212,6 +212,11 @@ fn command(cli: Cli, started: Instant) -> ExitStatus {
 }
 
 fn run(args: RunArgs, started: Instant) -> ExitStatus {
+    if args.scenario.is_dir() {
+        let d = args.scenario.display();
+        eprintln!("lockvmm: {d} is a directory: `lockvmm test {d}` runs every scenario in it");
+        return ExitStatus::BadInput;
+    }
     let quiet = args.quiet || args.json || args.repeat > 1;
     let name = args
         .scenario

@@ -292,6 +292,11 @@ fn bad_paths_and_timeouts_are_refused_with_one_line() {
         ),
         (vec!["test", "--timeout", "0", SUITE], "--timeout 0"),
         (vec!["test", s(&empty)], "no scenario files"),
+        // `run` takes one file, and points at `test` for a directory.
+        (
+            vec!["run", "scenarios"],
+            "`lockvmm test scenarios` runs every scenario",
+        ),
     ] {
         let o = lockvmm(&args);
         let e = text(&o.stderr);
