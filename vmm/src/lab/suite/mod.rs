@@ -238,9 +238,10 @@ fn unique_names(files: &[PathBuf]) -> Vec<String> {
             .to_string_lossy()
             .into_owned()
     };
-    let mut names: Vec<String> = files.iter().map(stem).collect();
+    let stems: Vec<String> = files.iter().map(stem).collect();
+    let mut names = stems.clone();
     for i in 0..names.len() {
-        if names.iter().filter(|n| **n == names[i]).count() > 1 {
+        if stems.iter().filter(|n| **n == stems[i]).count() > 1 {
             let parent = files[i]
                 .parent()
                 .and_then(Path::file_name)
