@@ -62,7 +62,8 @@ fn since_start_ms() -> u64 {
 /// Per-vCPU bookkeeping shared with the supervisor.
 #[derive(Default)]
 pub struct CpuSlot {
-    /// Milliseconds (since the machine started) of the last entry into the guest.
+    /// Milliseconds (since the first machine of the process started) of the last entry into
+    /// the guest; 0 until the first.
     last_entry_ms: AtomicU64,
     /// Set by the supervisor before it kicks a stalled vCPU.
     stall_kick: AtomicBool,
@@ -70,14 +71,20 @@ pub struct CpuSlot {
 }
 
 impl CpuSlot {
-    /// Wall milliseconds since this vCPU last entered the guest.
+    /// Wall milliseconds since this vCPU last entered the guest (0 before its first entry: a
+    /// CPU handed the run token that has not entered yet runs no guest code). Without that, in
+    /// a process whose first machine started long ago (a test binary), a CPU that just came
+    /// online looked stalled since then.
     pub fn since_entry_ms(&self) -> u64 {
-        since_start_ms().saturating_sub(self.last_entry_ms.load(Ordering::Acquire))
+        match self.last_entry_ms.load(Ordering::Acquire) {
+            0 => 0,
+            at => since_start_ms().saturating_sub(at),
+        }
     }
 
     fn mark_entry(&self) {
         self.last_entry_ms
-            .store(since_start_ms(), Ordering::Release);
+            .store(since_start_ms().max(1), Ordering::Release);
     }
 }
 
