@@ -25,6 +25,10 @@ contract_enum! {
         /// A CPU is about to enable interrupts while it holds spinlocks (armed by
         /// `BootInfo::irq_enable_hook`); arg = how many it holds.
         IrqEnableLocked = 9,
+        /// A CPU found a spinlock held and is about to wait for it (`lock_contended`, armed by
+        /// `instrument::LOCK_CONTENDED_HOOK`): `lockvmm explore`'s ordering choice point;
+        /// arg = the lock's address.
+        LockContended = 10,
     }
 }
 
@@ -41,6 +45,7 @@ impl Hook {
             Self::LockAcquired => "lock_acquired",
             Self::LockReleased => "lock_released",
             Self::IrqEnableLocked => "irq_enable_locked",
+            Self::LockContended => "lock_contended",
         }
     }
 

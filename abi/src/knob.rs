@@ -30,6 +30,9 @@ pub mod instrument {
     pub const DEBUG_ATOMIC_SLEEP: u32 = 1 << 1;
     /// The per-CPU trace ring buffer (ftrace's events).
     pub const TRACE: u32 = 1 << 2;
+    /// Report every contended spinlock to the host (`Hook::LockContended`), for `lockvmm
+    /// explore`'s ordering choices.
+    pub const LOCK_CONTENDED_HOOK: u32 = 1 << 3;
     /// Every bit this ABI defines; the host refuses others.
-    pub const ALL: u32 = LOCKDEP | DEBUG_ATOMIC_SLEEP | TRACE;
+    pub const ALL: u32 = LOCKDEP | DEBUG_ATOMIC_SLEEP | TRACE | LOCK_CONTENDED_HOOK;
 }

@@ -18,6 +18,7 @@
 //! 10. [`output`]: files — atomic writes, the vmcore, `result.json`'s schema.
 //! 11. [`inspect`], [`lab`], [`bench`]: the commands — inspect a vmcore, run a scenario to its
 //!     run directory, measure.
+//! 12. [`explore`]: `lockvmm explore` — many schedules of one scenario, built on `lab`.
 pub mod process;
 pub mod state;
 
@@ -43,6 +44,8 @@ pub mod output;
 pub mod bench;
 pub mod inspect;
 pub mod lab;
+
+pub mod explore;
 
 pub use lab::{LabError, RunOptions, run_scenario};
 pub use machine::{Knobs, MachineConfig, MachineError, RunResult};

@@ -59,6 +59,8 @@ enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff; `lockvmm man | man -l -`).
     Man,
+    /// Run a scenario's workload under many schedules; find those that fail.
+    Explore(lockvmm::explore::cli::ExploreArgs),
 }
 
 #[derive(clap::Args)]
@@ -150,6 +152,7 @@ fn main() -> ExitCode {
 fn command(cli: Cli, started: Instant) -> ExitStatus {
     match cli.command {
         Command::Run(args) => run(args, started),
+        Command::Explore(args) => lockvmm::explore::cli::command(&args),
         Command::List { dir } => list(&dir),
         Command::Inspect {
             vmcore,

@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["scenario"],
     &["output"],
     &["inspect", "lab", "bench"],
+    &["explore"],
 ];
 
 /// About 400 lines: past that a file holds more than one concern.

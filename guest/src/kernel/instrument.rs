@@ -8,7 +8,7 @@ use core::sync::atomic::Ordering;
 use lockvmm_abi::BootInfo;
 
 use crate::arch::x86::irqflags::IRQ_ENABLE_HOOK;
-use crate::kernel::locking::lockdep::LOCK_EVENTS;
+use crate::kernel::locking::lockdep::{LOCK_CONTENDED_HOOK, LOCK_EVENTS};
 use crate::kernel::trace::trace_preemptirq::IRQFLAG_EVENTS;
 
 pub fn instrument_init(info: &BootInfo) {
@@ -17,5 +17,10 @@ pub fn instrument_init(info: &BootInfo) {
         IRQ_ENABLE_HOOK.store(true, Ordering::Relaxed);
         LOCK_EVENTS.enable();
         IRQFLAG_EVENTS.enable();
+    }
+    if info.instrument & lockvmm_abi::knob::instrument::LOCK_CONTENDED_HOOK != 0 {
+        // The host chooses, at each contended spinlock, whether this CPU waits its turn.
+        LOCK_CONTENDED_HOOK.store(true, Ordering::Relaxed);
+        LOCK_EVENTS.enable();
     }
 }

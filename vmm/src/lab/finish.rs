@@ -139,6 +139,12 @@ fn analyse(r: &RunResult, dumpfile: Option<String>) -> Option<Analysed> {
     Some(Analysed { report, backtraces })
 }
 
+/// The crash-style report of a run that left a snapshot, without writing any file (`lockvmm
+/// explore` tells failures apart by it).
+pub fn crash_report(r: &RunResult) -> Option<CrashReport> {
+    analyse(r, None).and_then(|a| a.report)
+}
+
 /// Writes the vmcore of a run that left a snapshot (and `vmlinux` beside it).
 fn write_vmcore(out: &Path, r: &RunResult, backtraces: &[CpuBacktrace]) -> Result<(), String> {
     let Some(snap) = &r.snapshot else {

@@ -88,6 +88,16 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Adds host actions to the scenario's own (`lockvmm explore`'s forced events).
+    pub fn add_actions(&mut self, actions: Vec<HookAction>) {
+        self.cfg.actions.extend(actions);
+    }
+
+    /// The machine's knobs, for `lockvmm explore` to arm the hooks its space uses.
+    pub fn knobs_mut(&mut self) -> &mut crate::machine::Knobs {
+        &mut self.cfg.knobs
+    }
+
     /// Runs the machine to its end.
     pub fn run(self) -> Result<(LoadedScenario, RunResult), LabError> {
         let result = Machine::run(self.cfg)?;
@@ -146,6 +156,7 @@ pub fn prepare(opts: &RunOptions) -> Result<Prepared, LabError> {
             deliver: Deliver::Snapshot,
             once: true,
             arg: None,
+            nth: None,
         });
     }
     let cfg = MachineConfig {

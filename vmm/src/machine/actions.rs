@@ -19,12 +19,15 @@ impl Machine {
     /// with `arg` (each `once` action only the first time).
     pub fn actions_for(&self, hook: Hook, arg: u64, cpu: usize) -> Vec<(Deliver, usize)> {
         let mut out = Vec::new();
-        for (a, fired) in lock(&self.actions).iter_mut() {
-            if a.when == When::Hook(hook)
-                && a.cpu.is_none_or(|c| c == cpu)
-                && a.arg.is_none_or(|x| x == arg)
-                && !(a.once && *fired)
+        for (a, fired, seen) in lock(&self.actions).iter_mut() {
+            if a.when != When::Hook(hook)
+                || a.cpu.is_some_and(|c| c != cpu)
+                || a.arg.is_some_and(|x| x != arg)
             {
+                continue;
+            }
+            *seen += 1;
+            if a.nth.is_none_or(|n| n == *seen) && !(a.once && *fired) {
                 *fired = true;
                 out.push((a.deliver, a.target.unwrap_or(cpu)));
             }
@@ -36,8 +39,8 @@ impl Machine {
     pub fn next_timed_action(&self) -> Option<u64> {
         lock(&self.actions)
             .iter()
-            .filter(|(_, fired)| !fired)
-            .filter_map(|(a, _)| match a.when {
+            .filter(|(_, fired, _)| !fired)
+            .filter_map(|(a, _, _)| match a.when {
                 When::Time(t) => Some(t),
                 When::Hook(_) => None,
             })
@@ -49,8 +52,8 @@ impl Machine {
     pub fn run_timed_actions(&self, now: u64, cpu: usize, vcpu: &kvm_ioctls::VcpuFd) {
         let due: Vec<(Deliver, usize)> = lock(&self.actions)
             .iter_mut()
-            .filter(|(a, fired)| !fired && matches!(a.when, When::Time(t) if t <= now))
-            .map(|(a, fired)| {
+            .filter(|(a, fired, _)| !fired && matches!(a.when, When::Time(t) if t <= now))
+            .map(|(a, fired, _)| {
                 *fired = true;
                 (a.deliver, a.target.or(a.cpu).unwrap_or(0))
             })

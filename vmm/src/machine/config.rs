@@ -102,6 +102,8 @@ pub struct HookAction {
     pub once: bool,
     /// At a hook: only when its argument is this (a lock's index, a mark's label).
     pub arg: Option<u64>,
+    /// At a hook: only at its N-th matching occurrence (from 1); `lockvmm explore`'s windows.
+    pub nth: Option<u64>,
 }
 
 /// What the host does to a CPU (a scenario's `[[action]] deliver`).

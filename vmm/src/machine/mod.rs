@@ -62,8 +62,7 @@ fn since_start_ms() -> u64 {
 /// Per-vCPU bookkeeping shared with the supervisor.
 #[derive(Default)]
 pub struct CpuSlot {
-    /// Milliseconds (since the first machine of the process started) of the last entry into
-    /// the guest; 0 until the first.
+    /// Milliseconds (since the machine started) of the last entry into the guest.
     last_entry_ms: AtomicU64,
     /// Set by the supervisor before it kicks a stalled vCPU.
     stall_kick: AtomicBool,
@@ -71,20 +70,22 @@ pub struct CpuSlot {
 }
 
 impl CpuSlot {
-    /// Wall milliseconds since this vCPU last entered the guest (0 before its first entry: a
-    /// CPU handed the run token that has not entered yet runs no guest code). Without that, in
-    /// a process whose first machine started long ago (a test binary), a CPU that just came
-    /// online looked stalled since then.
+    /// A slot that counts from now: the stall check starts at this machine's start, not the
+    /// process's (`lockvmm explore` runs many machines in one process).
+    fn new() -> Self {
+        let slot = CpuSlot::default();
+        slot.mark_entry();
+        slot
+    }
+
+    /// Wall milliseconds since this vCPU last entered the guest.
     pub fn since_entry_ms(&self) -> u64 {
-        match self.last_entry_ms.load(Ordering::Acquire) {
-            0 => 0,
-            at => since_start_ms().saturating_sub(at),
-        }
+        since_start_ms().saturating_sub(self.last_entry_ms.load(Ordering::Acquire))
     }
 
     fn mark_entry(&self) {
         self.last_entry_ms
-            .store(since_start_ms().max(1), Ordering::Release);
+            .store(since_start_ms(), Ordering::Release);
     }
 }
 
@@ -135,8 +136,8 @@ pub struct Machine {
     serial: Mutex<SerialConsole>,
     pmus: Mutex<Vec<Pmu>>,
     record: Mutex<RunRecord>,
-    /// Host actions, and whether each has fired.
-    actions: Mutex<Vec<(HookAction, bool)>>,
+    /// Host actions, whether each has fired, and how many of its hook's occurrences matched.
+    actions: Mutex<Vec<(HookAction, bool, u64)>>,
     /// The first snapshot of the run.
     snapshot: Mutex<Option<Snapshot>>,
     capture: Mutex<CaptureState>,

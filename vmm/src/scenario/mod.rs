@@ -5,6 +5,7 @@
 //! an unknown key comes with the nearest valid one.
 pub mod errors;
 pub mod expect;
+pub mod explore;
 mod limits;
 pub mod ops;
 pub mod program;
@@ -111,14 +112,20 @@ impl LoadedScenario {
                 .console
                 .iter()
                 .any(|c| c.get_ref() == "tty0"),
-            irq_enable_hook: self.scenario.action.iter().any(|a| {
-                a.get_ref()
-                    .at_hook
-                    .as_ref()
-                    .is_some_and(|h| h.get_ref() == Hook::IrqEnableLocked.name())
-            }),
-            // No scenario section turns debug instrumentation on yet.
-            instrument: 0,
+            irq_enable_hook: self.explores_irq_enable()
+                || self.scenario.action.iter().any(|a| {
+                    a.get_ref()
+                        .at_hook
+                        .as_ref()
+                        .is_some_and(|h| h.get_ref() == Hook::IrqEnableLocked.name())
+                }),
+            // Only explore's contention hook so far: when the scenario's space or an action
+            // names `lock_contended`.
+            instrument: if self.uses_hook(Hook::LockContended) {
+                lockvmm_abi::knob::instrument::LOCK_CONTENDED_HOOK
+            } else {
+                0
+            },
             trace_buf_kib: 0,
         }
     }
@@ -168,6 +175,7 @@ impl LoadedScenario {
                     deliver,
                     once: a.once,
                     arg,
+                    nth: a.nth.as_ref().map(|n| *n.get_ref() as u64),
                 })
             })
             .collect()

@@ -34,6 +34,8 @@ pub struct Scenario {
     /// Ops that run in interrupt context (hardirq, softirq, timer, NMI).
     #[serde(default)]
     pub handler: Vec<Spanned<HandlerSpec>>,
+    /// The schedule space `lockvmm explore` searches (see `explore`).
+    pub explore: Option<Spanned<super::explore::ExploreSpec>>,
 }
 
 /// What a scenario lock is.
@@ -105,6 +107,9 @@ pub struct ActionSpec {
     /// Act only the first time (default), or every time.
     #[serde(default = "yes")]
     pub once: bool,
+    /// At a hook: act only at its N-th occurrence (counted from 1, among those `cpu`, `lock`
+    /// and `label` select): how `lockvmm explore` names one window of many.
+    pub nth: Option<Spanned<i64>>,
 }
 
 fn yes() -> bool {

@@ -21,6 +21,7 @@ impl LoadedScenario {
         self.validate_tasks(vcpus)?;
         self.validate_handlers(vcpus)?;
         self.validate_references(vcpus)?;
+        self.validate_explore(vcpus)?;
         self.validate_capacity(vcpus)
     }
 
@@ -91,6 +92,14 @@ impl LoadedScenario {
                         "an action needs exactly one of `at_hook` and `at_time`",
                     ));
                 }
+            }
+            if let Some(n) = &a.nth
+                && (*n.get_ref() < 1 || a.at_hook.is_none())
+            {
+                return Err(self.error_at(
+                    n.span(),
+                    "action.nth counts a hook's occurrences from 1 (with at_hook)",
+                ));
             }
             for c in [&a.cpu, &a.target].into_iter().flatten() {
                 if !(0..vcpus).contains(c.get_ref()) {

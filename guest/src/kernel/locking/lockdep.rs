@@ -103,9 +103,16 @@ pub fn lock_release(lock: u64, kind: LockClassKind) {
 #[inline(never)]
 fn on_acquire(_ev: LockEvent) {}
 
+/// Set at boot when the host wants each contended spinlock reported (`lockvmm explore`).
+pub static LOCK_CONTENDED_HOOK: AtomicBool = AtomicBool::new(false);
+
 #[cold]
 #[inline(never)]
-fn on_contended(_ev: LockEvent) {}
+fn on_contended(ev: LockEvent) {
+    if ev.kind == LockClassKind::Spin && LOCK_CONTENDED_HOOK.load(Ordering::Relaxed) {
+        crate::arch::x86::lockvmm::hook(lockvmm_abi::hook::Hook::LockContended, ev.lock);
+    }
+}
 
 #[cold]
 #[inline(never)]
