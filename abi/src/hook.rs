@@ -29,6 +29,10 @@ contract_enum! {
         /// `instrument::LOCK_CONTENDED_HOOK`): `lockvmm explore`'s ordering choice point;
         /// arg = the lock's address.
         LockContended = 10,
+        /// `timer_mod`'s timer callback was entered (the timer is detached and its base's
+        /// `running_timer`): `lockvmm explore`'s choice point inside the callback; arg = the
+        /// timer's address.
+        TimerFn = 11,
     }
 }
 
@@ -46,6 +50,7 @@ impl Hook {
             Self::LockReleased => "lock_released",
             Self::IrqEnableLocked => "irq_enable_locked",
             Self::LockContended => "lock_contended",
+            Self::TimerFn => "timer_fn",
         }
     }
 
