@@ -29,10 +29,13 @@ contract_enum! {
         /// `instrument::LOCK_CONTENDED_HOOK`): `lockvmm explore`'s ordering choice point;
         /// arg = the lock's address.
         LockContended = 10,
+        /// Lockdep or `might_sleep` reported a bug; arg = the guest address of its
+        /// [`SplatRecord`](crate::lockdep::SplatRecord).
+        LockdepSplat = 11,
         /// `timer_mod`'s timer callback was entered (the timer is detached and its base's
         /// `running_timer`): `lockvmm explore`'s choice point inside the callback; arg = the
         /// timer's address.
-        TimerFn = 11,
+        TimerFn = 12,
     }
 }
 
@@ -50,6 +53,7 @@ impl Hook {
             Self::LockReleased => "lock_released",
             Self::IrqEnableLocked => "irq_enable_locked",
             Self::LockContended => "lock_contended",
+            Self::LockdepSplat => "lockdep_splat",
             Self::TimerFn => "timer_fn",
         }
     }

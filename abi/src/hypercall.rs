@@ -56,6 +56,10 @@ contract_enum! {
         /// from STAR, RIP = LSTAR, RAX = the number). This KVM executes `syscall` (and `int n`)
         /// from ring 3 without the switch to ring 0, so the host performs it.
         Syscall = 11,
+        /// `a0 = address, a1 = length`: bytes for the serial console (one printk line). The
+        /// host feeds them to the UART's transmit register one by one, exactly as if the guest
+        /// had written each to [`SERIAL_PORT`]: one exit a line instead of one a byte.
+        ConsoleWrite = 12,
     }
 }
 

@@ -18,6 +18,7 @@
 //! - [`task`]: `task_struct` states.
 //! - [`knob`]: the scenario's fault knobs in [`BootInfo`].
 //! - [`hook`]: hook points ([`Hypercall::Hook`]).
+//! - [`lockdep`]: what the guest's lockdep and `might_sleep` tell the host about a splat.
 //!
 //! The items that existed before the split are also re-exported at their old paths
 //! (`lockvmm_abi::Hypercall`, `lockvmm_abi::op::LOCK`, `lockvmm_abi::msr::IA32_PMC0`, …).
@@ -86,6 +87,7 @@ pub mod hook;
 pub mod hypercall;
 pub mod knob;
 pub mod layout;
+pub mod lockdep;
 pub mod locking;
 pub mod program;
 pub mod regs;
@@ -128,4 +130,6 @@ mod host_impls {
     unsafe impl vm_memory::ByteValued for HandlerDesc {}
     // SAFETY: as above.
     unsafe impl vm_memory::ByteValued for LockDesc {}
+    // SAFETY: as above.
+    unsafe impl vm_memory::ByteValued for crate::lockdep::SplatRecord {}
 }

@@ -63,7 +63,13 @@ pub struct LockDesc {
     pub kind: u32,
     /// A semaphore's initial count.
     pub count: u32,
+    /// The scenario's name for the lock, NUL-padded (truncated to [`LOCK_NAME_LEN`]` - 1`
+    /// bytes): lockdep's class name for the lab's own locks.
+    pub name: [u8; LOCK_NAME_LEN],
 }
+
+/// Bytes of [`LockDesc::name`].
+pub const LOCK_NAME_LEN: usize = 24;
 
 contract_enum! {
     /// What a scenario lock is ([`LockDesc::kind`]).

@@ -173,6 +173,6 @@ fn struct_sizes() {
     assert_eq!(core::mem::size_of::<crate::OpDesc>(), 40);
     assert_eq!(core::mem::size_of::<crate::ProgramHeader>(), 24);
     assert_eq!(core::mem::size_of::<crate::HandlerDesc>(), 24);
-    assert_eq!(core::mem::size_of::<crate::LockDesc>(), 16);
+    assert_eq!(core::mem::size_of::<crate::LockDesc>(), 40);
     assert_eq!(core::mem::size_of::<crate::BootInfo>(), 96);
 }

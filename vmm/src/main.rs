@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use lockvmm::RunOptions;
 use lockvmm::bench;
-use lockvmm::lab::fingerprint::{Fingerprint, repeat_dir};
-use lockvmm::lab::{self, Completed, RunDir};
+use lockvmm::lab::progress::Progress;
+use lockvmm::lab::{self, Completed, RunDir, about, suite};
 use lockvmm::machine::RunLimits;
 use lockvmm::process::{signals, stdout};
 use lockvmm::state::ExitStatus;
@@ -20,7 +20,7 @@ use lockvmm::state::text::escape_line;
 #[derive(Parser)]
 #[command(
     name = "lockvmm",
-    version,
+    version = about::version(),
     about = "A KVM lab that replays Linux lockups on a tiny Rust guest kernel"
 )]
 struct Cli {
@@ -52,6 +52,13 @@ enum Command {
     /// Measure lockvmm (see `lockvmm bench boot --help`).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run scenarios as a test suite, each in its own process: PASS/FAIL/SKIP lines, JUnit, TAP.
+    /// Exit 0 when all pass, 1 when one fails, 77 when skipped for want of /dev/kvm.
+    Test(suite::TestArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff; `lockvmm man | man -l -`).
+    Man,
     /// Run a scenario's workload under many schedules; find those that fail.
     Explore(lockvmm::explore::cli::ExploreArgs),
 }
@@ -104,6 +111,10 @@ enum BenchCommand {
     Boot(bench::BootBenchArgs),
     /// Wall time of each scenario end to end, and virtual seconds per wall second.
     Scenarios(bench::ScenarioBenchArgs),
+    /// Host time per timer tick of a busy CPU.
+    Tick(bench::TickBenchArgs),
+    /// Everything: boot for 1/8/64/128/255 vCPUs, the tick, every scenario and example.
+    All(bench::AllBenchArgs),
 }
 
 /// A run could not write all of its files.
@@ -163,17 +174,45 @@ fn command(cli: Cli, started: Instant) -> ExitStatus {
                 ExitStatus::BadInput
             }
         },
-        Command::Bench(BenchCommand::Scenarios(args)) => match bench::scenarios(&args) {
-            Ok(()) => ExitStatus::Success,
-            Err(e) => {
-                eprintln!("lockvmm: {e:#}");
-                ExitStatus::Environment
+        Command::Bench(cmd) => {
+            let done = match cmd {
+                BenchCommand::Scenarios(args) => bench::scenarios(&args),
+                BenchCommand::Boot(args) => bench::boot(&args),
+                BenchCommand::Tick(args) => bench::tick(&args),
+                BenchCommand::All(args) => bench::all(&args),
+            };
+            match done {
+                Ok(()) => ExitStatus::Success,
+                Err(e) => {
+                    eprintln!("lockvmm: {e:#}");
+                    ExitStatus::Environment
+                }
             }
-        },
-        Command::Bench(BenchCommand::Boot(args)) => match bench::boot(&args) {
-            Ok(()) => ExitStatus::Success,
+        }
+        Command::Test(args) => {
+            if let Err(e) = signals::install() {
+                eprintln!("lockvmm: cannot install the SIGINT/SIGTERM handler: {e}");
+                return ExitStatus::Environment;
+            }
+            match std::env::current_exe() {
+                Ok(exe) => suite::run(&args, &exe),
+                Err(e) => {
+                    eprintln!("lockvmm: cannot find the lockvmm executable: {e}");
+                    ExitStatus::Environment
+                }
+            }
+        }
+        Command::Completions { shell } => {
+            stdout::write(&about::completions(Cli::command(), shell));
+            ExitStatus::Success
+        }
+        Command::Man => match about::man(Cli::command()) {
+            Ok(page) => {
+                stdout::write(&page);
+                ExitStatus::Success
+            }
             Err(e) => {
-                eprintln!("lockvmm: {e:#}");
+                eprintln!("lockvmm: {e}");
                 ExitStatus::Environment
             }
         },
@@ -181,6 +220,11 @@ fn command(cli: Cli, started: Instant) -> ExitStatus {
 }
 
 fn run(args: RunArgs, started: Instant) -> ExitStatus {
+    if args.scenario.is_dir() {
+        let d = args.scenario.display();
+        eprintln!("lockvmm: {d} is a directory: `lockvmm test {d}` runs every scenario in it");
+        return ExitStatus::BadInput;
+    }
     let quiet = args.quiet || args.json || args.repeat > 1;
     let name = args
         .scenario
@@ -210,8 +254,14 @@ fn run(args: RunArgs, started: Instant) -> ExitStatus {
         eprintln!("lockvmm: cannot install the SIGINT/SIGTERM handler: {e}");
         return ExitStatus::Environment;
     }
+    // On a terminal, a long run shows where it is (never in a pipe, with --json or -q).
+    let _progress = Progress::start(
+        !(args.quiet || args.json) && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    );
     if args.repeat > 1 {
-        return repeat(&args, &opts, &out, started);
+        return lab::repeat::repeat(usize::from(args.repeat), args.json, &out, |dir| {
+            run_once(&args, &mut opts.clone(), dir, started)
+        });
     }
     match run_once(&args, &mut opts, &out, started) {
         Ok(done) => {
@@ -304,7 +354,13 @@ fn print_outcome(done: &Completed, quiet: bool) {
     }
     match &done.report {
         Some(c) => print!("\n{}", c.render()),
-        None => print!("lockvmm: {}", s.outcome.render()),
+        None => {
+            print!("lockvmm: {}", s.outcome.render());
+            // Without a report (no snapshot), the splats are listed here.
+            for l in lockvmm::report::splat_lines(&s.splats) {
+                println!("lockvmm: lockdep: {l}");
+            }
+        }
     }
     if !s.expectations.is_empty() {
         println!();
@@ -326,53 +382,6 @@ fn print_verdict(v: &lockvmm::scenario::expect::Verdict) {
         "lockvmm: expect {mark} {:<12} expected {:<32} observed {}",
         v.what, v.expected, v.observed
     );
-}
-
-/// `--repeat N`: the same scenario N times; every run's fingerprint must equal the first's.
-fn repeat(args: &RunArgs, opts: &RunOptions, out: &Path, started: Instant) -> ExitStatus {
-    let mut first: Option<Fingerprint> = None;
-    let mut failed_expectations = 0;
-    let n = usize::from(args.repeat);
-    let _dir = match RunDir::claim(out) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("lockvmm: {e}");
-            return ExitStatus::Environment;
-        }
-    };
-    for i in 1..=n {
-        if signals::received().is_some() {
-            return ExitStatus::GuestFailed;
-        }
-        let mut o = opts.clone();
-        let done = match run_once(args, &mut o, &repeat_dir(out, i), started) {
-            Ok(d) => d,
-            Err(code) => return code,
-        };
-        if done.exit_status() != ExitStatus::Success {
-            failed_expectations += 1;
-        }
-        let fp = Fingerprint::of(&done.summary);
-        match &first {
-            None => first = Some(fp),
-            Some(f) if *f == fp => {}
-            Some(f) => {
-                let diff = f.first_difference(&fp).unwrap_or_default();
-                println!("lockvmm: NOT deterministic: run {i} of {n} differs from run 1 in {diff}");
-                return ExitStatus::GuestFailed;
-            }
-        }
-    }
-    let digest = first.map(|f| f.digest()).unwrap_or_default();
-    println!(
-        "lockvmm: deterministic: {n}/{n} runs gave the same report (fingerprint {digest}); {ok}/{n} met the scenario's expectations",
-        ok = n - failed_expectations
-    );
-    if failed_expectations > 0 {
-        ExitStatus::GuestFailed
-    } else {
-        ExitStatus::Success
-    }
 }
 
 fn list(dir: &std::path::Path) -> ExitStatus {

@@ -221,3 +221,29 @@ fn unknown_hook_in_an_action() {
         &[&format!("{}:5:", path_str(&p)), "unknown hook `alloc_slab`"],
     );
 }
+
+#[test]
+fn unknown_splat_kind_and_bad_debug_knob_name_their_line() {
+    let p = scenario(
+        "splat.toml",
+        "description = \"x\"\n[machine]\nvcpus = 2\n[[expect.splats]]\nkind = \"deadlock\"\n",
+    );
+    assert_error(
+        &run(&[path_str(&p)], &[]),
+        2,
+        &[
+            &format!("{}:5:", path_str(&p)),
+            "unknown kind `deadlock`",
+            "inconsistent_lock_state",
+        ],
+    );
+    let p = scenario(
+        "debug.toml",
+        "description = \"x\"\n[machine]\nvcpus = 2\n[debug]\nlockdep = \"yes\"\n",
+    );
+    assert_error(
+        &run(&[path_str(&p)], &[]),
+        2,
+        &[&format!("{}:5:", path_str(&p)), "expected a boolean"],
+    );
+}

@@ -231,6 +231,30 @@ fn result_json_round_trips_through_its_schema() {
 }
 
 #[test]
+fn result_json_profiles_the_run() {
+    let (r, done, dir) = common::run_complete("scenarios/hog_hard.toml");
+    let text = std::fs::read_to_string(dir.join("result.json")).unwrap();
+    let p = serde_json::from_str::<RunSummary>(&text).unwrap().profile;
+    assert_eq!(p.exits, done.summary.profile.exits);
+    assert_eq!(p.hypercalls, done.summary.profile.hypercalls);
+    assert!(p.vm_exits > 0);
+    assert_eq!(p.vm_exits, p.exits.values().sum::<u64>(), "{p:?}");
+    // Every hypercall exit is counted under its kind.
+    assert_eq!(p.exits["hypercall"], p.hypercalls.values().sum::<u64>());
+    assert_eq!(p.hypercalls["CpuOnline"], r.online.len() as u64);
+    assert_eq!(p.hypercalls["Watchdog"], r.lockups.len() as u64);
+    // The console travels a line per exit, never a byte per exit.
+    assert_eq!(
+        p.hypercalls["ConsoleWrite"],
+        r.console.lines().count() as u64
+    );
+    assert!(!p.exits.contains_key("serial_io"), "{p:?}");
+    for phase in ["create", "run", "analysis", "vmcore", "files"] {
+        assert!(p.host_ms.contains_key(phase), "{phase}: {:?}", p.host_ms);
+    }
+}
+
+#[test]
 fn a_garbage_stack_still_gives_a_report() {
     let (_, done, dir) = common::run_complete("vmm/tests/scenarios/bad_frame_pointer.toml");
     let report = done

@@ -12,6 +12,17 @@ use crate::kernel::locking::lockdep::{LOCK_CONTENDED_HOOK, LOCK_EVENTS};
 use crate::kernel::trace::trace_preemptirq::IRQFLAG_EVENTS;
 
 pub fn instrument_init(info: &BootInfo) {
+    use lockvmm_abi::knob::instrument::{DEBUG_ATOMIC_SLEEP, LOCKDEP};
+    if info.instrument & LOCKDEP != 0 {
+        // `lockdep_init`: lockdep validates every lock event and interrupt-flag change.
+        crate::kernel::locking::lockdep::PROVE_LOCKING.store(true, Ordering::Relaxed);
+        crate::kernel::locking::lockdep::DEBUG_LOCKS.store(true, Ordering::Relaxed);
+        LOCK_EVENTS.enable();
+        IRQFLAG_EVENTS.enable();
+    }
+    if info.instrument & DEBUG_ATOMIC_SLEEP != 0 {
+        crate::kernel::sched::might_sleep::DEBUG_ATOMIC_SLEEP.enable();
+    }
     if info.irq_enable_hook != 0 {
         // The lab counts held spinlocks (lock events) and checks each interrupt enable.
         IRQ_ENABLE_HOOK.store(true, Ordering::Relaxed);

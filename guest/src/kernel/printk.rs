@@ -6,6 +6,7 @@
 //! serial console prints every record; the framebuffer console (when the scenario has one)
 //! only those more severe than KERN_WARNING, like a quiet `console_loglevel=4` VT.
 use core::fmt::{self, Write};
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::x86::irqflags::{local_irq_restore, local_irq_save};
@@ -60,18 +61,75 @@ pub static log_next_seq: AtomicU64 = AtomicU64::new(0);
 #[unsafe(no_mangle)]
 pub static console_seq: AtomicU64 = AtomicU64::new(0);
 
-struct LineBuf {
-    buf: [u8; LOG_LINE_MAX],
+/// A line being formatted, left uninitialised past `len`: zeroing 240 bytes a line cost about
+/// as much as formatting it (this KVM emulates every guest ring-0 instruction).
+struct LineBuf<const N: usize> {
+    buf: [MaybeUninit<u8>; N],
     len: usize,
 }
 
-impl Write for LineBuf {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let n = s.len().min(LOG_LINE_MAX - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+impl<const N: usize> LineBuf<N> {
+    fn new() -> Self {
+        LineBuf {
+            buf: [MaybeUninit::uninit(); N],
+            len: 0,
+        }
+    }
+
+    /// Appends what fits of `bytes` (the rest is cut, as Linux cuts a record at `LOG_LINE_MAX`).
+    fn push(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(N - self.len);
+        // SAFETY: `n` bytes fit from `len` on (`n <= N - len`), and `bytes` does not overlap
+        // this buffer (it is borrowed while `self` is borrowed mutably).
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.buf.as_mut_ptr().add(self.len).cast::<u8>(),
+                n,
+            );
+        }
         self.len += n;
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        // SAFETY: the first `len` bytes were written by `push`.
+        unsafe { core::slice::from_raw_parts(self.buf.as_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+impl<const N: usize> Write for LineBuf<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push(s.as_bytes());
         Ok(())
     }
+}
+
+/// Linux's `print_time()` (`kernel/printk/printk.c`): `"[%5lu.%06lu] "`, formatted by hand
+/// (core::fmt's width and fill handling cost hundreds of instructions a line here).
+fn print_time(ns: u64, out: &mut LineBuf<{ LOG_LINE_MAX + 1 }>) {
+    let mut secs = ns / 1_000_000_000;
+    let mut usec = (ns % 1_000_000_000) / 1000;
+    // 20 digits hold any u64; the field is at least 5 wide, right-aligned.
+    let mut digits = [b' '; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (secs % 10) as u8;
+        secs /= 10;
+        if secs == 0 {
+            break;
+        }
+    }
+    let mut frac = [b'0'; 6];
+    for d in frac.iter_mut().rev() {
+        *d = b'0' + (usec % 10) as u8;
+        usec /= 10;
+    }
+    out.push(b"[");
+    out.push(&digits[at.min(digits.len() - 5)..]);
+    out.push(b".");
+    out.push(&frac);
+    out.push(b"] ");
 }
 
 /// `printk!("fmt", args…)`: a KERN_INFO line.
@@ -113,13 +171,10 @@ pub fn vprintk_default(level: u8, args: fmt::Arguments) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub fn vprintk_emit(level: u8, args: fmt::Arguments) {
-    let mut line = LineBuf {
-        buf: [0; LOG_LINE_MAX],
-        len: 0,
-    };
+    let mut line = LineBuf::<LOG_LINE_MAX>::new();
     let _ = line.write_fmt(args);
     let flags = local_irq_save();
-    log_store(level, &line.buf[..line.len]);
+    log_store(level, line.as_bytes());
     if console_sem.raw_lock.trylock() {
         console_unlock();
     }
@@ -152,23 +207,27 @@ pub fn console_unlock() {
             .load(Ordering::Relaxed)
             .saturating_sub(LOG_RECORDS as u64);
         let seq = seq.max(first);
-        // SAFETY: a stored record; the holder of the console lock is its only reader here.
-        let rec = unsafe { (*core::ptr::addr_of!(__log_buf))[seq as usize % LOG_RECORDS] };
+        // SAFETY: a stored record, borrowed (not copied) while the console lock is held: a
+        // writer could only reuse its slot after `LOG_RECORDS` newer records.
+        let rec = unsafe { &(*core::ptr::addr_of!(__log_buf))[seq as usize % LOG_RECORDS] };
         console_seq.store(seq + 1, Ordering::Relaxed);
-        let mut text = LineBuf {
-            buf: [0; LOG_LINE_MAX],
-            len: 0,
+        // The console line: time stamp and text cut at `LOG_LINE_MAX` bytes, then the newline
+        // (Linux's `record_print_text()` ends each line with one).
+        let mut text = LineBuf::<{ LOG_LINE_MAX + 1 }>::new();
+        print_time(rec.ts_nsec, &mut text);
+        let body = &rec.text[..(rec.len as usize).min(LOG_LINE_MAX)];
+        // Records hold whole `&str`s, cut only when full: only a full one can end inside a
+        // character (and then prints as "?", as before).
+        let body = if body.len() == LOG_LINE_MAX && core::str::from_utf8(body).is_err() {
+            b"?".as_slice()
+        } else {
+            body
         };
-        let ns = rec.ts_nsec;
-        let _ = write!(
-            text,
-            "[{:5}.{:06}] ",
-            ns / 1_000_000_000,
-            (ns % 1_000_000_000) / 1000
-        );
-        let body = core::str::from_utf8(&rec.text[..rec.len as usize]).unwrap_or("?");
-        let _ = text.write_str(body);
-        call_console_drivers(rec.level, &text.buf[..text.len]);
+        text.len = text.len.min(LOG_LINE_MAX);
+        let room = LOG_LINE_MAX - text.len;
+        text.push(&body[..body.len().min(room)]);
+        text.push(b"\n");
+        call_console_drivers(rec.level, text.as_bytes());
     }
     console_sem.raw_lock.unlock();
 }
@@ -176,9 +235,10 @@ pub fn console_unlock() {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub fn call_console_drivers(level: u8, text: &[u8]) {
+    // `text` ends with its newline; the VT draws the line without it.
     serial8250::serial8250_console_write(text);
-    serial8250::serial8250_console_write(b"\n");
     if level < LOGLEVEL_WARNING {
-        keep_frame!(crate::drivers::tty::vt::vt_console_print(text));
+        let line = text.strip_suffix(b"\n").unwrap_or(text);
+        keep_frame!(crate::drivers::tty::vt::vt_console_print(line));
     }
 }

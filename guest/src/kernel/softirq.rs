@@ -26,6 +26,9 @@ pub fn raise_softirq(nr: u32) {
 #[unsafe(no_mangle)]
 pub extern "C" fn irq_enter() {
     preempt_count_add(HARDIRQ_OFFSET);
+    // The entry code's `trace_hardirqs_off` (Linux's `irqentry_enter` → `lockdep_hardirqs_off`):
+    // the CPU cleared IF; lockdep's context comes from the hardirq count just raised.
+    crate::kernel::trace::trace_preemptirq::trace_hardirqs_off();
 }
 
 /// Leaving hardirq context: run pending softirqs unless still nested in an interrupt.
@@ -81,6 +84,7 @@ pub extern "C" fn __do_softirq() {
 #[unsafe(no_mangle)]
 pub extern "C" fn local_bh_disable() {
     preempt_count_add(SOFTIRQ_DISABLE_OFFSET);
+    crate::kernel::locking::lockdep::lockdep_softirqs_changed(false);
 }
 
 /// `local_bh_enable()`: runs the softirqs raised meanwhile, unless still in an interrupt.
@@ -88,6 +92,7 @@ pub extern "C" fn local_bh_disable() {
 #[unsafe(no_mangle)]
 pub extern "C" fn local_bh_enable() {
     preempt_count_sub(SOFTIRQ_DISABLE_OFFSET);
+    crate::kernel::locking::lockdep::lockdep_softirqs_changed(true);
     if !in_interrupt() && this_cpu().softirq_pending.load(Ordering::Relaxed) != 0 {
         let flags = local_irq_save();
         keep_frame!(do_softirq());

@@ -35,6 +35,16 @@ pub static lab_semaphores: [Semaphore; MAX_LOCKS] = [const { Semaphore::new() };
 #[unsafe(no_mangle)]
 pub static lab_rwlocks: [qrwlock; MAX_LOCKS] = [const { qrwlock::new() }; MAX_LOCKS];
 
+/// The scenario's name for lock `idx` (lockdep's class name for it).
+pub fn scenario_lock_name(
+    idx: usize,
+) -> Option<&'static [u8; lockvmm_abi::program::LOCK_NAME_LEN]> {
+    program()
+        .and_then(|p| p.locks.get(idx))
+        .map(|l| &l.name)
+        .filter(|n| n[0] != 0)
+}
+
 /// What scenario lock `idx` is.
 fn kind_of(idx: u64) -> LockKind {
     program()

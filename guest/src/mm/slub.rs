@@ -67,6 +67,7 @@ pub extern "C" fn slab_alloc(s: &mut KmemCache, gfpflags: GfpT) -> u64 {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn slab_alloc_node(s: &mut KmemCache, gfpflags: GfpT) -> u64 {
+    slab_pre_alloc_hook(gfpflags);
     let flags = local_irq_save();
     let object = if s.freelist != 0 {
         take(s)
@@ -75,6 +76,12 @@ pub extern "C" fn slab_alloc_node(s: &mut KmemCache, gfpflags: GfpT) -> u64 {
     };
     local_irq_restore(flags);
     object
+}
+
+/// `slab_pre_alloc_hook` → `might_alloc(flags)`: an allocation that may block may sleep.
+#[inline(always)]
+fn slab_pre_alloc_hook(flags: GfpT) {
+    crate::kernel::sched::might_sleep::might_sleep_if(gfpflags_allow_blocking(flags));
 }
 
 fn take(s: &mut KmemCache) -> u64 {

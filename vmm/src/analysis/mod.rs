@@ -9,6 +9,7 @@ mod diagnose;
 mod dmesg;
 mod incident;
 mod irq;
+mod lockdep;
 mod locks;
 mod sched;
 mod tasks;
@@ -18,6 +19,7 @@ pub use contexts::{Entry, SPIN_FUNCTION, StackContext};
 pub use diagnose::{DeadlockKind, Findings, Incident};
 pub use dmesg::dmesg_from;
 pub use irq::{Gate, LapicState};
+pub use lockdep::lockdep_findings;
 pub use sched::{Queue, RunQueue, TaskEntry};
 pub use timers::{HrtimerBase, Timer, TimerBase};
 

@@ -10,13 +10,17 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
+mod tick;
+
+pub use tick::{AllBenchArgs, TickBenchArgs, all, tick};
+
 #[derive(clap::Args, Debug)]
 pub struct BootBenchArgs {
     /// Runs per vCPU count.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
     /// vCPU counts to measure.
-    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64,128,255")]
     pub vcpus: Vec<usize>,
     /// The scenario to boot.
     #[arg(long, default_value = "scenarios/boot.toml")]
@@ -29,6 +33,9 @@ struct Sample {
     online_ms: f64,
     exit_ms: f64,
     rss_mib: f64,
+    /// From the run's profile (the same in every run of a count).
+    exits: f64,
+    hypercalls: f64,
 }
 
 pub fn boot(args: &BootBenchArgs) -> anyhow::Result<()> {
@@ -40,9 +47,11 @@ pub fn boot(args: &BootBenchArgs) -> anyhow::Result<()> {
         args.scenario.display()
     );
     println!(
-        "| vCPUs | all CPUs online (ms, median [min–max]) | clean exit (ms, median [min–max]) | VMM max RSS (MiB, median) |"
+        "| vCPUs | all CPUs online (ms, median [min–max]) | clean exit (ms, median [min–max]) | VMM max RSS (MiB, median) | VM exits | exits per AP | hypercalls per AP |"
     );
-    println!("|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    // The 1-vCPU run's counts: what the boot CPU alone costs, to tell what each AP adds.
+    let mut bsp: Option<(f64, f64)> = None;
     for &n in &args.vcpus {
         let mut samples = Vec::with_capacity(args.runs);
         for _ in 0..args.runs {
@@ -56,8 +65,21 @@ pub fn boot(args: &BootBenchArgs) -> anyhow::Result<()> {
         let (on, on_lo, on_hi) = col(|s| s.online_ms);
         let (ex, ex_lo, ex_hi) = col(|s| s.exit_ms);
         let (rss, _, _) = col(|s| s.rss_mib);
+        let (exits, _, _) = col(|s| s.exits);
+        let (hcs, _, _) = col(|s| s.hypercalls);
+        if n == 1 {
+            bsp = Some((exits, hcs));
+        }
+        let per_ap = match bsp {
+            Some((e1, h1)) if n > 1 => format!(
+                "{:.1} | {:.1}",
+                (exits - e1) / (n - 1) as f64,
+                (hcs - h1) / (n - 1) as f64
+            ),
+            _ => "— | —".into(),
+        };
         println!(
-            "| {n} | {on:.1} [{on_lo:.1}–{on_hi:.1}] | {ex:.1} [{ex_lo:.1}–{ex_hi:.1}] | {rss:.1} |"
+            "| {n} | {on:.1} [{on_lo:.1}–{on_hi:.1}] | {ex:.1} [{ex_lo:.1}–{ex_hi:.1}] | {rss:.1} | {exits:.0} | {per_ap} |"
         );
     }
     let _ = std::fs::remove_dir_all(&out);
@@ -95,10 +117,19 @@ fn sample(
     ) else {
         bail!("child JSON lacks timings");
     };
+    let sum = |p: &str| {
+        v.pointer(p)
+            .and_then(serde_json::Value::as_object)
+            .map_or(0.0, |m| {
+                m.values().filter_map(serde_json::Value::as_f64).sum()
+            })
+    };
     Ok(Sample {
         online_ms: wall_ms - (exit - online),
         exit_ms: wall_ms,
         rss_mib: rss / 1024.0,
+        exits: num("/profile/vm_exits").unwrap_or(0.0),
+        hypercalls: sum("/profile/hypercalls"),
     })
 }
 

@@ -62,6 +62,45 @@ pub fn max_rss_kib() -> i64 {
     }
 }
 
+/// Wall time of consecutive steps, by name.
+struct PhaseClock {
+    at: Instant,
+    laps: Vec<(String, f64)>,
+}
+
+impl PhaseClock {
+    fn new() -> Self {
+        PhaseClock {
+            at: Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, name: &str) {
+        let now = Instant::now();
+        self.laps
+            .push((name.into(), (now - self.at).as_secs_f64() * 1e3));
+        self.at = now;
+    }
+}
+
+/// The machine's phases, from its milestones (ms).
+fn host_phases(r: &RunResult, prepare_ms: f64) -> std::collections::BTreeMap<String, f64> {
+    let t = &r.timings;
+    let booted = t.all_online_ms.unwrap_or(t.vcpus_created_ms);
+    let mut phases = std::collections::BTreeMap::from([
+        ("prepare".to_string(), prepare_ms),
+        ("create".to_string(), t.vcpus_created_ms),
+        ("boot".to_string(), booted - t.vcpus_created_ms),
+        ("run".to_string(), t.finished_ms - booted),
+    ]);
+    if let Some(s) = &r.snapshot {
+        phases.insert("freeze".into(), s.freeze_us as f64 / 1e3);
+        phases.insert("memory_copy".into(), s.memory_copy_us as f64 / 1e3);
+    }
+    phases
+}
+
 /// What stopped the machine on the report's CPU.
 fn incident(r: &RunResult) -> Incident<'_> {
     if let Some(first) = r.lockups.first() {
@@ -127,6 +166,7 @@ fn analyse(r: &RunResult, dumpfile: Option<String>) -> Option<Analysed> {
                 kernel: r.kernel.path.display().to_string(),
                 dumpfile,
                 dmesg,
+                splats: &r.splats,
             },
         );
         if let Some(lines) = SourceLines::open(&r.kernel.path) {
@@ -187,7 +227,9 @@ pub fn complete(
 ) -> Completed {
     let mut warnings = Vec::new();
     let vmcore_path = out.join("vmcore").display().to_string();
+    let mut clock = PhaseClock::new();
     let analysed = analyse(r, Some(vmcore_path.clone()));
+    clock.lap("analysis");
     let mut vmcore = None;
     let mut report = None;
     if let Some(Analysed {
@@ -196,7 +238,9 @@ pub fn complete(
     }) = analysed
     {
         report = rep;
-        match write_vmcore(out, r, &backtraces) {
+        let written = write_vmcore(out, r, &backtraces);
+        clock.lap("vmcore");
+        match written {
             Ok(()) => {
                 vmcore = Some(vmcore_path);
                 if let Err(e) = write_atomic(&out.join("vmlinux"), &r.kernel.elf) {
@@ -229,7 +273,9 @@ pub fn complete(
     }
     let expectations = expect::check(&scenario.scenario.expect, r, report.as_ref());
     let offset_ms = (r.timings.t0 - started).as_secs_f64() * 1e3;
-    let summary = RunSummary {
+    let mut profile = r.profile.clone();
+    profile.host_ms = host_phases(r, offset_ms);
+    let mut summary = RunSummary {
         schema_version: SCHEMA_VERSION,
         scenario: scenario.name(),
         description: scenario.scenario.description.clone(),
@@ -240,6 +286,7 @@ pub fn complete(
         class: OutcomeClass::of(&r.outcome, &r.lockups),
         lockups: r.lockups.clone(),
         hooks: r.hooks.clone(),
+        splats: r.splats.clone(),
         pmu_nmis: r.pmu_nmis.clone(),
         bad_hypercalls: r.bad_hypercalls.clone(),
         dropped: r.dropped,
@@ -255,7 +302,10 @@ pub fn complete(
         },
         max_rss_kib: max_rss_kib(),
         expectations,
+        profile,
     };
+    clock.lap("files");
+    summary.profile.host_ms.extend(clock.laps);
     match serde_json::to_string_pretty(&summary) {
         Ok(text) => {
             if let Err(e) = write_atomic(&out.join("result.json"), text.as_bytes()) {

@@ -79,6 +79,9 @@ impl Machine {
         let vm = vm::create_vm(&kvm, &memory)?;
         vm::trap_msrs(&kvm, &vm, &Pmu::MSRS)?;
         let cpuid = vcpu::supported_cpuid(&kvm)?;
+        // KVM_CAP_SYNC_REGS answers with the register sets it can sync.
+        let wanted = kvm_bindings::KVM_SYNC_X86_REGS as i32;
+        let sync_regs = kvm.check_extension_int(kvm_ioctls::Cap::SyncRegs) & wanted == wanted;
         let mut vcpus = Vec::with_capacity(cfg.vcpus);
         for cpu in 0..cfg.vcpus {
             let rip = if cpu == 0 {
@@ -86,7 +89,12 @@ impl Machine {
             } else {
                 cfg.kernel.entry_ap
             };
-            vcpus.push(vcpu::create_vcpu(&vm, &cpuid, cpu, rip)?);
+            let mut fd = vcpu::create_vcpu(&vm, &cpuid, cpu, rip)?;
+            if sync_regs {
+                // Registers in `kvm_run` at every exit: a hypercall reads its arguments there.
+                fd.set_sync_valid_reg(kvm_ioctls::SyncReg::Register);
+            }
+            vcpus.push(fd);
         }
         let vcpus_created = t0.elapsed();
 
@@ -128,6 +136,7 @@ impl Machine {
             capture_done: Condvar::new(),
             limits: cfg.limits,
             progress: Progress::default(),
+            profile: Default::default(),
         });
 
         install_kick_handler()?;
@@ -172,11 +181,13 @@ impl Machine {
             bad_hypercalls: record.bad_hypercalls,
             lockups: record.lockups,
             hooks: record.hooks,
+            splats: record.splats,
             vtime_ns: machine.now_ns(),
             pmu_nmis: lock(&machine.pmus).iter().map(|p| p.overflows).collect(),
             snapshot: lock(&machine.snapshot).take(),
             dropped: record.dropped,
             console_log_error,
+            profile: machine.profile.profile(),
         })
     }
 }

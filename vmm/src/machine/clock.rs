@@ -73,6 +73,13 @@ pub fn advance(m: &Machine, mut idle: Idle, cpu: usize, vcpu: &kvm_ioctls::VcpuF
             return Step::Stopped;
         }
         m.set_now_ns(at);
+        // For a progress display: a few times per virtual second, not every step.
+        if crate::process::live::due(at) {
+            let ticking = (0..m.nr_cpus)
+                .filter(|&c| m.sched.is_started(c) && deadlines[c] != NO_EVENT)
+                .count();
+            crate::process::live::record(at, ticking, m.nr_cpus);
+        }
         m.sched.wake_deadlines(at);
         m.run_timed_actions(at, cpu, vcpu);
         for cpu in 0..m.nr_cpus {

@@ -72,6 +72,8 @@ pub struct Dropped {
     pub lockups: u64,
     pub bad_hypercalls: u64,
     pub console_bytes: u64,
+    #[serde(default)]
+    pub splats: u64,
 }
 
 impl Dropped {
@@ -202,6 +204,8 @@ pub struct RunResult {
     pub lockups: Vec<LockupEvent>,
     /// Hook points the guest passed, in order.
     pub hooks: Vec<HookEvent>,
+    /// What the guest's lockdep and `might_sleep` reported, in order.
+    pub splats: Vec<crate::state::Splat>,
     /// The virtual clock when the run ended.
     pub vtime_ns: u64,
     /// NMIs the emulated PMU delivered, per CPU.
@@ -212,6 +216,8 @@ pub struct RunResult {
     pub dropped: Dropped,
     /// Why the console log could not be written (all of it), if it could not.
     pub console_log_error: Option<String>,
+    /// Exits by reason and hypercalls by kind.
+    pub profile: super::profile::RunProfile,
 }
 
 /// Wall-clock milestones, from the start of `Machine::run`.

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 mod fault;
 pub mod hypercall;
+pub mod profile;
 pub mod run_token;
 mod supervisor;
 mod syscall;
@@ -42,6 +43,8 @@ use run_token::{Idle, Scheduler};
 const MAX_BAD_HYPERCALLS_KEPT: usize = 64;
 /// Hook points kept for the trace (beyond, they are only counted).
 const MAX_HOOKS_KEPT: usize = 4096;
+/// Lockdep turns itself off after one report; `might_sleep` reports once a second.
+const MAX_SPLATS_KEPT: usize = 64;
 /// Lockup reports kept (beyond, they are only counted).
 const MAX_LOCKUPS_KEPT: usize = 256;
 /// Virtual time that counts as progress for the runaway check (`RunLimits`).
@@ -99,6 +102,7 @@ struct RunRecord {
     bad_hypercalls: Vec<(usize, String)>,
     lockups: Vec<LockupEvent>,
     hooks: Vec<HookEvent>,
+    splats: Vec<crate::state::Splat>,
     dropped: Dropped,
 }
 
@@ -144,6 +148,7 @@ pub struct Machine {
     capture_done: Condvar,
     limits: RunLimits,
     progress: Progress,
+    profile: profile::ExitCounters,
 }
 
 impl Machine {
@@ -262,6 +267,16 @@ impl Machine {
         }
     }
 
+    /// The guest's lockdep or `might_sleep` reported a bug.
+    pub fn record_splat(&self, splat: crate::state::Splat) {
+        let mut r = lock(&self.record);
+        if r.splats.len() < MAX_SPLATS_KEPT {
+            r.splats.push(splat);
+        } else {
+            r.dropped.splats += 1;
+        }
+    }
+
     /// Counts one VM exit; returns the count when the guest has made more exits than the
     /// limit allows without virtual time advancing (a runaway: an I/O loop, a console flood,
     /// a hypercall storm).
@@ -333,6 +348,14 @@ impl Machine {
     pub fn serial_write(&self, offset: u8, value: u8) {
         // The UART only errors when raising its (unwired) interrupt.
         let _ = lock(&self.serial).write(offset, value);
+    }
+
+    /// Bytes written one by one to the UART's transmit register (a `ConsoleWrite` line).
+    pub fn serial_write_all(&self, bytes: &[u8]) {
+        let mut serial = lock(&self.serial);
+        for &b in bytes {
+            let _ = serial.write(0, b);
+        }
     }
 
     /// A read of the UART.

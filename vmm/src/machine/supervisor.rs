@@ -57,6 +57,7 @@ pub(super) fn supervise(
         pthreads: threads.iter().map(|t| t.as_pthread_t()).collect(),
         stall_timeout,
         done: false,
+        holder_since: None,
     }));
     let mut events: EventManager<Arc<Mutex<Supervisor>>> =
         EventManager::new().map_err(|e| MachineError::Host(format!("event manager: {e:?}")))?;
@@ -76,6 +77,10 @@ struct Supervisor {
     pthreads: Vec<libc::pthread_t>,
     stall_timeout: Duration,
     done: bool,
+    /// The token's holder and when this supervisor first saw it hold the token: the token is
+    /// handed to a vCPU whose thread may still be asleep (its last entry long ago, or never in
+    /// this machine), so a stall counts from the later of its last entry and the handover.
+    holder_since: Option<(usize, std::time::Instant)>,
 }
 
 impl MutEventSubscriber for Supervisor {
@@ -102,9 +107,20 @@ impl MutEventSubscriber for Supervisor {
             });
             return;
         }
-        if let Some(cpu) = self.machine.sched.holder() {
+        let holder = self.machine.sched.holder();
+        let since = match (holder, self.holder_since) {
+            (Some(cpu), Some((seen, at))) if seen == cpu => at,
+            (Some(cpu), _) => self.holder_since.insert((cpu, std::time::Instant::now())).1,
+            (None, _) => {
+                self.holder_since = None;
+                return;
+            }
+        };
+        if let Some(cpu) = holder {
             let slot = self.machine.cpu(cpu);
-            if slot.since_entry_ms() >= self.stall_timeout.as_millis() as u64 {
+            if slot.since_entry_ms() >= self.stall_timeout.as_millis() as u64
+                && since.elapsed() >= self.stall_timeout
+            {
                 slot.stall_kick.store(true, Ordering::Release);
                 kick_thread(self.pthreads[cpu]);
             }

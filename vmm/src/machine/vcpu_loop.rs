@@ -12,6 +12,7 @@ use lockvmm_abi::{HYPERCALL_PORT, SERIAL_PORT};
 use super::capture::capture_or_empty;
 use super::fault::{capture_exit_fault, capture_fault};
 use super::hypercall;
+use super::profile::ExitReason;
 use super::run_token::{Grant, Wait};
 use super::{Machine, clock};
 use crate::state::{FaultKind, Outcome};
@@ -66,6 +67,8 @@ pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) {
 }
 
 fn run_vcpu(m: &Arc<Machine>, vcpu: &mut VcpuFd, cpu: usize) {
+    let sync = u64::from(kvm_bindings::KVM_SYNC_X86_REGS);
+    let synced = vcpu.get_kvm_run().kvm_valid_regs & sync == sync;
     let mut started = cpu == 0;
     let mut seen_epoch = 0;
     'token: loop {
@@ -111,7 +114,7 @@ fn run_vcpu(m: &Arc<Machine>, vcpu: &mut VcpuFd, cpu: usize) {
             }
             let next = match event {
                 Event::Handled => Next::Continue,
-                Event::Hypercall(nr) => hypercall::dispatch(m, vcpu, cpu, nr),
+                Event::Hypercall(nr) => hypercall::dispatch(m, vcpu, cpu, nr, synced),
                 Event::Halt => halt(vcpu),
                 Event::Interrupted => {
                     // Re-arm: the kick that set it has been taken.
@@ -132,7 +135,10 @@ fn run_vcpu(m: &Arc<Machine>, vcpu: &mut VcpuFd, cpu: usize) {
                 }
             };
             match next {
-                Next::Continue if m.is_stopped() => break 'token,
+                Next::Continue if m.is_stopped() => {
+                    let _ = hypercall::flush_deferred(vcpu);
+                    break 'token;
+                }
                 Next::Continue => {}
                 Next::Block(wait) => {
                     if let Err(idle) = m.sched.release(cpu, wait) {
@@ -150,24 +156,32 @@ fn decode_exit(m: &Machine, cpu: usize, exit: Result<VcpuExit<'_>, kvm_ioctls::E
     let exit = match exit {
         Ok(exit) => exit,
         Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+            m.profile.exit(ExitReason::Interrupted);
             return Event::Interrupted;
         }
         Err(e) => return Event::HostError(format!("CPU {cpu}: KVM_RUN failed: {e}")),
     };
     let serial = SERIAL_PORT..SERIAL_PORT + 8;
+    let count = |reason| m.profile.exit(reason);
     match exit {
-        VcpuExit::IoOut(HYPERCALL_PORT, data) => Event::Hypercall(
-            data.iter()
+        VcpuExit::IoOut(HYPERCALL_PORT, data) => {
+            count(ExitReason::Hypercall);
+            let nr = data
+                .iter()
                 .rev()
-                .fold(0u32, |acc, &b| (acc << 8) | u32::from(b)),
-        ),
+                .fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
+            m.profile.hypercall(nr);
+            Event::Hypercall(nr)
+        }
         VcpuExit::IoOut(port, data) if serial.contains(&port) => {
+            count(ExitReason::Serial);
             if let Some(&b) = data.first() {
                 m.serial_write((port - SERIAL_PORT) as u8, b);
             }
             Event::Handled
         }
         VcpuExit::IoIn(port, data) if serial.contains(&port) => {
+            count(ExitReason::Serial);
             if let Some(b) = data.first_mut() {
                 *b = m.serial_read((port - SERIAL_PORT) as u8);
             }
@@ -175,19 +189,24 @@ fn decode_exit(m: &Machine, cpu: usize, exit: Result<VcpuExit<'_>, kvm_ioctls::E
         }
         // Like a PC with nothing on the bus: reads float high, writes vanish.
         VcpuExit::IoIn(_, data) => {
+            count(ExitReason::OtherIo);
             data.fill(0xff);
             Event::Handled
         }
-        VcpuExit::IoOut(..) => Event::Handled,
-        VcpuExit::MmioRead(gpa, _) => Event::Fault(FaultKind::UnbackedMemory { gpa, write: false }),
-        VcpuExit::MmioWrite(gpa, _) => Event::Fault(FaultKind::UnbackedMemory { gpa, write: true }),
-        VcpuExit::Shutdown => Event::Fault(FaultKind::TripleFault),
-        VcpuExit::FailEntry(reason, _) => Event::Fault(FaultKind::FailEntry { reason }),
-        VcpuExit::InternalError => Event::Fault(FaultKind::InternalError {
-            suberror: 0,
-            insn: Vec::new(),
-        }),
+        VcpuExit::IoOut(..) => {
+            count(ExitReason::OtherIo);
+            Event::Handled
+        }
+        VcpuExit::MmioRead(gpa, _) => {
+            count(ExitReason::Mmio);
+            Event::Fault(FaultKind::UnbackedMemory { gpa, write: false })
+        }
+        VcpuExit::MmioWrite(gpa, _) => {
+            count(ExitReason::Mmio);
+            Event::Fault(FaultKind::UnbackedMemory { gpa, write: true })
+        }
         VcpuExit::X86Rdmsr(exit) => {
+            count(ExitReason::MsrRead);
             match m.pmu_read(cpu, exit.index) {
                 Some(v) => *exit.data = v,
                 None => *exit.error = 1,
@@ -195,14 +214,32 @@ fn decode_exit(m: &Machine, cpu: usize, exit: Result<VcpuExit<'_>, kvm_ioctls::E
             Event::Handled
         }
         VcpuExit::X86Wrmsr(exit) => {
+            count(ExitReason::MsrWrite);
             if !m.pmu_write(cpu, exit.index, exit.data) {
                 *exit.error = 1;
             }
             Event::Handled
         }
-        VcpuExit::Intr => Event::Interrupted,
-        VcpuExit::Hlt => Event::Halt,
-        other => Event::HostError(format!("CPU {cpu}: unexpected KVM exit {other:?}")),
+        VcpuExit::Intr => {
+            count(ExitReason::Interrupted);
+            Event::Interrupted
+        }
+        VcpuExit::Hlt => {
+            count(ExitReason::Halt);
+            Event::Halt
+        }
+        other => {
+            count(ExitReason::Failure);
+            match other {
+                VcpuExit::Shutdown => Event::Fault(FaultKind::TripleFault),
+                VcpuExit::FailEntry(reason, _) => Event::Fault(FaultKind::FailEntry { reason }),
+                VcpuExit::InternalError => Event::Fault(FaultKind::InternalError {
+                    suberror: 0,
+                    insn: Vec::new(),
+                }),
+                other => Event::HostError(format!("CPU {cpu}: unexpected KVM exit {other:?}")),
+            }
+        }
     }
 }
 

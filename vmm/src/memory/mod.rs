@@ -6,8 +6,10 @@ mod boot;
 mod frozen;
 mod guest;
 mod paging;
+mod resident;
 
 pub use boot::{BOOT_CR3, BOOT_GDT_PADDR};
 pub use frozen::FrozenMemory;
 pub use guest::{GuestMemory, MAX_MEM_MIB, MIN_MEM_MIB, MemError};
 pub use paging::walk_page_tables;
+pub use resident::{nonzero_chunks, touched_pages};

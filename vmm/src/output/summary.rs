@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::machine::Dropped;
+use crate::machine::profile::RunProfile;
 use crate::report::CrashReport;
 use crate::scenario::expect::Verdict;
 use crate::state::{HookEvent, LockupEvent, Outcome, OutcomeClass};
@@ -33,6 +34,9 @@ pub struct RunSummary {
     pub lockups: Vec<LockupEvent>,
     /// Hook points passed, with RIP and RFLAGS.
     pub hooks: Vec<HookEvent>,
+    /// What the guest's lockdep and `might_sleep` reported (kind, class, CPU, task, time).
+    #[serde(default)]
+    pub splats: Vec<crate::state::Splat>,
     /// NMIs the emulated PMU delivered, per CPU.
     pub pmu_nmis: Vec<u64>,
     /// Hypercalls the host refused: (CPU, why).
@@ -54,6 +58,9 @@ pub struct RunSummary {
     /// Scenario expectations and whether they held (empty when the scenario has none).
     #[serde(default)]
     pub expectations: Vec<Verdict>,
+    /// Where the run's time went: VM exits by reason, hypercalls by kind, host phases.
+    #[serde(default)]
+    pub profile: RunProfile,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]

@@ -75,3 +75,18 @@ pub fn name(sig: i32) -> String {
 pub fn exit_code(sig: i32) -> u8 {
     (128 + sig).clamp(0, 255) as u8
 }
+
+/// Sends `sig` to every process of the process group `pgid` (a child started in its own group
+/// with `process_group(0)`: its id is the group's).
+pub fn kill_group(pgid: u32, sig: i32) -> std::io::Result<()> {
+    let pgid = libc::pid_t::try_from(pgid).map_err(std::io::Error::other)?;
+    if pgid <= 1 {
+        return Err(std::io::Error::other("not a child's process group"));
+    }
+    // SAFETY: kill(2) takes plain integers; a negative pid names the group, and pgid > 1 so
+    // it never names every process (-1) or our own group (0).
+    if unsafe { libc::kill(-pgid, sig) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -19,10 +19,12 @@ pub fn write(bytes: &[u8]) {
     if CLOSED.load(Ordering::Acquire) {
         return;
     }
-    let mut out = io::stdout().lock();
-    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
-        failed(e);
-    }
+    super::live::around_stdout(&mut || {
+        let mut out = io::stdout().lock();
+        if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+            failed(e);
+        }
+    });
 }
 
 fn failed(e: io::Error) {

@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analysis, DeadlockKind, Findings, Incident};
-use crate::state::{CpuBacktrace, HeldLock, LockWait, LockupEvent, LockupKind, Outcome, Regs};
+use crate::state::{
+    CpuBacktrace, HeldLock, LockWait, LockupEvent, LockupKind, Outcome, Regs, Splat,
+};
 
 /// A lockup detector's report, in short (every one of the run, first to last).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -34,6 +36,8 @@ pub struct ReportInput<'a> {
     pub dumpfile: Option<String>,
     /// The kernel log at the end of the run.
     pub dmesg: Vec<String>,
+    /// What the guest's lockdep and `might_sleep` reported.
+    pub splats: &'a [Splat],
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +72,9 @@ pub struct CrashReport {
     #[serde(with = "crate::state::hex::labelled")]
     pub pointers: Vec<(String, u64, String)>,
     pub diagnosis: String,
+    /// What the guest's lockdep and `might_sleep` reported during the run.
+    #[serde(default)]
+    pub splats: Vec<Splat>,
     /// The shape of the deadlock the report CPU's chain ends in, if it ends in one.
     #[serde(default)]
     pub deadlock: Option<DeadlockKind>,
@@ -92,6 +99,7 @@ impl CrashReport {
             kernel,
             dumpfile,
             dmesg,
+            splats,
         } = input;
         let locks = a.lock_waits();
         let held = a.held_locks();
@@ -112,7 +120,10 @@ impl CrashReport {
             held: &held,
             backtraces: &backtraces,
         };
-        let diagnosis = a.diagnose(cpu, incident, &findings);
+        let mut diagnosis = a.diagnose(cpu, incident, &findings);
+        if let Some(found) = crate::analysis::lockdep_findings(a.syms, splats) {
+            diagnosis = format!("{diagnosis} {found}");
+        }
         let hung_tasks = hung.iter().map(|&t| a.backtrace_of_task(t)).collect();
         let deadlock = a.deadlock_kind(cpu, &findings);
         let from = a.snap.vtime_ns / 1_000_000_000;
@@ -141,6 +152,7 @@ impl CrashReport {
             hung_tasks,
             pointers,
             diagnosis,
+            splats: splats.to_vec(),
             deadlock,
             dmesg_tail,
             freeze_us: a.snap.freeze_us,

@@ -3,7 +3,9 @@
 mod crash;
 mod outcome;
 mod render;
+mod splats;
 
 pub use crash::{CrashReport, Detection, ReportInput, report_cpu};
 pub use outcome::one_line;
 pub use render::{render_bt, render_items, render_regs};
+pub use splats::splat_lines;

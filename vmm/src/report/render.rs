@@ -115,6 +115,16 @@ impl CrashReport {
                 let _ = writeln!(s, "  {r:>3} {v:016x} = {n}");
             }
         }
+        if !self.splats.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nLockdep and might_sleep reports ({}):",
+                self.splats.len()
+            );
+            for l in crate::report::splat_lines(&self.splats) {
+                let _ = writeln!(s, "  {l}");
+            }
+        }
         let _ = writeln!(s, "\nDiagnosis:\n{}", wrap(&self.diagnosis, 100, "  "));
         s
     }

@@ -119,12 +119,23 @@ impl LoadedScenario {
                         .as_ref()
                         .is_some_and(|h| h.get_ref() == Hook::IrqEnableLocked.name())
                 }),
-            // Only explore's contention hook so far: when the scenario's space or an action
-            // names `lock_contended`.
-            instrument: if self.uses_hook(Hook::LockContended) {
-                lockvmm_abi::knob::instrument::LOCK_CONTENDED_HOOK
-            } else {
-                0
+            // Explore's contention hook when the scenario's space or an action names
+            // `lock_contended`; the debug kernel's validators from `[debug]`.
+            instrument: {
+                use lockvmm_abi::knob::instrument::{
+                    DEBUG_ATOMIC_SLEEP, LOCK_CONTENDED_HOOK, LOCKDEP,
+                };
+                let d = &self.scenario.debug;
+                (if self.uses_hook(Hook::LockContended) {
+                    LOCK_CONTENDED_HOOK
+                } else {
+                    0
+                }) | (if d.lockdep { LOCKDEP } else { 0 })
+                    | (if d.debug_atomic_sleep {
+                        DEBUG_ATOMIC_SLEEP
+                    } else {
+                        0
+                    })
             },
             trace_buf_kib: 0,
         }

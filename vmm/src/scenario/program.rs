@@ -124,6 +124,7 @@ pub fn encode(scenario: &Scenario, lock_addrs: &[u64]) -> Vec<u8> {
             }
             .raw(),
             count: l.count.as_ref().map_or(1, |c| *c.get_ref() as u32),
+            name: lock_name(l.name.get_ref()),
         })
         .collect();
     let flags = if scenario.run.power_off_when_done {
@@ -275,4 +276,16 @@ fn encode_op(o: &OpSpec, names: &Names<'_>) -> OpDesc {
         }
     };
     op(kind, args)
+}
+
+/// The scenario's name of a lock for [`LockDesc::name`]: NUL-padded, cut at a character
+/// boundary to leave room for the NUL (lockdep's class name in the guest).
+fn lock_name(name: &str) -> [u8; abi::LOCK_NAME_LEN] {
+    let mut out = [0u8; abi::LOCK_NAME_LEN];
+    let mut end = name.len().min(abi::LOCK_NAME_LEN - 1);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    out[..end].copy_from_slice(&name.as_bytes()[..end]);
+    out
 }

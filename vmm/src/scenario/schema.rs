@@ -20,6 +20,9 @@ pub struct Scenario {
     pub watchdog: WatchdogSpec,
     #[serde(default)]
     pub faults: FaultSpec,
+    /// The debug options the guest kernel runs with (`[debug]`).
+    #[serde(default)]
+    pub debug: DebugSpec,
     #[serde(default)]
     pub run: RunSpec,
     /// Host actions at hook points.
@@ -182,6 +185,16 @@ pub enum LbrAlloc {
 #[serde(deny_unknown_fields, default)]
 pub struct FaultSpec {
     pub lbr_alloc: LbrAlloc,
+}
+
+/// The debug kernel's options: each costs guest instructions, so all are off by default.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DebugSpec {
+    /// Lockdep (`CONFIG_PROVE_LOCKING`): lock classes, the dependency graph, irq-usage checks.
+    pub lockdep: bool,
+    /// `might_sleep()` checks (`CONFIG_DEBUG_ATOMIC_SLEEP`).
+    pub debug_atomic_sleep: bool,
 }
 
 /// When a run ends.

@@ -120,6 +120,7 @@ impl LoadedScenario {
     /// `[expect]`: CPUs that exist, hooks that exist.
     fn validate_expect(&self, vcpus: i64) -> Result<(), ScenarioError> {
         self.validate_expect_hooks(vcpus)?;
+        self.validate_expect_splats(vcpus)?;
         let e = &self.scenario.expect;
         for c in [&e.cpu, &e.holder].into_iter().flatten() {
             if !(0..vcpus).contains(c.get_ref()) {
@@ -220,6 +221,39 @@ impl LoadedScenario {
                 .filter(|p| !(1..=i64::from(u32::MAX)).contains(p.get_ref()))
             {
                 return Err(self.error_at(pid.span(), "task.pid must be a positive 32-bit number"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `[[expect.splats]]`: known kinds, existing CPUs, counts of 0 or more.
+    fn validate_expect_splats(&self, vcpus: i64) -> Result<(), ScenarioError> {
+        use lockvmm_abi::lockdep::SplatKind;
+        for s in &self.scenario.expect.splats {
+            let s = s.get_ref();
+            if let Some(k) = s
+                .kind
+                .as_ref()
+                .filter(|k| SplatKind::from_name(k.get_ref()).is_none())
+            {
+                let known: Vec<&str> = SplatKind::ALL.iter().map(|k| k.name()).collect();
+                let msg = format!(
+                    "expect.splats: unknown kind `{}` ({})",
+                    k.get_ref(),
+                    known.join(", ")
+                );
+                return Err(self.error_at(k.span(), msg));
+            }
+            if let Some(c) = s.cpu.as_ref().filter(|c| !(0..vcpus).contains(c.get_ref())) {
+                let msg = format!(
+                    "expect.splats: CPU {} does not exist (0 to {})",
+                    c.get_ref(),
+                    vcpus - 1
+                );
+                return Err(self.error_at(c.span(), msg));
+            }
+            if let Some(n) = s.count.as_ref().filter(|n| *n.get_ref() < 0) {
+                return Err(self.error_at(n.span(), "expect.splats: count must be 0 or more"));
             }
         }
         Ok(())

@@ -15,6 +15,9 @@ pub enum ExitStatus {
     Sigint = 130,
     /// Stopped by SIGTERM (128 + 15).
     Sigterm = 143,
+    /// `lockvmm test --skip-without-kvm` found no usable KVM device and ran nothing: 77, the
+    /// "skipped" status of automake's and meson's test harnesses.
+    Skipped = 77,
 }
 
 impl ExitStatus {
@@ -33,6 +36,7 @@ impl ExitStatus {
             3 => ExitStatus::Environment,
             130 => ExitStatus::Sigint,
             143 => ExitStatus::Sigterm,
+            77 => ExitStatus::Skipped,
             _ => ExitStatus::Success,
         }
     }

@@ -8,6 +8,7 @@ pub mod locks;
 pub mod outcome;
 pub mod regs;
 pub mod snapshot;
+pub mod splat;
 pub mod text;
 
 pub use backtrace::{BtItem, CpuBacktrace, TaskInfo};
@@ -18,3 +19,4 @@ pub use outcome::{
 };
 pub use regs::Regs;
 pub use snapshot::{Events, Lapic, Snapshot, Sregs, VcpuState};
+pub use splat::Splat;

@@ -411,6 +411,7 @@ pub fn report(insp: &Inspector) {
             dumpfile: None,
             dmesg: a.dmesg(),
             hung: Vec::new(),
+            splats: &[],
         },
     );
     let _ = r.render();

@@ -1,9 +1,9 @@
 //! `preempt_count` and its context tests (Linux's `include/linux/preempt.h`).
-use core::sync::atomic::Ordering;
+use core::arch::asm;
 
 use lockvmm_abi::locking::LockContext;
 
-use crate::arch::x86::percpu::this_cpu;
+use crate::arch::x86::percpu::PERCPU_PREEMPT_COUNT;
 
 pub const PREEMPT_OFFSET: u32 = 1;
 pub const SOFTIRQ_OFFSET: u32 = 1 << 8;
@@ -15,19 +15,37 @@ const SOFTIRQ_MASK: u32 = 0xff << 8;
 const HARDIRQ_MASK: u32 = 0xf << 16;
 const NMI_MASK: u32 = 0xf << 20;
 
+// As Linux's `__preempt_count` ops (`arch/x86/include/asm/preempt.h`): one GS-relative
+// instruction, not locked (only this CPU writes its count, and one instruction cannot be split
+// by an interrupt). The asm is a compiler barrier, as `preempt_disable()`'s `barrier()`.
+
 #[inline(always)]
 pub fn preempt_count() -> u32 {
-    this_cpu().preempt_count.load(Ordering::Relaxed)
+    let count: u32;
+    // SAFETY: GS points at this CPU's `PerCpu`; reads its `preempt_count`.
+    unsafe {
+        asm!("mov {:e}, gs:[{off}]", out(reg) count, off = const PERCPU_PREEMPT_COUNT,
+            options(nostack, readonly, preserves_flags))
+    };
+    count
 }
 
 #[inline(always)]
 pub fn preempt_count_add(val: u32) {
-    this_cpu().preempt_count.fetch_add(val, Ordering::Relaxed);
+    // SAFETY: GS points at this CPU's `PerCpu`; adds to its `preempt_count`.
+    unsafe {
+        asm!("add dword ptr gs:[{off}], {v:e}", off = const PERCPU_PREEMPT_COUNT, v = in(reg) val,
+            options(nostack))
+    };
 }
 
 #[inline(always)]
 pub fn preempt_count_sub(val: u32) {
-    this_cpu().preempt_count.fetch_sub(val, Ordering::Relaxed);
+    // SAFETY: GS points at this CPU's `PerCpu`; subtracts from its `preempt_count`.
+    unsafe {
+        asm!("sub dword ptr gs:[{off}], {v:e}", off = const PERCPU_PREEMPT_COUNT, v = in(reg) val,
+            options(nostack))
+    };
 }
 
 #[inline(always)]

@@ -13,11 +13,58 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use crate::arch::x86::percpu::this_cpu;
 use crate::kernel::jump_label::{StaticKey, ret_ip};
 
+mod classes;
+mod graph;
+mod held_locks;
+mod irq_usage;
+mod report;
+mod validate;
+
+pub use report::print_held_locks_of_current;
+pub use report::{dump_stack, empty_record, stamp};
+pub use validate::{hardirqs_off, hardirqs_on, softirqs_off, softirqs_on};
+
+/// On when lockdep validates (`CONFIG_PROVE_LOCKING`, switched on at boot).
+pub static PROVE_LOCKING: AtomicBool = AtomicBool::new(false);
+
+/// `debug_locks_off()`: true for the caller that turned lock debugging off (and so reports).
+pub fn debug_locks_off() -> bool {
+    DEBUG_LOCKS.swap(false, Ordering::Relaxed)
+}
+
+/// `lockdep_softirqs_on/off` from `local_bh_enable/disable` (only the outermost ones count).
+#[inline(always)]
+pub fn lockdep_softirqs_changed(on: bool) {
+    if LOCK_EVENTS.unlikely() && PROVE_LOCKING.load(Ordering::Relaxed) {
+        softirqs_changed(on, ret_ip());
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn softirqs_changed(on: bool, ip: u64) {
+    let count = crate::arch::x86::preempt::preempt_count() & 0xff00;
+    match on {
+        true if count == 0 => softirqs_on(ip),
+        false if count == crate::arch::x86::preempt::SOFTIRQ_DISABLE_OFFSET => softirqs_off(ip),
+        _ => {}
+    }
+}
+
+/// The scheduler hands `rq->__lock` from `prev` to the task now running (after `switch_to`).
+#[inline(always)]
+pub fn lockdep_sched_handoff(prev: *const crate::kernel::sched::task::TaskStruct, lock: u64) {
+    if LOCK_EVENTS.unlikely() && PROVE_LOCKING.load(Ordering::Relaxed) {
+        validate::handoff(prev, lock);
+    }
+}
+
 /// On when any consumer of lock events is (set once at boot).
 pub static LOCK_EVENTS: StaticKey = StaticKey::new();
 
 /// Linux's `debug_locks`: lockdep validates while this is set, and clears it after its first
 /// report ("turning off the locking correctness validator").
+#[unsafe(export_name = "debug_locks")]
 pub static DEBUG_LOCKS: AtomicBool = AtomicBool::new(false);
 
 /// What kind of lock an event is about (lockdep's wait types and read modes need it).
@@ -101,7 +148,11 @@ pub fn lock_release(lock: u64, kind: LockClassKind) {
 
 #[cold]
 #[inline(never)]
-fn on_acquire(_ev: LockEvent) {}
+fn on_acquire(ev: LockEvent) {
+    if PROVE_LOCKING.load(Ordering::Relaxed) {
+        validate::acquire(&ev);
+    }
+}
 
 /// Set at boot when the host wants each contended spinlock reported (`lockvmm explore`).
 pub static LOCK_CONTENDED_HOOK: AtomicBool = AtomicBool::new(false);
@@ -127,6 +178,9 @@ fn on_acquired(ev: LockEvent) {
 #[cold]
 #[inline(never)]
 fn on_release(ev: LockEvent) {
+    if PROVE_LOCKING.load(Ordering::Relaxed) {
+        validate::release(&ev);
+    }
     if ev.kind == LockClassKind::Spin
         && crate::arch::x86::irqflags::IRQ_ENABLE_HOOK.load(Ordering::Relaxed)
     {

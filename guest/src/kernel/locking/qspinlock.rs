@@ -125,8 +125,18 @@ impl QSpinlock {
     /// `queued_spin_unlock`: clears the locked byte, then wakes whoever waits on the word.
     #[inline(always)]
     pub fn unlock(&self) {
-        let prev = self.val.fetch_and(!Q_LOCKED_MASK, Ordering::Release);
-        if prev & !Q_LOCKED_MASK != 0 {
+        // As Linux's `smp_store_release(&lock->locked, 0)`: a plain byte store (x86 stores
+        // are releases), not a locked read-modify-write loop, then a look at the rest of the
+        // word for waiters. The run token lets one vCPU run at a time, so the word cannot
+        // change between the two and the kick goes out exactly when a `fetch_and` would say.
+        const _: () = assert!(Q_LOCKED_MASK == 0xff);
+        // SAFETY: the locked byte is the low byte of the lock word (little endian), which this
+        // CPU owns while it holds the lock.
+        unsafe {
+            core::arch::asm!("mov byte ptr [{p}], 0", p = in(reg) self.val.as_ptr(),
+                options(nostack, preserves_flags))
+        };
+        if self.val.load(Ordering::Relaxed) & !Q_LOCKED_MASK != 0 {
             lockvmm::kick(&self.val);
         }
     }

@@ -286,6 +286,7 @@ pub unsafe extern "C" fn __switch_to(
 #[unsafe(no_mangle)]
 pub extern "C" fn finish_task_switch(prev: *mut TaskStruct) {
     let rq = this_rq();
+    crate::kernel::locking::lockdep::lockdep_sched_handoff(prev, &rq.__lock as *const _ as u64);
     crate::kernel::events::core::perf_event_task_sched_in(prev, current());
     finish_lock_switch(rq);
 }
@@ -311,9 +312,8 @@ pub extern "C" fn schedule() {
     preempt_count_sub(PREEMPT_OFFSET);
 }
 
-/// `might_sleep()`: a no-op, as in a kernel without `CONFIG_DEBUG_ATOMIC_SLEEP`.
-#[inline(always)]
-pub fn might_sleep() {}
+/// `might_sleep()` (its checker is `CONFIG_DEBUG_ATOMIC_SLEEP`'s, in `might_sleep.rs`).
+pub use super::might_sleep::might_sleep;
 
 /// `schedule_debug`: sleeping while atomic (a spinlock held, preemption off) is a bug Linux
 /// prints without any debug option: `BUG: scheduling while atomic: comm/pid/0x%08x`.

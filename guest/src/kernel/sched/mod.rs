@@ -4,4 +4,5 @@ pub mod autogroup;
 pub mod core;
 pub mod fair;
 pub mod idle;
+pub mod might_sleep;
 pub mod task;

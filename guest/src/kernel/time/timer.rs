@@ -323,6 +323,7 @@ pub extern "C" fn schedule_timeout(timeout: u64) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn msleep(ms: u64) {
+    crate::kernel::sched::might_sleep::might_sleep();
     crate::kernel::sched::core::set_current_state(crate::kernel::sched::task::TASK_UNINTERRUPTIBLE);
     keep_frame!(schedule_timeout(ms.div_ceil(1000 / super::HZ)));
 }

@@ -9,6 +9,7 @@ use core::sync::atomic::Ordering;
 
 use crate::arch::x86::irqflags::IRQ_ENABLE_HOOK;
 use crate::kernel::jump_label::{StaticKey, this_ip};
+use crate::kernel::locking::lockdep::PROVE_LOCKING;
 
 /// On when any consumer of interrupt-flag events is (set once at boot).
 pub static IRQFLAG_EVENTS: StaticKey = StaticKey::new();
@@ -51,7 +52,10 @@ pub fn trace_preempt_on() {
 
 #[cold]
 #[inline(never)]
-fn hardirqs_on(_ip: u64) {
+fn hardirqs_on(ip: u64) {
+    if PROVE_LOCKING.load(Ordering::Relaxed) {
+        crate::kernel::locking::lockdep::hardirqs_on(ip);
+    }
     if IRQ_ENABLE_HOOK.load(Ordering::Relaxed) {
         crate::arch::x86::irqflags::irq_enable_locked_hook();
     }
@@ -59,7 +63,11 @@ fn hardirqs_on(_ip: u64) {
 
 #[cold]
 #[inline(never)]
-fn hardirqs_off(_ip: u64) {}
+fn hardirqs_off(ip: u64) {
+    if PROVE_LOCKING.load(Ordering::Relaxed) {
+        crate::kernel::locking::lockdep::hardirqs_off(ip);
+    }
+}
 
 #[cold]
 #[inline(never)]

@@ -40,6 +40,9 @@ pub fn hook(c: &Call<'_>) -> Next {
         rip_symbol: m.kernel.symbols.describe(c.regs.rip),
         rflags: c.regs.rflags,
     });
+    if hook == Hook::LockdepSplat {
+        record_splat(c, arg);
+    }
     let mut pause_self = false;
     for (deliver, target) in m.actions_for(hook, arg, c.cpu) {
         match m.perform(deliver, target) {
@@ -60,6 +63,27 @@ pub fn hook(c: &Call<'_>) -> Next {
             until: None,
         }),
         next => next,
+    }
+}
+
+/// `Hook::LockdepSplat`: the guest's record of the report, read from its memory (a record
+/// that cannot be read or names an unknown kind is refused, like any bad argument).
+fn record_splat(c: &Call<'_>, at: u64) {
+    use lockvmm_abi::lockdep::SplatRecord;
+    let m = c.m;
+    match m.memory.read_virt_obj::<SplatRecord>(c.cr3, at) {
+        Ok(rec) => {
+            // A return address: name the call (`lab_lock+0xbc`), as the console does.
+            let sym = m.kernel.symbols.lookup(rec.ip.wrapping_sub(1)).map_or_else(
+                || format!("{:#x}", rec.ip),
+                |l| format!("{}+{:#x}", l.name, l.offset + 1),
+            );
+            match crate::state::Splat::from_record(&rec, m.now_ns(), sym) {
+                Some(s) => m.record_splat(s),
+                None => m.count_bad_hypercall(c.cpu, format!("lockdep splat: kind {}", rec.kind)),
+            }
+        }
+        Err(e) => m.count_bad_hypercall(c.cpu, format!("lockdep splat record at {at:#x}: {e}")),
     }
 }
 

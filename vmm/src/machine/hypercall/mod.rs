@@ -4,13 +4,16 @@
 //!
 //! [`dispatch`] decodes the call and hands a [`Call`] (the vCPU, its registers and arguments,
 //! with `ret` and `reject`) to one function per hypercall.
+mod console;
 mod events;
 mod lifecycle;
 mod reports;
 mod wait;
 
+use std::cell::Cell;
+
 use kvm_bindings::kvm_regs;
-use kvm_ioctls::VcpuFd;
+use kvm_ioctls::{SyncReg, VcpuFd};
 use lockvmm_abi::{HC_EINVAL, HC_OK, Hypercall};
 
 use super::Machine;
@@ -30,6 +33,9 @@ pub struct Call<'a> {
     pub cr3: u64,
     /// `RDI, RSI, RCX, R8`.
     pub args: [u64; 4],
+    /// With `KVM_CAP_SYNC_REGS`: the registers `ret` wrote, which `dispatch` hands to KVM
+    /// through `kvm_run` instead of a `KVM_SET_REGS` (about 16 µs a hypercall here).
+    deferred: Option<Cell<Option<kvm_regs>>>,
 }
 
 impl Call<'_> {
@@ -37,6 +43,10 @@ impl Call<'_> {
     pub fn ret(&self, value: u64) -> Next {
         let mut regs = self.regs;
         regs.rax = value;
+        if let Some(deferred) = &self.deferred {
+            deferred.set(Some(regs));
+            return Next::Continue;
+        }
         match self.vcpu.set_regs(&regs) {
             Ok(()) => Next::Continue,
             Err(e) => self.host_error(format!("cannot write a vCPU's registers: {e}")),
@@ -74,11 +84,20 @@ impl Call<'_> {
     }
 }
 
-/// Handles hypercall `nr` from `cpu`.
-pub fn dispatch(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
-    let (regs, cr3) = match (vcpu.get_regs(), vcpu.get_sregs()) {
-        (Ok(r), Ok(s)) => (r, s.cr3),
-        (Err(e), _) | (_, Err(e)) => {
+/// Handles hypercall `nr` from `cpu`. `synced`: KVM keeps the registers in `kvm_run` at every
+/// exit (`KVM_CAP_SYNC_REGS`), so they are read there instead of by two ioctls.
+pub fn dispatch(m: &Machine, vcpu: &mut VcpuFd, cpu: usize, nr: u32, synced: bool) -> Next {
+    let read = if synced {
+        vcpu.get_sregs().map(|s| (vcpu.sync_regs().regs, s.cr3))
+    } else {
+        match (vcpu.get_regs(), vcpu.get_sregs()) {
+            (Ok(r), Ok(s)) => Ok((r, s.cr3)),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
+    };
+    let (regs, cr3) = match read {
+        Ok(r) => r,
+        Err(e) => {
             m.finish(Outcome::HostError {
                 message: format!("CPU {cpu}: cannot read registers: {e}"),
             });
@@ -87,26 +106,62 @@ pub fn dispatch(m: &Machine, vcpu: &VcpuFd, cpu: usize, nr: u32) -> Next {
     };
     let call = Call {
         m,
-        vcpu,
+        vcpu: &*vcpu,
         cpu,
         regs,
         cr3,
         args: [regs.rdi, regs.rsi, regs.rcx, regs.r8],
+        deferred: synced.then(|| Cell::new(None)),
     };
+    let next = handle(&call, nr);
+    let Some(regs) = call.deferred.and_then(Cell::into_inner) else {
+        return next;
+    };
+    // Straight back into the guest: KVM takes the registers from `kvm_run` on entry. Anything
+    // else (a wait, a stop) may capture the vCPU first, which must see them: write them now.
+    if matches!(next, Next::Continue) && !m.is_stopped() {
+        vcpu.sync_regs_mut().regs = regs;
+        vcpu.set_sync_dirty_reg(SyncReg::Register);
+        return next;
+    }
+    match vcpu.set_regs(&regs) {
+        Ok(()) => next,
+        Err(e) => {
+            m.finish(Outcome::HostError {
+                message: format!("CPU {cpu}: cannot write a vCPU's registers: {e}"),
+            });
+            Next::Stop
+        }
+    }
+}
+
+fn handle(call: &Call<'_>, nr: u32) -> Next {
     let Some(hc) = Hypercall::from_raw(nr) else {
         return call.reject(format!("unknown hypercall {nr:#x}"));
     };
     match hc {
-        Hypercall::CpuOnline => lifecycle::cpu_online(&call),
-        Hypercall::StartCpu => lifecycle::start_cpu(&call),
-        Hypercall::Shutdown => lifecycle::shutdown(&call),
-        Hypercall::Panic => reports::panic(&call),
-        Hypercall::Exception => reports::exception(&call),
-        Hypercall::Watchdog => reports::watchdog(&call),
-        Hypercall::Wait => wait::wait(&call),
-        Hypercall::Kick => wait::kick(&call),
-        Hypercall::SendIpi => events::send_ipi(&call),
-        Hypercall::Hook => events::hook(&call),
-        Hypercall::Syscall => events::syscall(&call),
+        Hypercall::CpuOnline => lifecycle::cpu_online(call),
+        Hypercall::StartCpu => lifecycle::start_cpu(call),
+        Hypercall::Shutdown => lifecycle::shutdown(call),
+        Hypercall::Panic => reports::panic(call),
+        Hypercall::Exception => reports::exception(call),
+        Hypercall::Watchdog => reports::watchdog(call),
+        Hypercall::Wait => wait::wait(call),
+        Hypercall::Kick => wait::kick(call),
+        Hypercall::SendIpi => events::send_ipi(call),
+        Hypercall::Hook => events::hook(call),
+        Hypercall::Syscall => events::syscall(call),
+        Hypercall::ConsoleWrite => console::console_write(call),
     }
+}
+
+/// Writes registers a deferred `ret` left in `kvm_run` for the next `KVM_RUN` (when the vCPU
+/// will not enter again soon, so that a capture reads them).
+pub fn flush_deferred(vcpu: &mut VcpuFd) -> Result<(), kvm_ioctls::Error> {
+    if vcpu.get_kvm_run().kvm_dirty_regs & u64::from(kvm_bindings::KVM_SYNC_X86_REGS) != 0 {
+        let regs = vcpu.sync_regs().regs;
+        vcpu.clear_sync_dirty_reg(SyncReg::Register);
+        vcpu.set_regs(&regs)?;
+    }
+    Ok(())
 }

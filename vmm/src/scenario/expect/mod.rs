@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 mod detections;
+mod splats;
+
+pub use splats::SplatExpect;
 
 use crate::analysis::DeadlockKind;
 use crate::machine::RunResult;
@@ -63,6 +66,9 @@ pub struct ExpectSpec {
     pub deadlock: Option<Spanned<DeadlockKind>>,
     /// The comms of the tasks the hung-task detector reported, in any order.
     pub hung_tasks: Option<Spanned<Vec<String>>>,
+    /// Lockdep and `might_sleep` reports the run must have made (or, with `count = 0`, not).
+    #[serde(default)]
+    pub splats: Vec<Spanned<SplatExpect>>,
 }
 
 /// A hook point the run must have reached, where and how.
@@ -126,6 +132,7 @@ fn stuck_context(r: &RunResult) -> Option<(usize, Regs, Option<String>)> {
 pub fn check(spec: &ExpectSpec, r: &RunResult, report: Option<&CrashReport>) -> Vec<Verdict> {
     let mut out = Vec::new();
     detections::check_hooks(spec, r, &mut out);
+    splats::check_splats(spec, r, &mut out);
     detections::check_detections(spec, r, report, &mut out);
     let stuck = stuck_context(r);
     // The CPU the run is about: where a detector fired or it faulted; else the report's (a

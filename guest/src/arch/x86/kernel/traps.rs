@@ -26,7 +26,7 @@ pub fn die(msg: &str, regs: &PtRegs, vector: u64, err: u64, cr2: u64) -> ! {
 
 /// Whether `addr..addr+16` lies on one of the kernel's stacks (so a frame there can be read
 /// without faulting, whatever a corrupt RBP says).
-fn on_a_stack(addr: u64) -> bool {
+pub fn on_a_stack(addr: u64) -> bool {
     use crate::arch::x86::kernel::cpu::common::exception_stacks;
     use crate::arch::x86::kernel::head_64::init_stacks;
     use crate::arch::x86::percpu::irq_stack_backing_store;

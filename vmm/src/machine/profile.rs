@@ -1,0 +1,128 @@
+//! The run's profile: VM exits by reason and hypercalls by kind, counted as they happen, so a
+//! slowdown shows in `result.json` without a profiler (the host phases' times are added by
+//! `lab::finish`).
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use lockvmm_abi::Hypercall;
+use serde::{Deserialize, Serialize};
+
+/// Why the guest left `KVM_RUN`.
+#[derive(Debug, Clone, Copy)]
+pub enum ExitReason {
+    /// A byte to or from the UART's ports.
+    Serial,
+    Hypercall,
+    /// Port I/O to nothing.
+    OtherIo,
+    Mmio,
+    MsrRead,
+    MsrWrite,
+    Halt,
+    /// A kick or a signal interrupted `KVM_RUN`.
+    Interrupted,
+    /// Anything that ends the run (a failed entry, a triple fault, an error).
+    Failure,
+}
+
+impl ExitReason {
+    const ALL: [ExitReason; 9] = [
+        ExitReason::Serial,
+        ExitReason::Hypercall,
+        ExitReason::OtherIo,
+        ExitReason::Mmio,
+        ExitReason::MsrRead,
+        ExitReason::MsrWrite,
+        ExitReason::Halt,
+        ExitReason::Interrupted,
+        ExitReason::Failure,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            ExitReason::Serial => "serial_io",
+            ExitReason::Hypercall => "hypercall",
+            ExitReason::OtherIo => "other_io",
+            ExitReason::Mmio => "mmio",
+            ExitReason::MsrRead => "rdmsr",
+            ExitReason::MsrWrite => "wrmsr",
+            ExitReason::Halt => "hlt",
+            ExitReason::Interrupted => "interrupted",
+            ExitReason::Failure => "failure",
+        }
+    }
+}
+
+/// Counters the vCPU threads bump (relaxed: each is read once, after every thread ended).
+#[derive(Default)]
+pub struct ExitCounters {
+    exits: [AtomicU64; ExitReason::ALL.len()],
+    /// By hypercall number; the last slot counts unknown numbers.
+    hypercalls: [AtomicU64; Hypercall::ALL.len() + 1],
+}
+
+impl ExitCounters {
+    pub fn exit(&self, reason: ExitReason) {
+        self.exits[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn hypercall(&self, nr: u32) {
+        let slot = Hypercall::ALL
+            .iter()
+            .position(|h| *h as u32 == nr)
+            .unwrap_or(Hypercall::ALL.len());
+        self.hypercalls[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts, without the zero ones.
+    pub fn profile(&self) -> RunProfile {
+        let exits: BTreeMap<String, u64> = ExitReason::ALL
+            .iter()
+            .map(|r| {
+                (
+                    r.name().to_string(),
+                    self.exits[*r as usize].load(Ordering::Relaxed),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let hypercalls = self
+            .hypercalls
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let name = Hypercall::ALL
+                    .get(i)
+                    .map_or_else(|| "unknown".to_string(), |h| format!("{h:?}"));
+                (name, n.load(Ordering::Relaxed))
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        RunProfile {
+            vm_exits: exits.values().sum(),
+            exits,
+            hypercalls,
+            guest_instructions: None,
+            host_ms: BTreeMap::new(),
+        }
+    }
+}
+
+/// `result.json`'s `profile`: where a run's time went.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunProfile {
+    /// Every VM exit of the run.
+    pub vm_exits: u64,
+    /// VM exits by reason (`serial_io`, `hypercall`, `rdmsr`, `wrmsr`, `interrupted`, …).
+    pub exits: BTreeMap<String, u64>,
+    /// Hypercalls by kind (`Wait`, `Hook`, `ConsoleWrite`, …).
+    pub hypercalls: BTreeMap<String, u64>,
+    /// Guest instructions retired, where the host can count them; `null` here: KVM gives a VMM
+    /// no count of them (KVM's tracepoints can, with perf and root; see the README's
+    /// Benchmarks).
+    pub guest_instructions: Option<u64>,
+    /// Wall time of each host phase, milliseconds: `prepare` (scenario, kernel, KVM checks),
+    /// `create` (VM and vCPUs), `boot` (to every CPU online), `run` (to the end), `freeze` and
+    /// `memory_copy` (the snapshot), `analysis`, `vmcore`, `files` (report, result).
+    pub host_ms: BTreeMap<String, f64>,
+}
