@@ -32,6 +32,10 @@ contract_enum! {
         /// Lockdep or `might_sleep` reported a bug; arg = the guest address of its
         /// [`SplatRecord`](crate::lockdep::SplatRecord).
         LockdepSplat = 11,
+        /// `timer_mod`'s timer callback was entered (the timer is detached and its base's
+        /// `running_timer`): `lockvmm explore`'s choice point inside the callback; arg = the
+        /// timer's address.
+        TimerFn = 12,
     }
 }
 
@@ -50,6 +54,7 @@ impl Hook {
             Self::IrqEnableLocked => "irq_enable_locked",
             Self::LockContended => "lock_contended",
             Self::LockdepSplat => "lockdep_splat",
+            Self::TimerFn => "timer_fn",
         }
     }
 

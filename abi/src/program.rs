@@ -276,6 +276,9 @@ contract_enum! {
         /// Init arms the timer, a later init step fails, and the error path does not roll it
         /// back.
         InitFailed = 3,
+        /// Exit deletes the timer with plain `del_timer`: a callback already running on
+        /// another CPU re-arms it after the delete, or runs on after the memory is freed.
+        DelTimerWithoutSync = 4,
     }
 }
 

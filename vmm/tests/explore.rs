@@ -314,3 +314,94 @@ fn a_delay_at_lock_contention_changes_who_goes_first() {
             .all(|s| s.class == OutcomeClass::Shutdown)
     );
 }
+
+/// The vtime of the first `hook` on `cpu` in a run.
+fn hook_at(r: &lockvmm::RunResult, hook: &str, cpu: usize) -> Option<(u64, u64)> {
+    r.hooks
+        .iter()
+        .find(|h| h.hook == hook && h.cpu == cpu)
+        .map(|h| (h.vtime_ns, h.arg))
+}
+
+#[test]
+fn timer_uaf_race_finds_the_unload_under_a_running_callback_and_del_timer_sync_survives_it() {
+    let (code, r, out) = explore("timer-uaf", "scenarios/timer_uaf_race.toml", &[]);
+    assert_eq!(code, 1, "a failing schedule exits 1");
+    assert!(r.complete && r.schedules.iter().all(|s| s.reached));
+    // The recording (callback at 1 s re-arms, rmmod's del_timer at 1.001 s deletes it) passes;
+    // of its 4 choice points only holding the running callback fails.
+    assert!(!r.schedules[0].failed);
+    assert_eq!(r.schedules.len(), 5);
+    assert_eq!(r.classes.get("oops"), Some(&1), "{:?}", r.classes);
+    assert_eq!(r.classes.get("no_lockup"), Some(&4), "{:?}", r.classes);
+    assert_eq!(r.failures.len(), 1);
+    let f = &r.failures[0];
+    assert_eq!(f.replayed, Some(true));
+    assert_eq!(
+        (f.forced[0].hook.as_str(), f.forced[0].cpu, f.forced[0].nth),
+        ("timer_fn", 1, 1)
+    );
+    assert!(matches!(f.forced[0].event, Event::Delay { .. }));
+    // found-1.toml replays: CPU 0 unloaded the module while CPU 1's callback was held, and the
+    // callback's mod_timer then faulted on the timer's `flags` in the unmapped module memory.
+    let rr = replay(&out.join("found-1.toml"));
+    let lockvmm::state::Outcome::Fault(fault) = &rr.outcome else {
+        panic!("{:?}", rr.outcome)
+    };
+    assert_eq!(
+        OutcomeClass::of(&rr.outcome, &rr.lockups),
+        OutcomeClass::Oops
+    );
+    assert_eq!(fault.cpu, 1);
+    let (fn_at, timer) = hook_at(&rr, "timer_fn", 1).expect("the callback ran");
+    let (unload_at, _) = hook_at(&rr, "module_unload", 0).expect("rmmod unloaded");
+    assert!(fn_at < unload_at, "the callback started before the unload");
+    assert_eq!(
+        fault.cr2,
+        timer + common::member(&rr, "timer_list", "flags")
+    );
+    assert_eq!(fault.rip_function.as_deref(), Some("lock_timer_base"));
+    assert_eq!(common::read_u64(&rr, "timer_mod_base", 0), 0, "unloaded");
+
+    // The fix: del_timer_sync waits for the running callback. The same space, nothing fails.
+    let (code, r, _) = explore(
+        "timer-uaf-fixed",
+        "scenarios/timer_uaf_fixed_race.toml",
+        &[],
+    );
+    assert_eq!(code, 0, "{:?}", r.failures);
+    assert!(r.complete && r.schedules.len() == 5);
+    assert!(
+        r.schedules
+            .iter()
+            .all(|s| s.class == OutcomeClass::NoLockup)
+    );
+    assert!(
+        r.schedules
+            .iter()
+            .any(|s| s.forced.iter().any(|f| f.hook == "timer_fn"))
+    );
+    // Replaying the failing schedule against the fix: the unload waits until the held
+    // callback has run (and re-armed), then deletes the timer, so CPU 1's base holds no timer
+    // in the freed module memory.
+    let src = std::fs::read_to_string(out.join("found-1.toml")).unwrap();
+    let fixed = src.replace("\"del_timer_without_sync\"", "\"correct\"");
+    let fixed = &fixed[..fixed.find("\n[expect]").unwrap()];
+    let p = out_dir("fixed-replay.toml");
+    std::fs::write(&p, fixed).unwrap();
+    let fr = replay(&p);
+    assert_eq!(
+        OutcomeClass::of(&fr.outcome, &fr.lockups),
+        OutcomeClass::NoLockup
+    );
+    let (fn_at, timer) = hook_at(&fr, "timer_fn", 1).unwrap();
+    let (unload_at, _) = hook_at(&fr, "module_unload", 0).unwrap();
+    assert!(unload_at >= fn_at + 10_000_000, "{fn_at} {unload_at}");
+    let base1 = common::elem_addr(&fr, "timer_bases", 1) - common::elem_addr(&fr, "timer_bases", 0);
+    let first = common::read_u64(
+        &fr,
+        "timer_bases",
+        base1 + common::member(&fr, "timer_base", "first"),
+    );
+    assert_ne!(first, timer, "the module's timer is not left queued");
+}

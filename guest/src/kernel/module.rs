@@ -54,10 +54,13 @@ pub fn for_each_module(mut f: impl FnMut(&str)) {
     }
 }
 
-/// The module's timer callback: re-arms itself every second.
+/// The module's timer callback: re-arms itself every second. It reports its entry to the host
+/// (`timer_fn`), the choice point where `lockvmm explore` holds a running callback while
+/// another CPU unloads the module.
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn timer_mod_fn(t: &mut TimerList) {
+    lockvmm::hook(Hook::TimerFn, t as *mut TimerList as u64);
     mod_timer(t, jiffies() + HZ);
 }
 
@@ -89,6 +92,11 @@ pub extern "C" fn timer_mod_exit(base: u64) {
             mod_timer(t, jiffies() + HZ);
         }
         ModuleVariant::TimerNeverDeleted => {}
+        // Linux's classic: not pending is not "not running"; a callback running on another
+        // CPU re-arms the timer, or touches it after the free.
+        ModuleVariant::DelTimerWithoutSync => {
+            del_timer(t);
+        }
         // Init failed, so the module never loaded and is never unloaded.
         ModuleVariant::InitFailed => {}
     }

@@ -13,6 +13,16 @@ use crate::process::live;
 
 /// Shown only for runs longer than this: a short run needs no progress.
 const SHOW_AFTER: Duration = Duration::from_secs(1);
+/// Overrides [`SHOW_AFTER`] (milliseconds): runs got fast enough that a test cannot count on
+/// any scenario lasting a second, so the test shows the line from the start instead.
+const SHOW_AFTER_ENV: &str = "LOCKVMM_PROGRESS_AFTER_MS";
+
+fn show_after() -> Duration {
+    std::env::var(SHOW_AFTER_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(SHOW_AFTER, Duration::from_millis)
+}
 const REFRESH: Duration = Duration::from_millis(200);
 
 /// A running progress display; dropping it clears the line.
@@ -50,7 +60,7 @@ impl Drop for Progress {
 
 fn draw(stop: &AtomicBool) {
     let started = Instant::now();
-    std::thread::park_timeout(SHOW_AFTER);
+    std::thread::park_timeout(show_after());
     if stop.load(Ordering::Acquire) {
         return;
     }

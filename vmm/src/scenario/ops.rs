@@ -205,6 +205,7 @@ pub enum ModuleVariant {
     TimerNeverDeleted,
     TimerReadded,
     InitFailed,
+    DelTimerWithoutSync,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

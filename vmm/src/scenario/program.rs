@@ -206,6 +206,7 @@ fn module_variant(v: ModuleVariant) -> u64 {
         ModuleVariant::TimerNeverDeleted => abi::ModuleVariant::TimerNeverDeleted,
         ModuleVariant::TimerReadded => abi::ModuleVariant::TimerReadded,
         ModuleVariant::InitFailed => abi::ModuleVariant::InitFailed,
+        ModuleVariant::DelTimerWithoutSync => abi::ModuleVariant::DelTimerWithoutSync,
     }
     .raw()
 }

@@ -205,11 +205,27 @@ pub extern "C" fn del_timer(timer: &mut TimerList) -> bool {
     was_pending
 }
 
-/// `del_timer_sync`: no callback runs concurrently in this lab (one CPU runs at a time).
+/// `del_timer_sync` (Linux's `timer_delete_sync` with `try_to_del_timer_sync`): deletes the
+/// timer and waits until its callback is not running on any CPU, so that a callback that
+/// re-arms it cannot do so after the delete. It must not be called from the timer's own
+/// callback or with the base's CPU unable to run its softirq (as Linux's).
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn del_timer_sync(timer: &mut TimerList) -> bool {
-    del_timer(timer)
+    loop {
+        let mut flags = 0;
+        let base = lock_timer_base(timer, &mut flags);
+        if !core::ptr::eq(base.running_timer, timer) {
+            let was_pending = detach_if_pending(base, timer);
+            _raw_spin_unlock_irqrestore(&base.lock, flags);
+            return was_pending;
+        }
+        _raw_spin_unlock_irqrestore(&base.lock, flags);
+        // The callback runs on the base's CPU: look again a tick later (Linux spins with
+        // cpu_relax; here the host runs that CPU meanwhile).
+        let now = crate::init::main::local_clock();
+        crate::arch::x86::lockvmm::wait_until(now + TICK_NSEC);
+    }
 }
 
 /// From the tick: raise TIMER_SOFTIRQ if a timer of this CPU has expired.
