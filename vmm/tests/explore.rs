@@ -116,6 +116,17 @@ fn lbr_gfp_race_finds_the_tick_in_allocate_slabs_window_and_replays_it() {
     assert_eq!(common::owner(mem.u32(lock).unwrap()), Some(56));
     // And the replay directory has the failure's report and vmcore.
     assert!(out.join("found-1/report.txt").is_file() && out.join("found-1/vmcore").is_file());
+    // And the trace of what led to it: events of the spinning CPU and of the holder.
+    let trace = std::fs::read_to_string(out.join("found-1/trace.txt")).expect("found-1/trace.txt");
+    for cpu in [first.cpu, 56] {
+        assert!(
+            trace.contains(&format!("[{cpu:03}]")),
+            "no events of CPU {cpu}"
+        );
+    }
+    for f in ["trace.json", "report.html", "waitfor.dot"] {
+        assert!(out.join("found-1").join(f).is_file(), "found-1/{f}");
+    }
 }
 
 #[test]

@@ -70,6 +70,11 @@ pub fn scenario_text(
     handler_names: &[String],
 ) -> String {
     let mut out = without_expect(source);
+    if !source.lines().any(|l| header(l) == Some("trace")) {
+        // A failure carries the record of what led to it: the replay leaves trace.txt,
+        // trace.json, report.html and waitfor.dot (tracing changes no run's outcome).
+        out.push_str("\n# The replay records every trace event class.\n[trace]\n");
+    }
     if !source.lines().any(|l| header(l) == Some("explore")) {
         out.push_str("\n# The space explored (it arms the irq_enable_locked hook, as the search did).\n[explore]\n");
     }
