@@ -3,27 +3,14 @@
 //! else), shell completions, the man page and `--version`.
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::PathBuf;
 
 use serde_json::Value;
 
+use common::{run_cli as lockvmm, s, text};
+
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lockvmm-cli-output-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn lockvmm(args: &[&str]) -> Output {
-    common::lockvmm().args(args).output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    common::scratch("cli-output", name)
 }
 
 fn hex(v: &Value) -> u64 {

@@ -5,29 +5,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 const SUITE: &str = "vmm/tests/scenarios/suite";
 
+use common::{run_cli as lockvmm, s, text};
+
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lockvmm-suite-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn lockvmm(args: &[&str]) -> Output {
-    common::lockvmm().args(args).output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    common::scratch("suite", name)
 }
 
 fn result_json(dir: &Path) -> Value {

@@ -123,3 +123,25 @@ pub fn analysis(r: &RunResult) -> lockvmm::analysis::Analysis<'_> {
     let snap = r.snapshot.as_ref().expect("the run left a snapshot");
     lockvmm::analysis::Analysis::new(snap, &r.kernel.symbols, r.kernel.debug_info())
 }
+
+/// A scratch path `name` in this test process's own directory `lockvmm-<suite>-<pid>`.
+pub fn scratch(suite: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lockvmm-{suite}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// A path as the `&str` a command line takes.
+pub fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Runs the `lockvmm` binary with `args` and waits for it.
+pub fn run_cli(args: &[&str]) -> std::process::Output {
+    lockvmm().args(args).output().unwrap()
+}
+
+/// A process's output as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
