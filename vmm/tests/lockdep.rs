@@ -120,11 +120,7 @@ fn lbr_gfp_on_a_debug_kernel_reports_might_sleep_and_inconsistent_rq_lock() {
         l.usage,
         Some(("IN-HARDIRQ-W".to_string(), "HARDIRQ-ON-W".to_string()))
     );
-    let within = |trace: &[u64], f: &str| {
-        trace
-            .iter()
-            .any(|&a| common::range_of(&r, f).contains(&(a - 1)))
-    };
+    let within = |trace: &[u64], f: &str| common::trace_passes(&r, trace, f);
     assert!(
         within(&l.prev_trace, "scheduler_tick"),
         "taken in hardirq by the tick"
@@ -274,11 +270,7 @@ fn irq_unsafe_lock_reports_inconsistent_state_before_the_hard_lockup() {
         s.usage,
         Some(("HARDIRQ-ON-W".to_string(), "IN-HARDIRQ-W".to_string()))
     );
-    let within = |trace: &[u64], f: &str| {
-        trace
-            .iter()
-            .any(|&a| common::range_of(&r, f).contains(&(a - 1)))
-    };
+    let within = |trace: &[u64], f: &str| common::trace_passes(&r, trace, f);
     assert!(within(&s.prev_trace, "lab_task"));
     assert!(within(&s.new_trace, "lab_irq_handler"));
     let lines = console_lines(&r);
@@ -341,11 +333,7 @@ fn an_irq_safe_lock_taken_before_an_irq_unsafe_one_is_reported() {
         s.usage,
         Some(("IN-HARDIRQ-W".to_string(), "HARDIRQ-ON-W".to_string()))
     );
-    let within = |trace: &[u64], f: &str| {
-        trace
-            .iter()
-            .any(|&a| common::range_of(&r, f).contains(&(a - 1)))
-    };
+    let within = |trace: &[u64], f: &str| common::trace_passes(&r, trace, f);
     assert!(
         within(&s.prev_trace, "lab_irq_handler"),
         "irq-safe: taken in hardirq"

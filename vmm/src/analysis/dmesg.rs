@@ -1,5 +1,6 @@
 //! The guest's kernel log, read from `__log_buf` the way `crash`'s `log` reads it.
 use crate::image::{DebugInfo, Symbols};
+use crate::state::vtime::Secs;
 
 /// Reads `__log_buf` (Linux-style records) through `read`.
 pub fn dmesg_from(
@@ -48,11 +49,7 @@ pub fn dmesg_from(
             } else {
                 text
             };
-            Some(format!(
-                "[{:5}.{:06}] {text}",
-                ts / 1_000_000_000,
-                (ts % 1_000_000_000) / 1000,
-            ))
+            Some(format!("[{:>12}] {text}", Secs(ts),))
         })
         .collect()
 }

@@ -3,6 +3,7 @@
 //! held (from the guest's records, with the kernel's symbols).
 use crate::image::symbols::Symbols;
 use crate::state::Splat;
+use crate::state::vtime::Secs;
 
 /// The top frames of a trace, by name (`scheduler_tick+0x34 <- update_process_times+0x64`).
 fn frames(syms: &Symbols, trace: &[u64]) -> String {
@@ -27,9 +28,8 @@ pub fn lockdep_findings(syms: &Symbols, splats: &[Splat]) -> Option<String> {
     let mut out = Vec::new();
     for s in splats.iter().take(4) {
         let at = format!(
-            "at {}.{:06} s on CPU {} ({}/{})",
-            s.vtime_ns / 1_000_000_000,
-            s.vtime_ns % 1_000_000_000 / 1000,
+            "at {} s on CPU {} ({}/{})",
+            Secs(s.vtime_ns),
             s.cpu,
             s.comm,
             s.pid

@@ -1,4 +1,5 @@
 //! The report as text, in crash's layouts: the header, `bt`, the register block.
+use crate::state::vtime::Secs;
 use std::fmt::Write as _;
 
 use super::CrashReport;
@@ -96,9 +97,8 @@ impl CrashReport {
             for d in &self.detections {
                 let _ = writeln!(
                     s,
-                    "  [{:>5}.{:06}] CPU {:>3} {} lockup: {}",
-                    d.vtime_ns / 1_000_000_000,
-                    d.vtime_ns % 1_000_000_000 / 1000,
+                    "  [{:>12}] CPU {:>3} {} lockup: {}",
+                    Secs(d.vtime_ns),
                     d.cpu,
                     d.kind,
                     d.message

@@ -1,5 +1,6 @@
 //! One line per lockdep or `might_sleep` report, for the crash report and the terminal.
 use crate::state::Splat;
+use crate::state::vtime::Secs;
 
 /// `[    0.010000] CPU 56 perf/4127: inconsistent lock state on &rq->__lock
 /// ({IN-HARDIRQ-W} -> {HARDIRQ-ON-W}), at raw_spin_rq_lock_nested+0x9/0xb`.
@@ -8,9 +9,8 @@ pub fn splat_lines(splats: &[Splat]) -> Vec<String> {
         .iter()
         .map(|s| {
             let mut l = format!(
-                "[{:>5}.{:06}] CPU {} {}/{}: {}",
-                s.vtime_ns / 1_000_000_000,
-                s.vtime_ns % 1_000_000_000 / 1000,
+                "[{:>12}] CPU {} {}/{}: {}",
+                Secs(s.vtime_ns),
                 s.cpu,
                 s.comm,
                 s.pid,

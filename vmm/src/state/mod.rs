@@ -10,6 +10,7 @@ pub mod regs;
 pub mod snapshot;
 pub mod splat;
 pub mod text;
+pub mod vtime;
 
 pub use backtrace::{BtItem, CpuBacktrace, TaskInfo};
 pub use exit::ExitStatus;

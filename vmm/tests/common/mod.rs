@@ -86,6 +86,13 @@ pub fn range_of(r: &RunResult, name: &str) -> std::ops::Range<u64> {
     s.addr..s.addr + s.size
 }
 
+/// Some return address of a saved stack trace lies in function `f` (`a - 1`: a return address
+/// may be one past its call's function).
+pub fn trace_passes(r: &RunResult, trace: &[u64], f: &str) -> bool {
+    let range = range_of(r, f);
+    trace.iter().any(|&a| range.contains(&a.wrapping_sub(1)))
+}
+
 /// The guest powered off cleanly (status 0).
 pub fn assert_clean_shutdown(outcome: &lockvmm::state::Outcome) {
     assert!(

@@ -2,6 +2,7 @@
 //! the kernel's `trace_output.c`): `comm-pid [cpu] flags secs.usecs: event: fields`, with
 //! each event's fields as its `TP_printk` format in Linux's `include/trace/events/` prints
 //! them.
+use crate::state::vtime::Secs;
 use std::fmt::Write;
 
 use lockvmm_abi::trace::{TraceEvent, flags};
@@ -74,13 +75,12 @@ fn lat(e: &Event) -> String {
 fn line(e: &Event) -> String {
     let name = e.event.map_or("unknown", |ev| ev.name());
     format!(
-        "{:>16}-{:<7} [{:03}] {} {:5}.{:06}: {:<20} {}",
+        "{:>16}-{:<7} [{:03}] {} {:>12}: {:<20} {}",
         e.comm,
         e.pid,
         e.cpu,
         lat(e),
-        e.ts_ns / 1_000_000_000,
-        e.ts_ns % 1_000_000_000 / 1000,
+        Secs(e.ts_ns),
         format!("{name}:"),
         event_fields(e)
     )
