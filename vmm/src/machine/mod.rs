@@ -13,6 +13,7 @@ pub mod config;
 mod fault;
 pub mod hypercall;
 pub mod profile;
+pub mod restore;
 pub mod run_token;
 mod supervisor;
 mod syscall;
@@ -71,13 +72,16 @@ pub struct CpuSlot {
     /// Set by the supervisor before it kicks a stalled vCPU.
     stall_kick: AtomicBool,
     exited: AtomicBool,
+    /// Its vCPU left wait-for-SIPI (the thread made it runnable); kept across a restore.
+    started: AtomicBool,
 }
 
 impl CpuSlot {
     /// A slot that counts from now: the stall check starts at this machine's start, not the
     /// process's (`lockvmm explore` runs many machines in one process).
-    fn new() -> Self {
+    fn new(started: bool) -> Self {
         let slot = CpuSlot::default();
+        slot.started.store(started, Ordering::Release);
         slot.mark_entry();
         slot
     }
@@ -94,7 +98,7 @@ impl CpuSlot {
 }
 
 /// What the run has recorded so far (one lock: these are written rarely).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct RunRecord {
     outcome: Option<Outcome>,
     /// CPUs in the order they reported online, and when the last one did.
@@ -115,6 +119,20 @@ struct Progress {
     exits: AtomicU64,
 }
 
+impl Progress {
+    fn save(&self) -> (u64, u64) {
+        (
+            self.mark_ns.load(Ordering::Acquire),
+            self.exits.load(Ordering::Acquire),
+        )
+    }
+
+    fn restore(&self, (mark_ns, exits): (u64, u64)) {
+        self.mark_ns.store(mark_ns, Ordering::Release);
+        self.exits.store(exits, Ordering::Release);
+    }
+}
+
 /// A snapshot being taken: what parked vCPUs have delivered, and since when.
 #[derive(Default)]
 struct CaptureState {
@@ -124,7 +142,8 @@ struct CaptureState {
 
 /// The state the vCPU threads, the clock and the supervisor share.
 pub struct Machine {
-    vm: VmFd,
+    /// Shared with the machines restored from a snapshot of this one (`restore`).
+    vm: std::sync::Arc<VmFd>,
     memory: GuestMemory,
     kernel: KernelImage,
     sched: Scheduler,
@@ -150,6 +169,14 @@ pub struct Machine {
     limits: RunLimits,
     progress: Progress,
     profile: profile::ExitCounters,
+    /// Times the run token was handed out (the snapshot point of `restore` is one of them).
+    grants: AtomicU64,
+    /// Stop, with no outcome, when the run token is handed out for this time (0: never).
+    pause_at_grant: u64,
+    /// `grants` when the first hook was recorded (0: none yet).
+    first_hook_grant: AtomicU64,
+    /// The run stopped at `pause_at_grant`.
+    paused: AtomicBool,
 }
 
 impl Machine {
@@ -194,6 +221,21 @@ impl Machine {
         self.stopped.store(true, Ordering::Release);
         self.sched.stop();
         let _ = self.stop_evt.write(1);
+    }
+
+    /// The run token was handed to a vCPU about to enter the guest. Returns `true` when this
+    /// is the hand-out the run pauses at (`restore`'s snapshot point): the run then stops
+    /// without an outcome, before that vCPU runs.
+    pub fn count_grant(&self) -> bool {
+        let n = self.grants.fetch_add(1, Ordering::AcqRel) + 1;
+        if n != self.pause_at_grant {
+            return false;
+        }
+        self.paused.store(true, Ordering::Release);
+        self.stopped.store(true, Ordering::Release);
+        self.sched.stop();
+        let _ = self.stop_evt.write(1);
+        true
     }
 
     /// The virtual clock.
@@ -260,6 +302,12 @@ impl Machine {
 
     /// The guest passed a hook point.
     pub fn record_hook(&self, event: HookEvent) {
+        let _ = self.first_hook_grant.compare_exchange(
+            0,
+            self.grants.load(Ordering::Acquire),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
         let mut r = lock(&self.record);
         if r.hooks.len() < MAX_HOOKS_KEPT {
             r.hooks.push(event);
