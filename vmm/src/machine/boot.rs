@@ -100,6 +100,7 @@ pub(super) fn build(cfg: &MachineConfig, dirty_log: bool) -> Result<Built, Machi
         trace_buf_kib: k.trace_buf_kib,
         trace_events: k.trace_events,
         ftrace_dump_on_oops: k.ftrace_dump_on_oops.into(),
+        kernel_version: k.kernel_version.raw(),
         ..Default::default()
     })?;
     // No CPU has a timer armed until it programs one.
