@@ -137,8 +137,10 @@ pub fn explore(opts: &ExploreOptions) -> Result<ExploreResult, ExploreError> {
             break;
         }
         let (mut result, hooks) = run_one(opts, &mut starter, &space, &id, &forced)?;
-        // A failed schedule's extensions fail the same way first: no need to run them.
-        if !result.failed && result.reached {
+        // A failed schedule is extended too: its children force one more event at a choice
+        // point its run reached before it failed, which can turn the failure into another
+        // (timer_uaf_race: holding rmmod before the free turns the oops into a lockup).
+        if result.reached {
             let children = space.children(&forced, &hooks);
             result.children = children.len();
             for (i, child) in children.into_iter().enumerate() {
