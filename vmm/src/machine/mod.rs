@@ -119,20 +119,6 @@ struct Progress {
     exits: AtomicU64,
 }
 
-impl Progress {
-    fn save(&self) -> (u64, u64) {
-        (
-            self.mark_ns.load(Ordering::Acquire),
-            self.exits.load(Ordering::Acquire),
-        )
-    }
-
-    fn restore(&self, (mark_ns, exits): (u64, u64)) {
-        self.mark_ns.store(mark_ns, Ordering::Release);
-        self.exits.store(exits, Ordering::Release);
-    }
-}
-
 /// A snapshot being taken: what parked vCPUs have delivered, and since when.
 #[derive(Default)]
 struct CaptureState {
@@ -221,21 +207,6 @@ impl Machine {
         self.stopped.store(true, Ordering::Release);
         self.sched.stop();
         let _ = self.stop_evt.write(1);
-    }
-
-    /// The run token was handed to a vCPU about to enter the guest. Returns `true` when this
-    /// is the hand-out the run pauses at (`restore`'s snapshot point): the run then stops
-    /// without an outcome, before that vCPU runs.
-    pub fn count_grant(&self) -> bool {
-        let n = self.grants.fetch_add(1, Ordering::AcqRel) + 1;
-        if n != self.pause_at_grant {
-            return false;
-        }
-        self.paused.store(true, Ordering::Release);
-        self.stopped.store(true, Ordering::Release);
-        self.sched.stop();
-        let _ = self.stop_evt.write(1);
-        true
     }
 
     /// The virtual clock.

@@ -139,6 +139,37 @@ impl Machine {
     }
 }
 
+impl Machine {
+    /// The run token was handed to a vCPU about to enter the guest. Returns `true` when this
+    /// is the hand-out the run pauses at (`restore`'s snapshot point): the run then stops
+    /// without an outcome, before that vCPU runs.
+    pub fn count_grant(&self) -> bool {
+        let n = self.grants.fetch_add(1, Ordering::AcqRel) + 1;
+        if n != self.pause_at_grant {
+            return false;
+        }
+        self.paused.store(true, Ordering::Release);
+        self.stopped.store(true, Ordering::Release);
+        self.sched.stop();
+        let _ = self.stop_evt.write(1);
+        true
+    }
+}
+
+impl super::Progress {
+    pub(super) fn save(&self) -> (u64, u64) {
+        (
+            self.mark_ns.load(Ordering::Acquire),
+            self.exits.load(Ordering::Acquire),
+        )
+    }
+
+    pub(super) fn restore(&self, (mark_ns, exits): (u64, u64)) {
+        self.mark_ns.store(mark_ns, Ordering::Release);
+        self.exits.store(exits, Ordering::Release);
+    }
+}
+
 fn all_back(fds: Vec<Option<VcpuFd>>) -> Result<Vec<VcpuFd>, MachineError> {
     fds.into_iter()
         .enumerate()
