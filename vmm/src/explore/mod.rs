@@ -169,6 +169,7 @@ pub fn explore(opts: &ExploreOptions) -> Result<ExploreResult, ExploreError> {
         restores: starter.stats().restores,
         restored_pages: starter.stats().pages,
         snapshot_ms: starter.stats().boot_ms,
+        restore_ms: starter.stats().restore_ms,
         schedules_per_s: schedules.len() as f64 / wall_s.max(1e-9),
         schedules,
         classes: Default::default(),

@@ -122,6 +122,9 @@ pub struct ExploreResult {
     pub restored_pages: u64,
     #[serde(default)]
     pub snapshot_ms: f64,
+    /// Wall time spent restoring the snapshot, all schedules together.
+    #[serde(default)]
+    pub restore_ms: f64,
     pub schedules: Vec<ScheduleResult>,
     /// Schedules per outcome class.
     pub classes: BTreeMap<String, usize>,
@@ -231,6 +234,7 @@ pub fn merge(parts: Vec<ExploreResult>) -> Result<ExploreResult, String> {
         all.wall_s = all.wall_s.max(p.wall_s);
         all.restores += p.restores;
         all.restored_pages += p.restored_pages;
+        all.restore_ms += p.restore_ms;
         all.schedules.extend(p.schedules);
         all.failures.extend(p.failures);
     }

@@ -56,6 +56,8 @@ pub struct RestoreStats {
     pub pages: u64,
     /// Wall time of the boot to the snapshot and of saving it.
     pub boot_ms: f64,
+    /// Wall time spent writing the snapshot back, in all.
+    pub restore_ms: f64,
 }
 
 /// A machine paused at its snapshot point, ready to run schedules from there.
@@ -209,6 +211,7 @@ impl Snapshotted {
 
     /// Puts the machine back as it was at the snapshot.
     fn restore(&mut self) -> Result<(), MachineError> {
+        let t0 = Instant::now();
         for v in &mut self.vcpus {
             saved::complete_pending(v);
         }
@@ -223,6 +226,7 @@ impl Snapshotted {
         saved::restore_irqchip(&self.vm, &self.irqchip)?;
         self.stats.restores += 1;
         self.stats.pages += pages as u64;
+        self.stats.restore_ms += t0.elapsed().as_secs_f64() * 1e3;
         Ok(())
     }
 
