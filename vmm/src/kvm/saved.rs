@@ -12,6 +12,11 @@ use kvm_ioctls::{Cap, Kvm, SyncReg, VcpuFd, VmFd};
 
 use super::vm::VmError;
 
+/// kvmclock's MSRs (`MSR_KVM_WALL_CLOCK`, `MSR_KVM_SYSTEM_TIME` and their `_NEW` forms): the
+/// guest does not use kvmclock (its clock is the VMM's, `BootInfo::vtime_ns`), and writing the
+/// wall-clock MSR back makes KVM write the host's time into guest memory.
+const KVMCLOCK_MSRS: [u32; 4] = [0x11, 0x12, 0x4b56_4d00, 0x4b56_4d01];
+
 /// Everything KVM keeps for one vCPU.
 pub struct SavedVcpu {
     regs: kvm_regs,
@@ -49,7 +54,10 @@ impl SaveSpec {
             .get_msr_index_list()
             .map_err(VmError::kvm("list its MSRs"))?
             .as_slice()
-            .to_vec();
+            .iter()
+            .copied()
+            .filter(|m| !KVMCLOCK_MSRS.contains(m))
+            .collect();
         let xsave2 = vm.check_extension_int(Cap::Xsave2);
         Ok(SaveSpec {
             msrs,

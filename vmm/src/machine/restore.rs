@@ -215,15 +215,17 @@ impl Snapshotted {
         for v in &mut self.vcpus {
             saved::complete_pending(v);
         }
+        for (v, s) in self.vcpus.iter().zip(&self.saved) {
+            saved::restore(v, s)?;
+        }
+        saved::restore_irqchip(&self.vm, &self.irqchip)?;
+        // RAM last: whatever KVM wrote to guest memory while the state went back is in the
+        // dirty log too, and is undone with the rest.
         let mut dirty = dirty_log::take(&self.vm, &self.memory)?;
         for (d, h) in dirty.iter_mut().zip(self.memory.take_host_dirty()) {
             *d |= h;
         }
         let pages = self.memory.restore_pages(&self.image, &dirty);
-        for (v, s) in self.vcpus.iter().zip(&self.saved) {
-            saved::restore(v, s)?;
-        }
-        saved::restore_irqchip(&self.vm, &self.irqchip)?;
         self.stats.restores += 1;
         self.stats.pages += pages as u64;
         self.stats.restore_ms += t0.elapsed().as_secs_f64() * 1e3;
