@@ -115,6 +115,8 @@ enum BenchCommand {
     Tick(bench::TickBenchArgs),
     /// Everything: boot for 1/8/64/128/255 vCPUs, the tick, every scenario and example.
     All(bench::AllBenchArgs),
+    /// lockvmm's 64-vCPU boot against QEMU microvm's first serial byte, pair by pair.
+    Qemu(bench::QemuBenchArgs),
 }
 
 /// A run could not write all of its files.
@@ -180,6 +182,7 @@ fn command(cli: Cli, started: Instant) -> ExitStatus {
                 BenchCommand::Boot(args) => bench::boot(&args),
                 BenchCommand::Tick(args) => bench::tick(&args),
                 BenchCommand::All(args) => bench::all(&args),
+                BenchCommand::Qemu(args) => bench::qemu(&args),
             };
             match done {
                 Ok(()) => ExitStatus::Success,

@@ -10,8 +10,10 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
+mod qemu;
 mod tick;
 
+pub use qemu::{QemuBenchArgs, qemu};
 pub use tick::{AllBenchArgs, TickBenchArgs, all, tick};
 
 #[derive(clap::Args, Debug)]
@@ -87,7 +89,7 @@ pub fn boot(args: &BootBenchArgs) -> anyhow::Result<()> {
 }
 
 fn sample(
-    exe: &PathBuf,
+    exe: &std::path::Path,
     args: &BootBenchArgs,
     vcpus: usize,
     out: &std::path::Path,
