@@ -185,3 +185,35 @@ pub fn qemu_installed(qemu: &Path) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+#[cfg(test)]
+mod tests {
+    use object::{Object, ObjectSegment};
+
+    use super::*;
+
+    /// The note QEMU looks for names an entry inside the loaded segment, at the code.
+    #[test]
+    fn pvh_note_points_at_the_code() {
+        let elf = pvh_elf();
+        let file = object::File::parse(elf.as_slice()).expect("an ELF object parses it");
+        assert_eq!(file.architecture(), object::Architecture::X86_64);
+        let seg = file.segments().next().expect("one loadable segment");
+        let (start, len) = (seg.address(), seg.size());
+        let note = elf
+            .windows(4)
+            .position(|w| w == b"Xen\0")
+            .expect("the Xen note's name");
+        let entry = u64::from_le_bytes(elf[note + 4..note + 12].try_into().unwrap());
+        assert!(
+            start <= entry && entry < start + len,
+            "{entry:#x} outside the segment"
+        );
+        assert_eq!(
+            u32::from_le_bytes(elf[note - 4..note].try_into().unwrap()),
+            XEN_ELFNOTE_PHYS32_ENTRY
+        );
+        let code = &elf[(entry - LOAD_PADDR) as usize..];
+        assert_eq!(&code[..4], &[0x66, 0xba, 0xf8, 0x03], "mov dx, 0x3f8 first");
+    }
+}

@@ -122,7 +122,10 @@ impl MutEventSubscriber for Supervisor {
                 && since.elapsed() >= self.stall_timeout
             {
                 slot.stall_kick.store(true, Ordering::Release);
-                kick_thread(self.pthreads[cpu]);
+                // The thread running `cpu`: its own, or the one runner thread.
+                if let Some(&t) = self.pthreads.get(cpu).or(self.pthreads.first()) {
+                    kick_thread(t);
+                }
             }
         }
     }
