@@ -12,8 +12,8 @@ use lockvmm_abi::{
 use vmm_sys_util::eventfd::EventFd;
 
 use super::run_token::Scheduler;
-use super::runner::runner_thread;
 use super::supervisor::{install_kick_handler, join_all, supervise};
+use super::vcpu_loop::vcpu_thread;
 use super::{
     CaptureState, CpuSlot, Machine, MachineConfig, MachineError, Progress, RunRecord, RunResult,
     START, Timings, lock,
@@ -139,18 +139,18 @@ impl Machine {
             limits: cfg.limits,
             progress: Progress::default(),
             profile: Default::default(),
-            parked: Mutex::new(Vec::new()),
         });
 
         install_kick_handler()?;
-        // One thread runs every vCPU (see `runner`).
-        let m = machine.clone();
-        let threads = vec![
-            std::thread::Builder::new()
-                .name("vcpus".into())
-                .spawn(move || runner_thread(m, vcpus))
-                .map_err(host_err)?,
-        ];
+        let mut threads = Vec::with_capacity(cfg.vcpus);
+        for (cpu, fd) in vcpus.into_iter().enumerate() {
+            let m = machine.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("vcpu{cpu}"))
+                .spawn(move || vcpu_thread(m, fd, cpu))
+                .map_err(host_err)?;
+            threads.push(handle);
+        }
 
         supervise(&machine, &threads, cfg.stall_timeout)?;
         join_all(&machine, threads);

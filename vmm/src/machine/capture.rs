@@ -1,6 +1,6 @@
-//! Taking the snapshot: the caller's vCPU and every parked one are captured while the run token
-//! keeps all but the caller outside `KVM_RUN`, so registers and memory are one consistent
-//! instant; then guest memory is copied.
+//! Taking the snapshot: every vCPU captures itself on its own thread (KVM's vCPU ioctls belong
+//! to it) while the run token keeps all but the caller parked outside `KVM_RUN`, so registers
+//! and memory are one consistent instant; then guest memory is copied.
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,12 +35,6 @@ impl Machine {
         };
         let epoch = self.sched.request_capture();
         self.deliver_capture(cpu, epoch, capture_or_empty(vcpu, cpu));
-        // The vCPUs the runner thread holds parked: captured here, on the thread that runs them.
-        for (c, parked) in lock(&self.parked).iter().enumerate() {
-            if let Some(fd) = parked {
-                self.deliver_capture(c, epoch, capture_or_empty(fd, c));
-            }
-        }
         let deadline = t0 + CAPTURE_TIMEOUT;
         let mut caps = lock(&self.capture);
         while caps.cpus.iter().any(Option::is_none) && Instant::now() < deadline {

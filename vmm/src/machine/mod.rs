@@ -1,8 +1,8 @@
-//! A machine: the VM, its memory and kernel, the vCPUs under the run token (one thread runs them), the virtual
+//! A machine: the VM, its memory and kernel, the vCPU threads under the run token, the virtual
 //! clock, the host actions, the snapshot, and the supervisor that waits for the outcome.
 //!
 //! [`Machine`] is the state the vCPU threads share. Each concern that acts on it has its own
-//! file: `boot` builds and runs it, `runner` is the thread that runs the vCPUs, `vcpu_loop` runs one, `hypercall` answers the guest,
+//! file: `boot` builds and runs it, `vcpu_loop` runs one vCPU, `hypercall` answers the guest,
 //! `clock` moves virtual time, `actions` performs the scenario's host actions, `capture` takes
 //! the snapshot, `supervisor` catches a vCPU that never yields.
 mod actions;
@@ -14,7 +14,6 @@ mod fault;
 pub mod hypercall;
 pub mod profile;
 pub mod run_token;
-mod runner;
 mod supervisor;
 mod syscall;
 mod trace_action;
@@ -151,8 +150,6 @@ pub struct Machine {
     limits: RunLimits,
     progress: Progress,
     profile: profile::ExitCounters,
-    /// The vCPUs not running now (the runner takes the token holder's out for its slice).
-    parked: Mutex<Vec<Option<kvm_ioctls::VcpuFd>>>,
 }
 
 impl Machine {

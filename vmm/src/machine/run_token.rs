@@ -64,8 +64,6 @@ pub enum Grant {
 pub struct Scheduler {
     inner: Mutex<Inner>,
     wakeups: Vec<Condvar>,
-    /// Wakes the runner thread (`wait_holder`) when the token is handed out or the machine stops.
-    runner: Condvar,
 }
 
 impl Scheduler {
@@ -82,7 +80,6 @@ impl Scheduler {
                 paused: vec![false; n],
             }),
             wakeups: (0..n).map(|_| Condvar::new()).collect(),
-            runner: Condvar::new(),
         }
     }
 
@@ -107,21 +104,6 @@ impl Scheduler {
             inner = self.wakeups[cpu]
                 .wait(inner)
                 .unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    /// The vCPU holding the token, once one does (for the thread that runs every vCPU);
-    /// `None` once the machine stopped.
-    pub fn wait_holder(&self) -> Option<usize> {
-        let mut inner = self.lock();
-        loop {
-            if inner.stopped {
-                return None;
-            }
-            if let Some(cpu) = inner.token {
-                return Some(cpu);
-            }
-            inner = self.runner.wait(inner).unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -227,7 +209,6 @@ impl Scheduler {
         for cv in &self.wakeups {
             cv.notify_one();
         }
-        self.runner.notify_one();
     }
 
     /// Which vCPU holds the token.
@@ -275,7 +256,6 @@ impl Scheduler {
             inner.cpus[next] = CpuState::Running;
             inner.token = Some(next);
             self.wakeups[next].notify_one();
-            self.runner.notify_one();
             return Ok(());
         }
         let waiting = inner

@@ -122,10 +122,7 @@ impl MutEventSubscriber for Supervisor {
                 && since.elapsed() >= self.stall_timeout
             {
                 slot.stall_kick.store(true, Ordering::Release);
-                // The thread running `cpu`: its own, or the one runner thread.
-                if let Some(&t) = self.pthreads.get(cpu).or(self.pthreads.first()) {
-                    kick_thread(t);
-                }
+                kick_thread(self.pthreads[cpu]);
             }
         }
     }

@@ -1,6 +1,7 @@
-//! One vCPU's run under the run token: enter the guest, decode the exit, answer it (devices,
-//! PMU MSRs, hypercalls), and give the token back when the guest waits (see `runner`).
+//! The thread that runs one vCPU under the run token: enter the guest, decode the exit, answer
+//! it (devices, PMU MSRs, hypercalls), and give the token back when the guest waits.
 use std::cell::Cell;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use kvm_bindings::{KVM_MP_STATE_RUNNABLE, kvm_mp_state};
@@ -8,10 +9,11 @@ use kvm_ioctls::{VcpuExit, VcpuFd};
 use lockvmm_abi::eflags::X86_EFLAGS_IF;
 use lockvmm_abi::{HYPERCALL_PORT, SERIAL_PORT};
 
+use super::capture::capture_or_empty;
 use super::fault::{capture_exit_fault, capture_fault};
 use super::hypercall;
 use super::profile::ExitReason;
-use super::run_token::Wait;
+use super::run_token::{Grant, Wait};
 use super::{Machine, clock};
 use crate::state::{FaultKind, Outcome};
 
@@ -40,15 +42,6 @@ thread_local! {
     static IMMEDIATE_EXIT: Cell<*mut u8> = const { Cell::new(std::ptr::null_mut()) };
 }
 
-/// Points the kick signal handler at `vcpu`'s `immediate_exit` (the vCPU this thread is about
-/// to run), or at nothing.
-pub fn set_immediate_exit(vcpu: Option<&mut VcpuFd>) {
-    let p = vcpu.map_or(std::ptr::null_mut(), |v| {
-        &mut v.get_kvm_run().immediate_exit as *mut u8
-    });
-    IMMEDIATE_EXIT.with(|c| c.set(p));
-}
-
 /// Called by the kick signal handler on the kicked thread. A signal that lands just before
 /// the thread enters `KVM_RUN` would interrupt nothing; with `immediate_exit` set, that
 /// `KVM_RUN` returns `EINTR` at once (the protocol in KVM's api.rst, as Firecracker uses it).
@@ -64,84 +57,97 @@ pub fn request_immediate_exit() {
     });
 }
 
-/// How a slice of one vCPU's run ended.
-pub enum SliceEnd {
-    /// It gave the run token back (it waits); another vCPU, or none, holds it now.
-    Released,
-    /// The machine stopped.
-    Stop,
+/// Runs vCPU `cpu` until the machine stops. Only the holder of the run token is in `KVM_RUN`.
+pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) {
+    let immediate_exit: *mut u8 = &mut vcpu.get_kvm_run().immediate_exit;
+    IMMEDIATE_EXIT.with(|p| p.set(immediate_exit));
+    run_vcpu(&m, &mut vcpu, cpu);
+    IMMEDIATE_EXIT.with(|p| p.set(std::ptr::null_mut()));
+    m.cpu(cpu).exited.store(true, Ordering::Release);
 }
 
-/// Runs vCPU `cpu`, which holds the run token, until it gives the token back or the machine
-/// stops. `started`: it has left wait-for-SIPI (the boot CPU always has).
-pub fn run_slice(m: &Machine, vcpu: &mut VcpuFd, cpu: usize, started: &mut bool) -> SliceEnd {
+fn run_vcpu(m: &Arc<Machine>, vcpu: &mut VcpuFd, cpu: usize) {
     let sync = u64::from(kvm_bindings::KVM_SYNC_X86_REGS);
     let synced = vcpu.get_kvm_run().kvm_valid_regs & sync == sync;
-    // The stall check measures from here: a vCPU that has just taken the token (and never
-    // ran before) has not been running guest code for the whole run.
-    m.cpu(cpu).mark_entry();
-    if !*started {
-        // The boot CPU started it (StartCpu): leave wait-for-SIPI for the entry point set
-        // at creation.
-        let state = kvm_mp_state {
-            mp_state: KVM_MP_STATE_RUNNABLE,
-        };
-        if let Err(e) = vcpu.set_mp_state(state) {
-            m.finish(Outcome::HostError {
-                message: format!("CPU {cpu}: cannot make it runnable: {e}"),
-            });
-            return SliceEnd::Stop;
+    let mut started = cpu == 0;
+    let mut seen_epoch = 0;
+    'token: loop {
+        match m.sched.acquire(cpu, seen_epoch) {
+            Grant::Token => {}
+            Grant::Stopped => break,
+            Grant::Capture(epoch) => {
+                seen_epoch = epoch;
+                m.deliver_capture(cpu, epoch, capture_or_empty(vcpu, cpu));
+                continue;
+            }
         }
-        *started = true;
-    }
-    loop {
+        seen_epoch = m.sched.capture_epoch();
+        // The stall check measures from here: a vCPU that has just taken the token (and never
+        // ran before) has not been running guest code for the whole run.
         m.cpu(cpu).mark_entry();
-        let event = decode_exit(m, cpu, vcpu.run());
-        if let Some(exits) = m.count_exit() {
-            if !m.is_stopped() {
-                let outcome = capture_fault(m, vcpu, cpu, FaultKind::Runaway { exits });
-                if let Outcome::Fault(r) = &outcome {
-                    m.take_snapshot(cpu, vcpu, r.headline());
-                }
-                m.finish(outcome);
+        if !started {
+            // The boot CPU started it (StartCpu): leave wait-for-SIPI for the entry point set
+            // at creation.
+            let state = kvm_mp_state {
+                mp_state: KVM_MP_STATE_RUNNABLE,
+            };
+            if let Err(e) = vcpu.set_mp_state(state) {
+                m.finish(Outcome::HostError {
+                    message: format!("CPU {cpu}: cannot make it runnable: {e}"),
+                });
+                break;
             }
-            return SliceEnd::Stop;
+            started = true;
         }
-        let next = match event {
-            Event::Handled => Next::Continue,
-            Event::Hypercall(nr) => hypercall::dispatch(m, vcpu, cpu, nr, synced),
-            Event::Halt => halt(vcpu),
-            Event::Interrupted => {
-                // Re-arm: the kick that set it has been taken.
-                vcpu.set_kvm_immediate_exit(0);
-                interrupted(m, vcpu, cpu)
-            }
-            Event::Fault(kind) => {
-                let outcome = capture_exit_fault(m, vcpu, cpu, kind);
-                if let Outcome::Fault(r) = &outcome {
-                    m.take_snapshot(cpu, vcpu, r.headline());
+        loop {
+            m.cpu(cpu).mark_entry();
+            let event = decode_exit(m, cpu, vcpu.run());
+            if let Some(exits) = m.count_exit() {
+                if !m.is_stopped() {
+                    let outcome = capture_fault(m, vcpu, cpu, FaultKind::Runaway { exits });
+                    if let Outcome::Fault(r) = &outcome {
+                        m.take_snapshot(cpu, vcpu, r.headline());
+                    }
+                    m.finish(outcome);
                 }
-                m.finish(outcome);
-                Next::Stop
+                break 'token;
             }
-            Event::HostError(message) => {
-                m.finish(Outcome::HostError { message });
-                Next::Stop
-            }
-        };
-        match next {
-            Next::Continue if m.is_stopped() => {
-                let _ = hypercall::flush_deferred(vcpu);
-                return SliceEnd::Stop;
-            }
-            Next::Continue => {}
-            Next::Block(wait) => {
-                if let Err(idle) = m.sched.release(cpu, wait) {
-                    clock::advance(m, idle, cpu, vcpu);
+            let next = match event {
+                Event::Handled => Next::Continue,
+                Event::Hypercall(nr) => hypercall::dispatch(m, vcpu, cpu, nr, synced),
+                Event::Halt => halt(vcpu),
+                Event::Interrupted => {
+                    // Re-arm: the kick that set it has been taken.
+                    vcpu.set_kvm_immediate_exit(0);
+                    interrupted(m, vcpu, cpu)
                 }
-                return SliceEnd::Released;
+                Event::Fault(kind) => {
+                    let outcome = capture_exit_fault(m, vcpu, cpu, kind);
+                    if let Outcome::Fault(r) = &outcome {
+                        m.take_snapshot(cpu, vcpu, r.headline());
+                    }
+                    m.finish(outcome);
+                    Next::Stop
+                }
+                Event::HostError(message) => {
+                    m.finish(Outcome::HostError { message });
+                    Next::Stop
+                }
+            };
+            match next {
+                Next::Continue if m.is_stopped() => {
+                    let _ = hypercall::flush_deferred(vcpu);
+                    break 'token;
+                }
+                Next::Continue => {}
+                Next::Block(wait) => {
+                    if let Err(idle) = m.sched.release(cpu, wait) {
+                        clock::advance(m, idle, cpu, vcpu);
+                    }
+                    continue 'token;
+                }
+                Next::Stop => break 'token,
             }
-            Next::Stop => return SliceEnd::Stop,
         }
     }
 }
