@@ -36,3 +36,50 @@ pub mod instrument {
     /// Every bit this ABI defines; the host refuses others.
     pub const ALL: u32 = LOCKDEP | DEBUG_ATOMIC_SLEEP | TRACE | LOCK_CONTENDED_HOOK;
 }
+
+contract_enum! {
+    /// The Linux version whose behaviour and formats the guest replays:
+    /// [`BootInfo::kernel_version`](crate::BootInfo). Each seed comes from one generation
+    /// (seed 002 a 3.10 vmcore, seed 001 a 4.4 console, seed 000 a 5.x/6.x vmcore, seed 003
+    /// the 2.6 → 3.10 change of thresholds); the version decides message prefixes and
+    /// formats, the soft-lockup timing rule, the default thresholds and the spinlock.
+    pub enum KernelVersion: u32 {
+        /// 6.6 (the default): `watchdog: BUG: …`, `watchdog_report_ts`, qspinlocks,
+        /// `<TASK>`/`<IRQ>`/`<NMI>` markers in a Call Trace.
+        V6_6 = 0,
+        /// 4.4 (Ubuntu 16.04, seed 001): `NMI watchdog: BUG: …`, the `touch_ts == 0` rule,
+        /// qspinlocks, a `Stack:` dump before the Call Trace.
+        V4_4 = 1,
+        /// 3.10 (RHEL 7, seed 002): ticket spinlocks, the `touch_ts == 0` rule.
+        V3_10 = 2,
+        /// 2.6.32 (seed 003): one 60 s soft threshold (`watchdog_thresh` was the soft one).
+        V2_6 = 3,
+    }
+}
+
+impl KernelVersion {
+    /// The release the guest announces (`uname -r`; `Linux version <release>`).
+    pub const fn release(self) -> &'static str {
+        match self {
+            KernelVersion::V6_6 => "6.6.0-lockvmm",
+            KernelVersion::V4_4 => "4.4.0-lockvmm",
+            KernelVersion::V3_10 => "3.10.0-lockvmm",
+            KernelVersion::V2_6 => "2.6.32-lockvmm",
+        }
+    }
+
+    /// The version as a scenario writes it (`[machine] kernel = "4.4"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            KernelVersion::V6_6 => "6.6",
+            KernelVersion::V4_4 => "4.4",
+            KernelVersion::V3_10 => "3.10",
+            KernelVersion::V2_6 => "2.6",
+        }
+    }
+
+    /// Parses [`name`](Self::name)'s spelling.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.name() == name)
+    }
+}

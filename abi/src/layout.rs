@@ -92,4 +92,8 @@ pub struct BootInfo {
     /// Non-zero: a panic or oops dumps the trace buffers to the console (Linux's
     /// `ftrace_dump_on_oops`).
     pub ftrace_dump_on_oops: u32,
+    /// The Linux version the guest replays: a [`KernelVersion`](crate::knob::KernelVersion).
+    pub kernel_version: u32,
+    /// Zero (keeps the struct a multiple of 8 bytes).
+    pub _pad2: u32,
 }

@@ -176,7 +176,7 @@ fn struct_sizes() {
     assert_eq!(core::mem::size_of::<crate::ProgramHeader>(), 24);
     assert_eq!(core::mem::size_of::<crate::HandlerDesc>(), 24);
     assert_eq!(core::mem::size_of::<crate::LockDesc>(), 40);
-    assert_eq!(core::mem::size_of::<crate::BootInfo>(), 104);
+    assert_eq!(core::mem::size_of::<crate::BootInfo>(), 112);
     assert_eq!(core::mem::size_of::<crate::trace::TraceEntry>(), 40);
     assert_eq!(core::mem::size_of::<crate::trace::TraceBufHeader>(), 24);
 }

@@ -54,10 +54,7 @@ pub extern "C" fn start_kernel() -> ! {
     }
     crate::kernel::instrument::instrument_init(info);
     cpu_bringup(0);
-    printk!(
-        "Linux version 6.6.0-lockvmm (lockvmm guest {}) #1 SMP",
-        env!("CARGO_PKG_VERSION")
-    );
+    crate::init::version::print_linux_banner();
     crate::mm::page_alloc::mem_init(info.mem_bytes);
     printk!(
         "Memory: {}K available, {} CPUs, HZ={}",

@@ -1,2 +1,3 @@
 //! init/: `start_kernel`.
 pub mod main;
+pub mod version;

@@ -23,13 +23,18 @@ pub fn version() -> &'static str {
 }
 
 /// The version the guest kernel announces on its console (`Linux version 6.6.0-lockvmm
-/// (lockvmm guest 0.1.0)`, Linux's `linux_banner` up to the compiler), read from its image.
+/// (lockvmm guest 0.1.0)`, Linux's `linux_banner` up to the compiler), read from its image:
+/// its `linux_proc_banner`, with the default version's release for `%s`.
 pub fn guest_banner(elf: &[u8]) -> Option<String> {
     const HEAD: &[u8] = b"Linux version ";
     let at = elf.windows(HEAD.len()).position(|w| w == HEAD)?;
     let rest = &elf[at..elf.len().min(at + 160)];
     let end = rest.iter().position(|&b| b == b')')?;
-    let text = std::str::from_utf8(&rest[..=end]).ok()?;
+    let text = std::str::from_utf8(&rest[..=end]).ok()?.replacen(
+        "%s",
+        lockvmm_abi::knob::KernelVersion::V6_6.release(),
+        1,
+    );
     text.chars()
         .all(|c| c.is_ascii_graphic() || c == ' ')
         .then(|| text.to_string())

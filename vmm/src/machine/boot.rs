@@ -73,6 +73,7 @@ impl Machine {
             trace_buf_kib: k.trace_buf_kib,
             trace_events: k.trace_events,
             ftrace_dump_on_oops: k.ftrace_dump_on_oops.into(),
+            kernel_version: k.kernel_version.raw(),
             ..Default::default()
         })?;
         // No CPU has a timer armed until it programs one.

@@ -151,6 +151,8 @@ pub struct Knobs {
     pub trace_events: u32,
     /// Dump the trace to the console on a panic or oops (`ftrace_dump_on_oops`).
     pub ftrace_dump_on_oops: bool,
+    /// The Linux version the guest replays (`[machine] kernel`).
+    pub kernel_version: lockvmm_abi::knob::KernelVersion,
 }
 
 impl Default for Knobs {
@@ -170,6 +172,7 @@ impl Default for Knobs {
             trace_buf_kib: 0,
             trace_events: 0,
             ftrace_dump_on_oops: false,
+            kernel_version: lockvmm_abi::knob::KernelVersion::V6_6,
         }
     }
 }

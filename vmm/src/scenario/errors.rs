@@ -88,6 +88,7 @@ const SECTION_KEYS: &[(&str, &str)] = &[
     ("vcpus", "[machine]"),
     ("memory_mib", "[machine]"),
     ("console", "[machine]"),
+    ("kernel", "[machine]"),
     ("watchdog_thresh", "[watchdog]"),
     ("softlockup_panic", "[watchdog]"),
     ("hardlockup_panic", "[watchdog]"),

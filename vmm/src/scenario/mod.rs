@@ -23,7 +23,7 @@ pub use schema::*;
 
 use crate::machine::{Deliver, HookAction, Knobs, When};
 use lockvmm_abi::hook::Hook;
-use lockvmm_abi::knob::LbrGfpMode;
+use lockvmm_abi::knob::{KernelVersion, LbrGfpMode};
 
 use errors::{invalid, with_suggestion};
 
@@ -142,7 +142,19 @@ impl LoadedScenario {
             trace_buf_kib: self.trace_knobs().buf_kib,
             trace_events: self.trace_knobs().events,
             ftrace_dump_on_oops: self.trace_knobs().dump_on_oops,
+            kernel_version: self.kernel_version(),
         }
+    }
+
+    /// The Linux version the scenario replays (validated at load; 6.6 without `kernel`).
+    pub fn kernel_version(&self) -> KernelVersion {
+        self.scenario
+            .machine
+            .get_ref()
+            .kernel
+            .as_ref()
+            .and_then(|k| KernelVersion::from_name(k.get_ref()))
+            .unwrap_or(KernelVersion::V6_6)
     }
 
     /// The declared locks' names, by index.

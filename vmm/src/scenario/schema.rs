@@ -234,6 +234,9 @@ pub struct MachineSpec {
     /// only messages more severe than KERN_WARNING.
     #[serde(default)]
     pub console: Vec<Spanned<String>>,
+    /// The Linux version replayed (`"6.6"`, the default; `"4.4"`, `"3.10"`, `"2.6"`): its
+    /// formats, watchdog rules, default thresholds and spinlock (`abi::knob::KernelVersion`).
+    pub kernel: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

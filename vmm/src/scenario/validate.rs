@@ -2,6 +2,7 @@
 //! that can run. Each error points at the offending value.
 use super::errors::{ScenarioError, nearest};
 use lockvmm_abi::hook::Hook;
+use lockvmm_abi::knob::KernelVersion;
 
 use super::LoadedScenario;
 use crate::memory::{MAX_MEM_MIB, MIN_MEM_MIB};
@@ -140,6 +141,19 @@ impl LoadedScenario {
 
     /// `[watchdog]` and `[run]`: Linux's range for the threshold, a sane time limit.
     fn validate_limits(&self) -> Result<(), ScenarioError> {
+        if let Some(k) = &self.scenario.machine.get_ref().kernel
+            && KernelVersion::from_name(k.get_ref()).is_none()
+        {
+            let known: Vec<&str> = KernelVersion::ALL.iter().map(|v| v.name()).collect();
+            return Err(self.error_at(
+                k.span(),
+                format!(
+                    "machine.kernel: unknown version {:?} (one of {})",
+                    k.get_ref(),
+                    known.join(", ")
+                ),
+            ));
+        }
         let thresh = &self.scenario.watchdog.watchdog_thresh;
         if !(1..=60).contains(thresh.get_ref()) {
             return Err(self.error_at(
