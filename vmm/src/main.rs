@@ -51,7 +51,7 @@ enum Command {
     },
     /// Measure lockvmm (see `lockvmm bench boot --help`).
     #[command(subcommand)]
-    Bench(BenchCommand),
+    Bench(bench::BenchCommand),
     /// Run scenarios as a test suite, each in its own process: PASS/FAIL/SKIP lines, JUnit, TAP.
     /// Exit 0 when all pass, 1 when one fails, 77 when skipped for want of /dev/kvm.
     Test(suite::TestArgs),
@@ -103,18 +103,6 @@ struct RunArgs {
     /// counted.
     #[arg(long, default_value_t = RunLimits::default().console_bytes)]
     console_limit: u64,
-}
-
-#[derive(Subcommand)]
-enum BenchCommand {
-    /// Wall time from process start to all CPUs online and to exit, and resident memory.
-    Boot(bench::BootBenchArgs),
-    /// Wall time of each scenario end to end, and virtual seconds per wall second.
-    Scenarios(bench::ScenarioBenchArgs),
-    /// Host time per timer tick of a busy CPU.
-    Tick(bench::TickBenchArgs),
-    /// Everything: boot for 1/8/64/128/255 vCPUs, the tick, every scenario and example.
-    All(bench::AllBenchArgs),
 }
 
 /// A run could not write all of its files.
@@ -174,21 +162,13 @@ fn command(cli: Cli, started: Instant) -> ExitStatus {
                 ExitStatus::BadInput
             }
         },
-        Command::Bench(cmd) => {
-            let done = match cmd {
-                BenchCommand::Scenarios(args) => bench::scenarios(&args),
-                BenchCommand::Boot(args) => bench::boot(&args),
-                BenchCommand::Tick(args) => bench::tick(&args),
-                BenchCommand::All(args) => bench::all(&args),
-            };
-            match done {
-                Ok(()) => ExitStatus::Success,
-                Err(e) => {
-                    eprintln!("lockvmm: {e:#}");
-                    ExitStatus::Environment
-                }
+        Command::Bench(cmd) => match bench::run(cmd) {
+            Ok(()) => ExitStatus::Success,
+            Err(e) => {
+                eprintln!("lockvmm: {e:#}");
+                ExitStatus::Environment
             }
-        }
+        },
         Command::Test(args) => {
             if let Err(e) = signals::install() {
                 eprintln!("lockvmm: cannot install the SIGINT/SIGTERM handler: {e}");

@@ -10,9 +10,36 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
+mod qemu;
 mod tick;
 
+pub use qemu::{QemuBenchArgs, qemu};
 pub use tick::{AllBenchArgs, TickBenchArgs, all, tick};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Wall time from process start to all CPUs online and to exit, and resident memory.
+    Boot(BootBenchArgs),
+    /// Wall time of each scenario end to end, and virtual seconds per wall second.
+    Scenarios(ScenarioBenchArgs),
+    /// Host time per timer tick of a busy CPU.
+    Tick(TickBenchArgs),
+    /// Everything: boot for 1/8/64/128/255 vCPUs, the tick, every scenario and example.
+    All(AllBenchArgs),
+    /// lockvmm's 64-vCPU boot against QEMU microvm's first serial byte, pair by pair.
+    Qemu(QemuBenchArgs),
+}
+
+/// Runs one `lockvmm bench` command.
+pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Scenarios(args) => scenarios(&args),
+        BenchCommand::Boot(args) => boot(&args),
+        BenchCommand::Tick(args) => tick(&args),
+        BenchCommand::All(args) => all(&args),
+        BenchCommand::Qemu(args) => qemu(&args),
+    }
+}
 
 #[derive(clap::Args, Debug)]
 pub struct BootBenchArgs {
@@ -87,7 +114,7 @@ pub fn boot(args: &BootBenchArgs) -> anyhow::Result<()> {
 }
 
 fn sample(
-    exe: &PathBuf,
+    exe: &std::path::Path,
     args: &BootBenchArgs,
     vcpus: usize,
     out: &std::path::Path,

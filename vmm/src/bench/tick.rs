@@ -5,6 +5,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
+use super::qemu::{QemuBenchArgs, qemu, qemu_installed};
 use super::{BootBenchArgs, ScenarioBenchArgs, boot, scenarios};
 
 #[derive(clap::Args, Debug)]
@@ -79,7 +80,8 @@ pub struct AllBenchArgs {
     pub runs: usize,
 }
 
-/// Boot for 1/8/64/128/255 vCPUs, the tick, and every scenario, in one run.
+/// Boot for 1/8/64/128/255 vCPUs, the tick, the QEMU comparison (when QEMU is installed) and
+/// every scenario, in one run.
 pub fn all(args: &AllBenchArgs) -> anyhow::Result<()> {
     boot(&BootBenchArgs {
         runs: args.runs,
@@ -91,6 +93,20 @@ pub fn all(args: &AllBenchArgs) -> anyhow::Result<()> {
         runs: args.runs,
         scenario: "scenarios/hog_all_cpus.toml".into(),
     })?;
+    let q = QemuBenchArgs {
+        pairs: args.runs,
+        vcpus: 64,
+        qemu: "qemu-system-x86_64".into(),
+    };
+    println!();
+    if qemu_installed(&q.qemu) {
+        qemu(&q)?;
+    } else {
+        println!(
+            "lockvmm bench qemu: skipped ({} is not installed)",
+            q.qemu.display()
+        );
+    }
     for dir in ["scenarios", "examples"] {
         println!();
         scenarios(&ScenarioBenchArgs {

@@ -93,7 +93,7 @@ impl Inspector {
         let syms = Symbols::from_elf(&elf)
             .map_err(|_| InspectError::Symbols(kernel.display().to_string()))?;
         let dwarf = DebugInfo::from_elf(&elf).unwrap_or_default();
-        let lines = SourceLines::open(&kernel);
+        let lines = SourceLines::from_elf(&elf);
         let mut insp = Inspector::with_kernel(core, kernel, syms, dwarf, lines);
         insp.warnings.extend(kernel_mismatch(&insp, &elf));
         Ok(insp)

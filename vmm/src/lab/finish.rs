@@ -169,7 +169,7 @@ fn analyse(r: &RunResult, dumpfile: Option<String>) -> Option<Analysed> {
                 splats: &r.splats,
             },
         );
-        if let Some(lines) = SourceLines::open(&r.kernel.path) {
+        if let Some(lines) = SourceLines::from_elf(&r.kernel.elf) {
             for bt in &mut report.backtraces {
                 lines.annotate(&mut bt.items);
             }

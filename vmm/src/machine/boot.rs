@@ -112,19 +112,18 @@ pub(super) fn build(cfg: &MachineConfig, dirty_log: bool) -> Result<Built, Machi
     // KVM_CAP_SYNC_REGS answers with the register sets it can sync.
     let wanted = kvm_bindings::KVM_SYNC_X86_REGS as i32;
     let sync_regs = kvm.check_extension_int(kvm_ioctls::Cap::SyncRegs) & wanted == wanted;
-    let mut vcpus = Vec::with_capacity(cfg.vcpus);
-    for cpu in 0..cfg.vcpus {
-        let rip = if cpu == 0 {
-            cfg.kernel.entry_bsp
-        } else {
-            cfg.kernel.entry_ap
-        };
-        let mut fd = vcpu::create_vcpu(&vm, &cpuid, cpu, rip)?;
-        if sync_regs {
+    let mut vcpus = vcpu::create_vcpus(
+        &vm,
+        &cpuid,
+        cfg.vcpus,
+        cfg.kernel.entry_bsp,
+        cfg.kernel.entry_ap,
+    )?;
+    if sync_regs {
+        for fd in &mut vcpus {
             // Registers in `kvm_run` at every exit: a hypercall reads its arguments there.
             fd.set_sync_valid_reg(kvm_ioctls::SyncReg::Register);
         }
-        vcpus.push(fd);
     }
     Ok(Built {
         kvm,

@@ -240,7 +240,7 @@ fn exercise(elf: Vec<u8>, with_lines: bool) {
     let _ = dwarf.spinlocks();
     let lines = if with_lines {
         std::fs::write(&path, &elf).unwrap();
-        SourceLines::open(&path)
+        SourceLines::from_elf(&elf)
     } else {
         None
     };

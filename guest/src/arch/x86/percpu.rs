@@ -115,6 +115,22 @@ pub fn smp_processor_id() -> u32 {
     cpu
 }
 
+/// Linux's `this_cpu_ptr(&var)`: this CPU's element of a per-CPU array, without the bounds
+/// check an index costs (a compare and a branch at every use on the tick path).
+#[inline(always)]
+pub fn this_cpu_ptr<T>(array: &[T; NR_CPUS]) -> &T {
+    // SAFETY: `setup_per_cpu` indexed `per_cpu_area` by this CPU's number (checked there)
+    // before storing it, so `smp_processor_id() < NR_CPUS`.
+    unsafe { array.get_unchecked(smp_processor_id() as usize) }
+}
+
+/// `this_cpu_ptr` of a `static mut` per-CPU array: a raw pointer to this CPU's element.
+#[inline(always)]
+pub fn this_cpu_ptr_mut<T>(array: *mut [T; NR_CPUS]) -> *mut T {
+    // `smp_processor_id() < NR_CPUS` (see `this_cpu_ptr`): the offset stays inside the array.
+    array.cast::<T>().wrapping_add(smp_processor_id() as usize)
+}
+
 /// This CPU's area, from its own address at `gs:[0]` (Linux's `this_cpu_off`): one load,
 /// where indexing `per_cpu_area` by `smp_processor_id()` cost a load, a bounds check and an
 /// address computation at every use (several per spinlock operation on the tick path).

@@ -30,22 +30,42 @@ pub fn preempt_count() -> u32 {
     count
 }
 
-#[inline(always)]
-pub fn preempt_count_add(val: u32) {
-    // SAFETY: GS points at this CPU's `PerCpu`; adds to its `preempt_count`.
-    unsafe {
-        asm!("add dword ptr gs:[{off}], {v:e}", off = const PERCPU_PREEMPT_COUNT, v = in(reg) val,
-            options(nostack))
+/// `add`/`sub` of `preempt_count` as one GS-relative instruction; the offsets the hot paths use
+/// are immediates (`add dword ptr gs:[..], 1`), any other value goes through a register. After
+/// inlining, the `match` on a constant argument leaves one instruction.
+macro_rules! preempt_count_op {
+    ($op:literal, $val:expr) => {
+        match $val {
+            PREEMPT_OFFSET => preempt_count_op!(@imm $op, PREEMPT_OFFSET),
+            HARDIRQ_OFFSET => preempt_count_op!(@imm $op, HARDIRQ_OFFSET),
+            SOFTIRQ_OFFSET => preempt_count_op!(@imm $op, SOFTIRQ_OFFSET),
+            SOFTIRQ_DISABLE_OFFSET => preempt_count_op!(@imm $op, SOFTIRQ_DISABLE_OFFSET),
+            v => {
+                // SAFETY: GS points at this CPU's `PerCpu`; changes its `preempt_count`.
+                unsafe {
+                    asm!(concat!($op, " dword ptr gs:[{off}], {v:e}"),
+                        off = const PERCPU_PREEMPT_COUNT, v = in(reg) v, options(nostack))
+                }
+            }
+        }
+    };
+    (@imm $op:literal, $c:expr) => {
+        // SAFETY: GS points at this CPU's `PerCpu`; changes its `preempt_count`.
+        unsafe {
+            asm!(concat!($op, " dword ptr gs:[{off}], {v}"),
+                off = const PERCPU_PREEMPT_COUNT, v = const $c, options(nostack))
+        }
     };
 }
 
 #[inline(always)]
+pub fn preempt_count_add(val: u32) {
+    preempt_count_op!("add", val);
+}
+
+#[inline(always)]
 pub fn preempt_count_sub(val: u32) {
-    // SAFETY: GS points at this CPU's `PerCpu`; subtracts from its `preempt_count`.
-    unsafe {
-        asm!("sub dword ptr gs:[{off}], {v:e}", off = const PERCPU_PREEMPT_COUNT, v = in(reg) val,
-            options(nostack))
-    };
+    preempt_count_op!("sub", val);
 }
 
 #[inline(always)]
@@ -61,14 +81,24 @@ pub fn preempt_enable_no_resched() {
     preempt_count_sub(PREEMPT_OFFSET);
 }
 
-/// Re-enables preemption and reschedules if something asked for it meanwhile.
+/// Re-enables preemption and reschedules if something asked for it meanwhile. As Linux's
+/// `preempt_enable` (`__preempt_count_dec_and_test`): one `sub` whose zero flag says whether
+/// the count reached 0, without reading it back.
 #[inline(always)]
 pub fn preempt_enable() {
     crate::kernel::trace::trace_preemptirq::trace_preempt_on();
-    preempt_count_sub(PREEMPT_OFFSET);
-    if preempt_count() == 0 && crate::kernel::sched::core::need_resched() {
-        crate::kernel::sched::core::preempt_schedule();
-    }
+    // SAFETY: GS points at this CPU's `PerCpu`; decrements its `preempt_count` and jumps to the
+    // reschedule check when it reaches 0.
+    unsafe {
+        asm!("sub dword ptr gs:[{off}], {one}", "jz {zero}",
+            off = const PERCPU_PREEMPT_COUNT, one = const PREEMPT_OFFSET,
+            zero = label {
+                if crate::kernel::sched::core::need_resched() {
+                    crate::kernel::sched::core::preempt_schedule();
+                }
+            },
+            options(nostack))
+    };
 }
 
 pub fn in_nmi() -> bool {

@@ -100,12 +100,7 @@ pub struct LockEvent {
 #[inline(always)]
 pub fn lock_acquire(lock: u64, kind: LockClassKind, trylock: bool) {
     if LOCK_EVENTS.unlikely() {
-        on_acquire(LockEvent {
-            lock,
-            kind,
-            trylock,
-            ip: ret_ip(),
-        });
+        on_acquire(lock, kind, trylock, ret_ip());
     }
 }
 
@@ -113,12 +108,7 @@ pub fn lock_acquire(lock: u64, kind: LockClassKind, trylock: bool) {
 #[inline(always)]
 pub fn lock_contended(lock: u64, kind: LockClassKind) {
     if LOCK_EVENTS.unlikely() {
-        on_contended(LockEvent {
-            lock,
-            kind,
-            trylock: false,
-            ip: ret_ip(),
-        });
+        on_contended(lock, kind, ret_ip());
     }
 }
 
@@ -126,12 +116,7 @@ pub fn lock_contended(lock: u64, kind: LockClassKind) {
 #[inline(always)]
 pub fn lock_acquired(lock: u64, kind: LockClassKind) {
     if LOCK_EVENTS.unlikely() {
-        on_acquired(LockEvent {
-            lock,
-            kind,
-            trylock: false,
-            ip: ret_ip(),
-        });
+        on_acquired(lock, kind, ret_ip());
     }
 }
 
@@ -139,20 +124,18 @@ pub fn lock_acquired(lock: u64, kind: LockClassKind) {
 #[inline(always)]
 pub fn lock_release(lock: u64, kind: LockClassKind) {
     if LOCK_EVENTS.unlikely() {
-        on_release(LockEvent {
-            lock,
-            kind,
-            trylock: false,
-            ip: ret_ip(),
-        });
+        on_release(lock, kind, ret_ip());
     }
 }
 
+// The cold dispatchers take the event's fields in registers: a `LockEvent` argument is
+// passed through memory, which gave every lock operation's fast path a stack frame to build it.
+
 #[cold]
 #[inline(never)]
-fn on_acquire(ev: LockEvent) {
+fn on_acquire(lock: u64, kind: LockClassKind, trylock: bool, ip: u64) {
     if PROVE_LOCKING.load(Ordering::Relaxed) {
-        validate::acquire(&ev);
+        validate::acquire(lock, kind, trylock, ip);
     }
 }
 
@@ -161,7 +144,13 @@ pub static LOCK_CONTENDED_HOOK: AtomicBool = AtomicBool::new(false);
 
 #[cold]
 #[inline(never)]
-fn on_contended(ev: LockEvent) {
+fn on_contended(lock: u64, kind: LockClassKind, ip: u64) {
+    let ev = LockEvent {
+        lock,
+        kind,
+        trylock: false,
+        ip,
+    };
     trace_lock(TraceEvent::LockContended, ev);
     if ev.kind == LockClassKind::Spin && LOCK_CONTENDED_HOOK.load(Ordering::Relaxed) {
         crate::arch::x86::lockvmm::hook(lockvmm_abi::hook::Hook::LockContended, ev.lock);
@@ -170,7 +159,13 @@ fn on_contended(ev: LockEvent) {
 
 #[cold]
 #[inline(never)]
-fn on_acquired(ev: LockEvent) {
+fn on_acquired(lock: u64, kind: LockClassKind, ip: u64) {
+    let ev = LockEvent {
+        lock,
+        kind,
+        trylock: false,
+        ip,
+    };
     trace_lock(TraceEvent::LockAcquired, ev);
     if ev.kind == LockClassKind::Spin
         && crate::arch::x86::irqflags::IRQ_ENABLE_HOOK.load(Ordering::Relaxed)
@@ -181,7 +176,13 @@ fn on_acquired(ev: LockEvent) {
 
 #[cold]
 #[inline(never)]
-fn on_release(ev: LockEvent) {
+fn on_release(lock: u64, kind: LockClassKind, ip: u64) {
+    let ev = LockEvent {
+        lock,
+        kind,
+        trylock: false,
+        ip,
+    };
     trace_lock(TraceEvent::LockReleased, ev);
     if PROVE_LOCKING.load(Ordering::Relaxed) {
         validate::release(&ev);

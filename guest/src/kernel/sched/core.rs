@@ -69,7 +69,8 @@ pub fn cpu_rq(cpu: u32) -> &'static Rq {
 }
 
 pub fn this_rq() -> &'static Rq {
-    cpu_rq(smp_processor_id())
+    // SAFETY: as in `cpu_rq`; `this_cpu_ptr_mut` stays inside the array.
+    unsafe { &*crate::arch::x86::percpu::this_cpu_ptr_mut(core::ptr::addr_of_mut!(runqueues)) }
 }
 
 /// `current`.

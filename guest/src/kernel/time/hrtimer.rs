@@ -6,7 +6,7 @@ use lockvmm_abi::NR_CPUS;
 
 use super::clockevents::{clockevents_program_event, clockevents_shutdown};
 use super::ktime_get;
-use crate::arch::x86::percpu::smp_processor_id;
+use crate::arch::x86::percpu::this_cpu_ptr_mut;
 use crate::kernel::locking::spinlock::RawSpinlock;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,14 @@ impl Hrtimer {
         if self.expires > now {
             return;
         }
-        let n = (now - self.expires) / interval + 1;
+        let late = now - self.expires;
+        // A periodic timer is almost always less than one interval late: one step, no
+        // division (the same result as the general case's `n = 1`).
+        if late < interval {
+            self.expires += interval;
+            return;
+        }
+        let n = late / interval + 1;
         self.expires += n * interval;
     }
 }
@@ -75,7 +82,7 @@ pub static mut hrtimer_bases: [HrtimerCpuBase; NR_CPUS] = [const {
 
 fn this_base() -> &'static mut HrtimerCpuBase {
     // SAFETY: a CPU only touches its own base, under its lock or with interrupts off.
-    unsafe { &mut (*core::ptr::addr_of_mut!(hrtimer_bases))[smp_processor_id() as usize] }
+    unsafe { &mut *this_cpu_ptr_mut(core::ptr::addr_of_mut!(hrtimer_bases)) }
 }
 
 fn remove(base: &mut HrtimerCpuBase, t: *mut Hrtimer) {

@@ -6,7 +6,7 @@ use lockvmm_abi::NR_CPUS;
 use super::hrtimer::{Hrtimer, HrtimerRestart, hrtimer_cancel, hrtimer_start};
 use super::timer::{next_timer_interrupt, run_local_timers};
 use super::{TICK_NSEC, ktime_get};
-use crate::arch::x86::percpu::smp_processor_id;
+use crate::arch::x86::percpu::this_cpu_ptr_mut;
 use crate::kernel::sched::core::scheduler_tick;
 
 #[repr(C)]
@@ -29,7 +29,7 @@ pub static mut tick_cpu_sched: [TickSched; NR_CPUS] = [const {
 
 fn this_ts() -> &'static mut TickSched {
     // SAFETY: each CPU only touches its own entry, with interrupts off or from its own timer.
-    unsafe { &mut (*core::ptr::addr_of_mut!(tick_cpu_sched))[smp_processor_id() as usize] }
+    unsafe { &mut *this_cpu_ptr_mut(core::ptr::addr_of_mut!(tick_cpu_sched)) }
 }
 
 /// The next tick boundary after `now` (ticks are aligned across CPUs, as Linux's).

@@ -230,7 +230,11 @@ pub extern "C" fn del_timer_sync(timer: &mut TimerList) -> bool {
 
 /// From the tick: raise TIMER_SOFTIRQ if a timer of this CPU has expired.
 pub fn run_local_timers() {
-    if base_of(smp_processor_id()).next_expiry <= jiffies() {
+    // SAFETY: read of this CPU's own base (as `base_of`); `this_cpu_ptr_mut` stays inside it.
+    let base = unsafe {
+        &*crate::arch::x86::percpu::this_cpu_ptr_mut(core::ptr::addr_of_mut!(timer_bases))
+    };
+    if base.next_expiry <= jiffies() {
         raise_softirq(TIMER_SOFTIRQ);
     }
 }

@@ -6,7 +6,7 @@ use lockvmm_abi::eflags::X86_EFLAGS_IF;
 use lockvmm_abi::{NR_CPUS, PtRegs};
 
 use crate::arch::x86::kernel::apic::apic::ack_APIC_irq;
-use crate::arch::x86::percpu::smp_processor_id;
+use crate::arch::x86::percpu::{smp_processor_id, this_cpu_ptr};
 use crate::arch::x86::preempt::preempt_count;
 use crate::kernel::sched::core::{need_resched, preempt_schedule_irq, scheduler_ipi};
 use crate::kernel::softirq::{irq_enter, irq_exit};
@@ -21,16 +21,16 @@ pub static irq_regs: [AtomicU64; NR_CPUS] = [REGS_INIT; NR_CPUS];
 
 /// Records `regs` as the interrupted context; returns the previous one.
 pub fn set_irq_regs(regs: &PtRegs) -> u64 {
-    irq_regs[smp_processor_id() as usize].swap(regs as *const PtRegs as u64, Ordering::Relaxed)
+    this_cpu_ptr(&irq_regs).swap(regs as *const PtRegs as u64, Ordering::Relaxed)
 }
 
 pub fn restore_irq_regs(old: u64) {
-    irq_regs[smp_processor_id() as usize].store(old, Ordering::Relaxed);
+    this_cpu_ptr(&irq_regs).store(old, Ordering::Relaxed);
 }
 
 /// `get_irq_regs()`.
 pub fn get_irq_regs() -> Option<&'static PtRegs> {
-    let p = irq_regs[smp_processor_id() as usize].load(Ordering::Relaxed);
+    let p = this_cpu_ptr(&irq_regs).load(Ordering::Relaxed);
     // SAFETY: set by the interrupt entry to its own pt_regs, valid while that interrupt runs.
     (p != 0).then(|| unsafe { &*(p as *const PtRegs) })
 }

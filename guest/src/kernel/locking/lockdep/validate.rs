@@ -60,9 +60,17 @@ fn class_of(
     Some(i as u8)
 }
 
-/// `lock_acquire`.
+/// `lock_acquire`. Takes the event's fields in registers, so the dispatcher `on_acquire`
+/// tail-calls it without a frame of its own: `caller_frame()` is then the lock primitive's,
+/// and traces start at the primitive's caller.
 #[inline(never)]
-pub fn acquire(ev: &LockEvent) {
+pub fn acquire(lock: u64, kind: LockClassKind, trylock: bool, ip: u64) {
+    let ev = &LockEvent {
+        lock,
+        kind,
+        trylock,
+        ip,
+    };
     let Some(mut guard) = Guard::enter(caller_frame()) else {
         return;
     };
