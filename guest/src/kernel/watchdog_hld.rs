@@ -1,10 +1,18 @@
 //! The hard-lockup detector (Linux's `kernel/watchdog_hld.c`): a perf cycles counter per CPU
 //! overflows every `watchdog_thresh` seconds into an NMI; if the CPU's hrtimer has not run since
 //! the last one, interrupts are stuck off: a hard lockup.
+//!
+//! Messages by version: 6.6 `watchdog: Watchdog detected hard LOCKUP on cpu N` (`kernel/
+//! watchdog.c` `watchdog_hardlockup_check`, `pr_fmt` "watchdog: "), 4.4 `NMI watchdog: …`
+//! (`kernel/watchdog.c` `watchdog_overflow_callback`), 3.10 the same words without a prefix
+//! (its `WARN(1, …)`; the `cut here` frame of WARN is not reproduced), 2.6.32 `BUG: NMI
+//! Watchdog detected LOCKUP on CPU%d, ip %08lx, registers:` (`arch/x86/kernel/dumpstack.c`
+//! `die_nmi`). 2.6.32's period is a fixed 60 s (seed 003), not `watchdog_thresh`.
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use lockvmm_abi::hypercall::LockupKind;
+use lockvmm_abi::knob::KernelVersion;
 use lockvmm_abi::{CPU_KHZ, NR_CPUS, PtRegs};
 
 use crate::arch::x86::kernel::traps::show_regs;
@@ -36,9 +44,13 @@ pub extern "C" fn touch_nmi_watchdog() {
     crate::kernel::watchdog::touch_softlockup_watchdog();
 }
 
-/// `hw_nmi_get_sample_period`: cycles in `watchdog_thresh` seconds.
+/// `hw_nmi_get_sample_period`: cycles in `watchdog_thresh` seconds (2.6.32: 60 s).
 fn hw_nmi_get_sample_period() -> u64 {
-    CPU_KHZ * 1000 * watchdog_thresh()
+    let secs = match crate::init::version::linux_version() {
+        KernelVersion::V2_6 => 60,
+        _ => watchdog_thresh(),
+    };
+    CPU_KHZ * 1000 * secs
 }
 
 /// `is_hardlockup`: the hrtimer has not run since the last NMI.
@@ -75,7 +87,16 @@ pub fn watchdog_overflow_callback(_event: &mut PerfEvent, regs: &PtRegs) {
     let mut msg = MsgBuf::new();
     let _ = write!(msg, "Watchdog detected hard LOCKUP on cpu {}", c);
     report_to_host(LockupKind::Hard, regs, &msg);
-    printk!("NMI watchdog: {}", msg.as_str());
+    match crate::init::version::linux_version() {
+        KernelVersion::V6_6 => pr_emerg!("watchdog: {}", msg.as_str()),
+        KernelVersion::V4_4 => pr_emerg!("NMI watchdog: {}", msg.as_str()),
+        KernelVersion::V3_10 => pr_emerg!("{}", msg.as_str()),
+        KernelVersion::V2_6 => pr_emerg!(
+            "BUG: NMI Watchdog detected LOCKUP on CPU{}, ip {:08x}, registers:",
+            c,
+            regs.rip
+        ),
+    }
     print_modules();
     show_regs(regs);
     if crate::init::main::boot_info().hardlockup_panic != 0 {
@@ -94,7 +115,7 @@ pub fn nmi_panic(regs: &PtRegs, msg: &str) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn hardlockup_detector_perf_enable() {
-    if crate::init::main::boot_info().nmi_watchdog == 0 {
+    if crate::init::main::boot_info().nmi_watchdog == 0 || watchdog_thresh() == 0 {
         return;
     }
     let c = smp_processor_id();

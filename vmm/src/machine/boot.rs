@@ -112,7 +112,6 @@ impl Machine {
         };
         let console = Arc::new(Mutex::new(ConsoleText::default()));
         let sink = ConsoleSink::new(cfg.echo_console, log, console.clone())
-            .with_symbols(cfg.kernel.symbols.clone())
             .with_limit(usize::try_from(cfg.limits.console_bytes).unwrap_or(usize::MAX));
         let host_err = |e: std::io::Error| MachineError::Host(e.to_string());
         let machine = Arc::new(Machine {
