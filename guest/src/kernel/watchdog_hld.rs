@@ -84,18 +84,22 @@ pub fn watchdog_overflow_callback(_event: &mut PerfEvent, regs: &PtRegs) {
     if hard_watchdog_warn[c].load(Ordering::Relaxed) != 0 {
         return;
     }
+    let v = crate::init::version::linux_version();
     let mut msg = MsgBuf::new();
-    let _ = write!(msg, "Watchdog detected hard LOCKUP on cpu {}", c);
+    let _ = if v == KernelVersion::V2_6 {
+        write!(
+            msg,
+            "BUG: NMI Watchdog detected LOCKUP on CPU{}, ip {:08x}, registers:",
+            c, regs.rip
+        )
+    } else {
+        write!(msg, "Watchdog detected hard LOCKUP on cpu {}", c)
+    };
     report_to_host(LockupKind::Hard, regs, &msg);
-    match crate::init::version::linux_version() {
+    match v {
         KernelVersion::V6_6 => pr_emerg!("watchdog: {}", msg.as_str()),
         KernelVersion::V4_4 => pr_emerg!("NMI watchdog: {}", msg.as_str()),
-        KernelVersion::V3_10 => pr_emerg!("{}", msg.as_str()),
-        KernelVersion::V2_6 => pr_emerg!(
-            "BUG: NMI Watchdog detected LOCKUP on CPU{}, ip {:08x}, registers:",
-            c,
-            regs.rip
-        ),
+        KernelVersion::V3_10 | KernelVersion::V2_6 => pr_emerg!("{}", msg.as_str()),
     }
     print_modules();
     show_regs(regs);
