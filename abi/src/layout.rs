@@ -97,6 +97,7 @@ pub struct BootInfo {
     pub ftrace_dump_on_oops: u32,
     /// The Linux version the guest replays: a [`KernelVersion`](crate::knob::KernelVersion).
     pub kernel_version: u32,
-    /// Zero (keeps the struct a multiple of 8 bytes).
-    pub _pad2: u32,
+    /// Non-zero: a hard lockup also asks every other CPU for an NMI backtrace (Linux's
+    /// `kernel.hardlockup_all_cpu_backtrace`).
+    pub hardlockup_all_cpu_backtrace: u32,
 }

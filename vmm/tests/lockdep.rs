@@ -103,7 +103,10 @@ fn lbr_gfp_on_a_debug_kernel_reports_might_sleep_and_inconsistent_rq_lock() {
         .iter()
         .position(|l| l.starts_with(" kmem_cache_alloc+"))
         .unwrap_or_else(|| panic!("{trace:#?}"));
-    assert!(trace[k + 1].starts_with(" intel_pmu_lbr_add+"), "{trace:#?}");
+    assert!(
+        trace[k + 1].starts_with(" intel_pmu_lbr_add+"),
+        "{trace:#?}"
+    );
 
     // Lockdep: rq->__lock used in hardirq (the tick), then held with interrupts enabled.
     let inc = splats(&r, "inconsistent_lock_state");

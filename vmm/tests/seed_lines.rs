@@ -420,3 +420,33 @@ fn watchdog_thresh_zero_turns_the_detectors_off() {
     assert_eq!(common::read_u64(&r, "hrtimer_interrupts", 8), 0);
     assert_eq!(common::read_u64(&r, "watchdog_ev", 8), 0);
 }
+
+#[test]
+fn hardlockup_all_cpu_backtrace_asks_the_other_cpus_by_nmi_once() {
+    let (_, r) = common::run("vmm/tests/scenarios/all_cpu_backtrace_hard.toml", None);
+    let e = &lockups(&r)[0];
+    assert_eq!((e.cpu, e.kind), (1, LockupKind::Hard));
+    assert_eq!(common::read_u64(&r, "hardlockup_allcpu_dumped", 0), 1);
+    // CPUs 0 and 2 answered the NMI IPI with their registers, after the stuck CPU's block;
+    // the stuck CPU did not ask itself.
+    let lines = console_lines(&r);
+    let (hard, _) = line_from(
+        &lines,
+        0,
+        "NMI watchdog: Watchdog detected hard LOCKUP on cpu 1",
+    );
+    for cpu in [0, 2] {
+        let (at, _) = line_from(&lines, hard, &format!("NMI backtrace for cpu {cpu}"));
+        assert!(
+            lines[at + 1].starts_with(&format!("CPU: {cpu} PID: ")),
+            "{}",
+            lines[at + 1]
+        );
+    }
+    assert!(!lines.iter().any(|l| l == "NMI backtrace for cpu 1"));
+    // Without the knob, the same hard lockup asks no one.
+    let (_, r) = common::run("scenarios/hog_hard.toml", None);
+    assert_eq!(lockups(&r)[0].kind, LockupKind::Hard);
+    assert!(!r.console.contains("NMI backtrace for cpu"));
+    assert_eq!(common::read_u64(&r, "hardlockup_allcpu_dumped", 0), 0);
+}

@@ -54,6 +54,9 @@ pub static watchdog_report_ts: [AtomicU64; NR_CPUS] = [Z; NR_CPUS];
 /// 4.4's `softlockup_task_ptr_saved`: the task the last report was about.
 #[unsafe(no_mangle)]
 pub static softlockup_task_ptr_saved: [AtomicU64; NR_CPUS] = [Z; NR_CPUS];
+/// `soft_lockup_nmi_warn`: one CPU at a time dumps every CPU's backtrace.
+#[unsafe(no_mangle)]
+pub static soft_lockup_nmi_warn: AtomicU64 = AtomicU64::new(0);
 /// 6.6's `SOFTLOCKUP_DELAY_REPORT`: the watchdog was touched, restart the period.
 const SOFTLOCKUP_DELAY_REPORT: u64 = u64::MAX;
 #[unsafe(no_mangle)]
@@ -223,6 +226,18 @@ pub fn watchdog_timer_fn(hrtimer: &mut Hrtimer) -> HrtimerRestart {
         return HrtimerRestart::Restart;
     };
     let cur = current();
+    // "Prevent multiple soft-lockup reports if one cpu is already engaged in dumping cpu back
+    // traces" (4.4, 6.6): the CPU that dumps reports for all.
+    let all = crate::init::main::boot_info().softlockup_all_cpu_backtrace != 0;
+    if all
+        && (v == KernelVersion::V6_6 || soft_watchdog_warn[c].load(Ordering::Relaxed) == 0)
+        && soft_lockup_nmi_warn.swap(1, Ordering::Acquire) != 0
+    {
+        if v != KernelVersion::V6_6 {
+            soft_watchdog_warn[c].store(1, Ordering::Relaxed);
+        }
+        return HrtimerRestart::Restart;
+    }
     if v == KernelVersion::V6_6 {
         // Start the period for the next warning.
         update_report_ts();
@@ -275,6 +290,7 @@ fn softlockup_report(c: usize, duration: u64) {
     let info = crate::init::main::boot_info();
     if info.softlockup_all_cpu_backtrace != 0 {
         crate::arch::x86::kernel::nmi::trigger_allbutself_cpu_backtrace();
+        soft_lockup_nmi_warn.store(0, Ordering::Release);
     }
     if matches!(v, KernelVersion::V6_6 | KernelVersion::V4_4) {
         crate::kernel::taint::add_taint(crate::kernel::taint::TAINT_SOFTLOCKUP);

@@ -30,6 +30,9 @@ pub static hrtimer_interrupts_saved: [AtomicU64; NR_CPUS] = [Z; NR_CPUS];
 pub static hard_watchdog_warn: [AtomicU64; NR_CPUS] = [Z; NR_CPUS];
 #[unsafe(no_mangle)]
 pub static watchdog_ev: [AtomicU64; NR_CPUS] = [Z; NR_CPUS];
+/// `hardlockup_allcpu_dumped`: the all-CPU backtrace of a hard lockup was taken.
+#[unsafe(no_mangle)]
+pub static hardlockup_allcpu_dumped: AtomicU64 = AtomicU64::new(0);
 
 /// `watchdog_nmi_touch`: the next NMI check is skipped (`touch_nmi_watchdog`).
 #[unsafe(no_mangle)]
@@ -103,6 +106,13 @@ pub fn watchdog_overflow_callback(_event: &mut PerfEvent, regs: &PtRegs) {
     }
     print_modules();
     show_regs(regs);
+    // "Perform all-CPU dump only once to avoid multiple hardlockups generating interleaving
+    // traces" (4.4's watchdog_overflow_callback, 6.6's watchdog_hardlockup_check).
+    if crate::init::main::boot_info().hardlockup_all_cpu_backtrace != 0
+        && hardlockup_allcpu_dumped.swap(1, Ordering::Relaxed) == 0
+    {
+        crate::arch::x86::kernel::nmi::trigger_allbutself_cpu_backtrace();
+    }
     if crate::init::main::boot_info().hardlockup_panic != 0 {
         nmi_panic(regs, "Hard LOCKUP");
     }

@@ -64,6 +64,7 @@ impl Machine {
             hardlockup_panic: k.hardlockup_panic.into(),
             nmi_watchdog: k.nmi_watchdog.into(),
             softlockup_all_cpu_backtrace: k.softlockup_all_cpu_backtrace.into(),
+            hardlockup_all_cpu_backtrace: k.hardlockup_all_cpu_backtrace.into(),
             lbr_gfp_mode: k.lbr_gfp_mode,
             console_fbcon: k.console_fbcon.into(),
             irq_enable_hook: k.irq_enable_hook.into(),

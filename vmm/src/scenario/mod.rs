@@ -98,6 +98,7 @@ impl LoadedScenario {
             hardlockup_panic: w.hardlockup_panic,
             nmi_watchdog: w.nmi_watchdog,
             softlockup_all_cpu_backtrace: w.softlockup_all_cpu_backtrace,
+            hardlockup_all_cpu_backtrace: w.hardlockup_all_cpu_backtrace,
             hung_task_timeout_secs: *w.hung_task_timeout_secs.get_ref() as u32,
             hung_task_panic: w.hung_task_panic,
             lbr_gfp_mode: match self.scenario.faults.lbr_alloc {
