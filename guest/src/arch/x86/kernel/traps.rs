@@ -9,7 +9,16 @@ use crate::arch::x86::lockvmm;
 #[unsafe(no_mangle)]
 pub fn die(msg: &str, regs: &PtRegs, vector: u64, err: u64, cr2: u64) -> ! {
     pr_alert!("{}: {:04x} [#1] SMP", msg, err);
+    // `__die`: the modules, then the registers (4.4's order); 6.6's `__die_body` prints the
+    // modules after the trace.
+    let v66 = crate::init::version::linux_version() == lockvmm_abi::knob::KernelVersion::V6_6;
+    if !v66 {
+        crate::kernel::module::print_modules();
+    }
     show_regs(regs);
+    if v66 {
+        crate::kernel::module::print_modules();
+    }
     lockvmm::hypercall(
         Hypercall::Exception as u32,
         regs as *const PtRegs as u64,
