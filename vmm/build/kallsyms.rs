@@ -23,6 +23,17 @@ pub fn fill(elf: &Path, out: &Path) -> Result<(), String> {
                 ".kallsyms is {size} bytes, lockvmm_abi::kallsyms::TABLE_SIZE says {TABLE_SIZE}"
             ));
         }
+        // The prelinked module's text must sit where the guest's loader maps it.
+        if let Some(m) = file.section_by_name(".module.hog") {
+            let want = lockvmm_abi::layout::PRELINKED_MODULES_VADDR;
+            if m.address() != want {
+                return Err(format!(
+                    ".module.hog is linked at {:#x}, PRELINKED_MODULES_VADDR is {want:#x} \
+                     (guest/linker.ld)",
+                    m.address()
+                ));
+            }
+        }
         (offset as usize, encode(&text_symbols(&file))?)
     };
     let (offset, table) = table;
