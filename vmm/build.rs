@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "build/kallsyms.rs"]
+mod kallsyms;
+
 const GUEST_TARGET: &str = "x86_64-unknown-none";
 
 fn main() {
@@ -51,7 +54,11 @@ fn main() {
     }
     let elf = target_dir.join(GUEST_TARGET).join("release").join("guest");
     check_no_simd(&elf);
-    println!("cargo:rustc-env=LOCKVMM_GUEST_ELF={}", elf.display());
+    let vmlinux = elf.with_file_name("vmlinux");
+    if let Err(e) = kallsyms::fill(&elf, &vmlinux) {
+        panic!("building the guest's kallsyms table: {e}");
+    }
+    println!("cargo:rustc-env=LOCKVMM_GUEST_ELF={}", vmlinux.display());
 }
 
 /// A fresh machine has no `x86_64-unknown-none` standard library: add it through rustup.

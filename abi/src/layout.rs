@@ -14,6 +14,9 @@ pub const PAGE_OFFSET: u64 = 0xffff_8880_0000_0000;
 pub const KERNEL_MAP_SIZE: u64 = 512 << 20;
 /// Linux's `MODULES_VADDR`: module memory (4 KiB pages the kernel maps and unmaps itself).
 pub const MODULES_VADDR: u64 = START_KERNEL_MAP + KERNEL_MAP_SIZE;
+/// Where the guest's prelinked modules (the seed 001 `hog`) are loaded, 16 MiB into module
+/// space (guest/linker.ld links their text here; `module_alloc` stays below).
+pub const PRELINKED_MODULES_VADDR: u64 = MODULES_VADDR + (16 << 20);
 /// Size of the direct map at [`PAGE_OFFSET`] (covers the xAPIC page at 0xfee00000).
 pub const DIRECT_MAP_SIZE: u64 = 4 << 30;
 /// The local APIC's MMIO page (physical).
@@ -94,6 +97,7 @@ pub struct BootInfo {
     pub ftrace_dump_on_oops: u32,
     /// The Linux version the guest replays: a [`KernelVersion`](crate::knob::KernelVersion).
     pub kernel_version: u32,
-    /// Zero (keeps the struct a multiple of 8 bytes).
-    pub _pad2: u32,
+    /// Non-zero: a hard lockup also asks every other CPU for an NMI backtrace (Linux's
+    /// `kernel.hardlockup_all_cpu_backtrace`).
+    pub hardlockup_all_cpu_backtrace: u32,
 }

@@ -86,6 +86,7 @@ pub const HZ: u64 = 100;
 pub mod entry;
 pub mod hook;
 pub mod hypercall;
+pub mod kallsyms;
 pub mod knob;
 pub mod layout;
 pub mod lockdep;

@@ -177,8 +177,8 @@ fn softlockup_all_cpu_backtrace_asks_the_other_cpus_by_nmi() {
         );
     }
     assert!(!r.console.contains("NMI backtrace for cpu 1\n"));
-    // The call traces name kernel functions (the host resolves the guest's raw addresses).
-    assert!(r.console.contains("] kthread+0x"), "{}", r.console);
+    // The call traces name kernel functions (the guest's own kallsyms, 6.6's format).
+    assert!(r.console.contains("]  kthread+0x"), "{}", r.console);
 }
 
 #[test]

@@ -1,7 +1,10 @@
-//! Loadable modules (Linux's `kernel/module.c`), reduced to one built-in module, `timer_mod`,
-//! whose data lives in module memory mapped with 4 KiB pages: unloading unmaps it, so a timer
-//! left behind points into nothing. The unload variants are seed 002's three causes, plus the
-//! correct module.
+//! Loadable modules (Linux's `kernel/module.c`), reduced to two:
+//! - `timer_mod`, whose data lives in module memory mapped with 4 KiB pages: unloading unmaps
+//!   it, so a timer left behind points into nothing. The unload variants are seed 002's three
+//!   causes, plus the correct module.
+//! - `hog` (seed 001, `lab/hog.rs`), whose text is loaded into module space: its bytes are
+//!   linked at their load address (guest/linker.ld) and copied into fresh module pages when
+//!   loaded, so kallsyms names its addresses `sym+off/size [hog]`.
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use lockvmm_abi::hook::Hook;
@@ -47,11 +50,102 @@ fn timer_of(base: u64) -> &'static mut TimerList {
     unsafe { &mut *((base + TIMER_OFFSET) as *mut TimerList) }
 }
 
-/// Lists loaded modules (`print_modules`).
+/// Load order of each module (0: not loaded), for `print_modules`' newest-first order.
+static TIMER_MOD_SEQ: AtomicU32 = AtomicU32::new(0);
+static HOG_SEQ: AtomicU32 = AtomicU32::new(0);
+static LOAD_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Lists loaded modules with their `module_flags` (`(OE)`: out of tree, unsigned), newest
+/// first, as Linux's `modules` list (`list_add_rcu` at its head).
 pub fn for_each_module(mut f: impl FnMut(&str)) {
-    if LOADED.load(Ordering::Relaxed) != 0 {
-        f("timer_mod(OE)");
+    let timer = if LOADED.load(Ordering::Relaxed) != 0 {
+        TIMER_MOD_SEQ.load(Ordering::Relaxed)
+    } else {
+        0
+    };
+    let hog = HOG_SEQ.load(Ordering::Relaxed);
+    let mut mods = [(hog, "hog(OE)"), (timer, "timer_mod(OE)")];
+    if timer > hog {
+        mods.swap(0, 1);
     }
+    for (seq, name) in mods {
+        if seq != 0 {
+            f(name);
+        }
+    }
+}
+
+unsafe extern "C" {
+    /// guest/linker.ld: the hog's text, as linked (its load address) and where the image
+    /// carries its bytes (a physical address).
+    static __module_hog_start: u8;
+    static __module_hog_end: u8;
+    static __module_hog_lma: u8;
+}
+
+/// The hog's text, `[start, end)` at its load address.
+pub fn hog_text() -> (u64, u64) {
+    (
+        core::ptr::addr_of!(__module_hog_start) as u64,
+        core::ptr::addr_of!(__module_hog_end) as u64,
+    )
+}
+
+/// `load_module` for `hog`: maps its pages in module space and copies its text there from
+/// the image (once; later loads find it loaded). Returns whether it is loaded.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn load_hog() -> bool {
+    if HOG_SEQ.load(Ordering::Acquire) != 0 {
+        return true;
+    }
+    let (start, end) = hog_text();
+    let lma = core::ptr::addr_of!(__module_hog_lma) as u64;
+    let pages = (end - start).div_ceil(4096);
+    if pages == 0 || crate::mm::vmalloc::module_alloc_at(start, pages) != start {
+        return false;
+    }
+    // SAFETY: `start..end` was just mapped, fresh pages of its own; the source is the image's
+    // copy of the module (inside the kernel's reserved memory, through the direct map).
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            (lockvmm_abi::PAGE_OFFSET + lma) as *const u8,
+            start as *mut u8,
+            (end - start) as usize,
+        );
+    }
+    crate::kernel::taint::add_taint(crate::kernel::taint::TAINT_OOT_MODULE);
+    crate::kernel::taint::add_taint(crate::kernel::taint::TAINT_UNSIGNED_MODULE);
+    HOG_SEQ.store(
+        LOAD_SEQ.fetch_add(1, Ordering::Relaxed) + 1,
+        Ordering::Release,
+    );
+    true
+}
+
+/// `print_modules()` (Linux's `kernel/module.c`, the same in 2.6.32 … 6.6): `Modules linked
+/// in:` and each loaded module with its flags, at KERN_DEFAULT.
+pub fn print_modules() {
+    use core::fmt::Write;
+    let mut line = crate::arch::x86::kernel::dumpstack::Line::new();
+    let _ = write!(line, "Modules linked in:");
+    for_each_module(|name| {
+        let _ = write!(line, " {}", name);
+    });
+    line.emit(crate::kernel::printk::LOGLEVEL_WARNING);
+}
+
+/// `module_address_lookup` (`kernel/module.c`): the symbol of a loaded module's text
+/// containing `addr` (timer_mod has data only; the hog has text).
+pub fn module_address_lookup(addr: u64) -> Option<crate::kernel::kallsyms::Symbol> {
+    let (start, end) = hog_text();
+    if HOG_SEQ.load(Ordering::Acquire) == 0 || !(start..end).contains(&addr) {
+        return None;
+    }
+    crate::kernel::kallsyms::lookup_in(addr, start, end).map(|mut s| {
+        s.module = Some("hog");
+        s
+    })
 }
 
 /// The module's timer callback: re-arms itself every second. It reports its entry to the host
@@ -119,7 +213,14 @@ pub extern "C" fn load_module(variant: ModuleVariant) -> i32 {
         return ret;
     }
     timer_mod_base.store(base, Ordering::Relaxed);
+    TIMER_MOD_SEQ.store(
+        LOAD_SEQ.fetch_add(1, Ordering::Relaxed) + 1,
+        Ordering::Relaxed,
+    );
     LOADED.store(1, Ordering::Relaxed);
+    // `module_flags`' O and E: an out-of-tree, unsigned module (as the seeds' modules).
+    crate::kernel::taint::add_taint(crate::kernel::taint::TAINT_OOT_MODULE);
+    crate::kernel::taint::add_taint(crate::kernel::taint::TAINT_UNSIGNED_MODULE);
     lockvmm::hook(Hook::ModuleLoad, 0);
     0
 }

@@ -156,6 +156,14 @@ macro_rules! pr_emerg {
     };
 }
 
+/// `printk(KERN_DEFAULT …)`: `default_message_loglevel` (4), as `show_regs` prints.
+#[macro_export]
+macro_rules! pr_default {
+    ($($arg:tt)*) => {
+        $crate::kernel::printk::printk($crate::kernel::printk::LOGLEVEL_WARNING, format_args!($($arg)*))
+    };
+}
+
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub fn printk(level: u8, args: fmt::Arguments) {

@@ -1,10 +1,18 @@
 //! The hard-lockup detector (Linux's `kernel/watchdog_hld.c`): a perf cycles counter per CPU
 //! overflows every `watchdog_thresh` seconds into an NMI; if the CPU's hrtimer has not run since
 //! the last one, interrupts are stuck off: a hard lockup.
+//!
+//! Messages by version: 6.6 `watchdog: Watchdog detected hard LOCKUP on cpu N` (`kernel/
+//! watchdog.c` `watchdog_hardlockup_check`, `pr_fmt` "watchdog: "), 4.4 `NMI watchdog: …`
+//! (`kernel/watchdog.c` `watchdog_overflow_callback`), 3.10 the same words without a prefix
+//! (its `WARN(1, …)`; the `cut here` frame of WARN is not reproduced), 2.6.32 `BUG: NMI
+//! Watchdog detected LOCKUP on CPU%d, ip %08lx, registers:` (`arch/x86/kernel/dumpstack.c`
+//! `die_nmi`). 2.6.32's period is a fixed 60 s (seed 003), not `watchdog_thresh`.
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use lockvmm_abi::hypercall::LockupKind;
+use lockvmm_abi::knob::KernelVersion;
 use lockvmm_abi::{CPU_KHZ, NR_CPUS, PtRegs};
 
 use crate::arch::x86::kernel::traps::show_regs;
@@ -22,6 +30,9 @@ pub static hrtimer_interrupts_saved: [AtomicU64; NR_CPUS] = [Z; NR_CPUS];
 pub static hard_watchdog_warn: [AtomicU64; NR_CPUS] = [Z; NR_CPUS];
 #[unsafe(no_mangle)]
 pub static watchdog_ev: [AtomicU64; NR_CPUS] = [Z; NR_CPUS];
+/// `hardlockup_allcpu_dumped`: the all-CPU backtrace of a hard lockup was taken.
+#[unsafe(no_mangle)]
+pub static hardlockup_allcpu_dumped: AtomicU64 = AtomicU64::new(0);
 
 /// `watchdog_nmi_touch`: the next NMI check is skipped (`touch_nmi_watchdog`).
 #[unsafe(no_mangle)]
@@ -36,9 +47,13 @@ pub extern "C" fn touch_nmi_watchdog() {
     crate::kernel::watchdog::touch_softlockup_watchdog();
 }
 
-/// `hw_nmi_get_sample_period`: cycles in `watchdog_thresh` seconds.
+/// `hw_nmi_get_sample_period`: cycles in `watchdog_thresh` seconds (2.6.32: 60 s).
 fn hw_nmi_get_sample_period() -> u64 {
-    CPU_KHZ * 1000 * watchdog_thresh()
+    let secs = match crate::init::version::linux_version() {
+        KernelVersion::V2_6 => 60,
+        _ => watchdog_thresh(),
+    };
+    CPU_KHZ * 1000 * secs
 }
 
 /// `is_hardlockup`: the hrtimer has not run since the last NMI.
@@ -72,12 +87,32 @@ pub fn watchdog_overflow_callback(_event: &mut PerfEvent, regs: &PtRegs) {
     if hard_watchdog_warn[c].load(Ordering::Relaxed) != 0 {
         return;
     }
+    let v = crate::init::version::linux_version();
     let mut msg = MsgBuf::new();
-    let _ = write!(msg, "Watchdog detected hard LOCKUP on cpu {}", c);
+    let _ = if v == KernelVersion::V2_6 {
+        write!(
+            msg,
+            "BUG: NMI Watchdog detected LOCKUP on CPU{}, ip {:08x}, registers:",
+            c, regs.rip
+        )
+    } else {
+        write!(msg, "Watchdog detected hard LOCKUP on cpu {}", c)
+    };
     report_to_host(LockupKind::Hard, regs, &msg);
-    printk!("NMI watchdog: {}", msg.as_str());
+    match v {
+        KernelVersion::V6_6 => pr_emerg!("watchdog: {}", msg.as_str()),
+        KernelVersion::V4_4 => pr_emerg!("NMI watchdog: {}", msg.as_str()),
+        KernelVersion::V3_10 | KernelVersion::V2_6 => pr_emerg!("{}", msg.as_str()),
+    }
     print_modules();
     show_regs(regs);
+    // "Perform all-CPU dump only once to avoid multiple hardlockups generating interleaving
+    // traces" (4.4's watchdog_overflow_callback, 6.6's watchdog_hardlockup_check).
+    if crate::init::main::boot_info().hardlockup_all_cpu_backtrace != 0
+        && hardlockup_allcpu_dumped.swap(1, Ordering::Relaxed) == 0
+    {
+        crate::arch::x86::kernel::nmi::trigger_allbutself_cpu_backtrace();
+    }
     if crate::init::main::boot_info().hardlockup_panic != 0 {
         nmi_panic(regs, "Hard LOCKUP");
     }
@@ -94,7 +129,7 @@ pub fn nmi_panic(regs: &PtRegs, msg: &str) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn hardlockup_detector_perf_enable() {
-    if crate::init::main::boot_info().nmi_watchdog == 0 {
+    if crate::init::main::boot_info().nmi_watchdog == 0 || watchdog_thresh() == 0 {
         return;
     }
     let c = smp_processor_id();

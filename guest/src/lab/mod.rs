@@ -3,6 +3,7 @@
 //! Each task becomes a kernel thread pinned to its CPU, with the scenario's comm and pid, that
 //! performs its ops in order through the kernel's real paths.
 pub mod handlers;
+pub mod hog;
 pub mod locks;
 mod ops;
 mod selftest;
@@ -14,14 +15,13 @@ use core::mem::size_of;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use lockvmm_abi::hook::Hook;
-use lockvmm_abi::program::{Gfp, HogMode, Policy};
+use lockvmm_abi::program::{Gfp, Policy};
 use lockvmm_abi::{
     HandlerDesc, LockDesc, OpDesc, PAGE_OFFSET, PROGRAM_POWER_OFF_WHEN_DONE, ProgramHeader,
     TaskDesc,
 };
 
 use crate::arch::x86::lockvmm;
-use crate::arch::x86::preempt::preempt_disable;
 use crate::init::main::{boot_info, local_clock};
 use crate::kernel::kthread::kthread_create_on_cpu;
 use crate::kernel::locking::spinlock::RawSpinlock;
@@ -157,23 +157,6 @@ pub extern "C" fn lab_task(idx: u64) {
     let done = lab_tasks_done.fetch_add(1, Ordering::AcqRel) + 1;
     if done == prog.header.nr_tasks && prog.header.flags & PROGRAM_POWER_OFF_WHEN_DONE != 0 {
         crate::kernel::reboot::kernel_power_off();
-    }
-}
-
-/// The seed 001 hog: loops forever with preemption off, or holding a spinlock taken with
-/// `spin_lock_irqsave` (interrupts off too). Each iteration yields the host CPU until an
-/// interrupt arrives (`cpu_relax`), which changes nothing for the guest.
-#[inline(never)]
-#[unsafe(no_mangle)]
-pub extern "C" fn hog_thread(mode: HogMode) -> ! {
-    match mode {
-        HogMode::SpinLockIrqsave => {
-            let _flags = hog_lock.lock_irqsave();
-        }
-        HogMode::PreemptOff => preempt_disable(),
-    }
-    loop {
-        cpu_relax();
     }
 }
 

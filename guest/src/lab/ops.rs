@@ -7,7 +7,7 @@ use super::selftest::{
     lab_op_read, lab_op_read_with_frame_pointer, lab_op_spin_without_yielding, lab_op_triple_fault,
     lab_op_write,
 };
-use super::{gfp_flags, handlers, hog_thread, lab_busy, lab_kmalloc_irqs_off, locks, user};
+use super::{gfp_flags, handlers, lab_busy, lab_kmalloc_irqs_off, locks, user};
 use crate::arch::x86::lockvmm;
 use crate::arch::x86::preempt::preempt_disable;
 
@@ -89,7 +89,7 @@ fn run_op(o: &OpDesc) {
             lab_op_read_with_frame_pointer(o.args[0], o.args[1]);
         }
         OpKind::Hog => match HogMode::from_raw(o.args[0]) {
-            Some(mode) => hog_thread(mode),
+            Some(mode) => super::hog::insmod_hog(mode),
             None => bad_arg(kind, "hog mode", o.args[0]),
         },
         OpKind::SleepMs => crate::kernel::time::timer::msleep(o.args[0]),

@@ -71,11 +71,36 @@ pub fn map_user_page(va: u64, writable: bool) -> Option<u64> {
 #[unsafe(no_mangle)]
 pub extern "C" fn module_alloc(pages: u64) -> u64 {
     let va = NEXT_VADDR.fetch_add((pages + 1) * PAGE_SIZE, Ordering::Relaxed); // + a guard page
+    if va + pages * PAGE_SIZE > lockvmm_abi::layout::PRELINKED_MODULES_VADDR {
+        return 0; // the prelinked modules' area (module_alloc_at) starts here
+    }
     for i in 0..pages {
         let page = alloc_pages(GFP_KERNEL | __GFP_ZERO, 0);
         let Some(pte) = pte_slot(va + i * PAGE_SIZE) else {
             return 0;
         };
+        if page == 0 {
+            return 0;
+        }
+        *pte = __pa(page) | PTE_PRESENT | PTE_RW;
+    }
+    va
+}
+
+/// Maps `pages` fresh zeroed pages at `va`, in the module area prelinked modules use
+/// (`lockvmm_abi::layout::PRELINKED_MODULES_VADDR`, above what `module_alloc` hands out); returns
+/// `va`, or 0 when out of memory or already mapped.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn module_alloc_at(va: u64, pages: u64) -> u64 {
+    for i in 0..pages {
+        let Some(pte) = pte_slot(va + i * PAGE_SIZE) else {
+            return 0;
+        };
+        if *pte & PTE_PRESENT != 0 {
+            return 0;
+        }
+        let page = alloc_pages(GFP_KERNEL | __GFP_ZERO, 0);
         if page == 0 {
             return 0;
         }

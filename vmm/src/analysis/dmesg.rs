@@ -40,15 +40,8 @@ pub fn dmesg_from(
             let len = u16::from_le_bytes(field(len_off, 2)?.try_into().ok()?) as usize;
             let at = usize::try_from(text_off).ok()?;
             let text = rec.get(at..at.saturating_add(len).min(rec.len()))?;
-            // The guest has no kallsyms: name its `[<address>]`s as the console does.
+            // The record as the guest wrote it (it names its own addresses: kallsyms).
             let text = crate::state::text::escape_bytes_line(text);
-            let text = if text.contains("[<") {
-                crate::image::symbols::annotate_addresses(&text, syms)
-                    .trim_end()
-                    .to_string()
-            } else {
-                text
-            };
             Some(format!("[{:>12}] {text}", Secs(ts),))
         })
         .collect()

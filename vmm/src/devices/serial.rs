@@ -31,8 +31,6 @@ pub struct ConsoleSink {
     echo: bool,
     log: Option<File>,
     kept: Arc<Mutex<ConsoleText>>,
-    /// Names addresses the guest prints as `[<ffffffff81005bf0>]` (it has no kallsyms).
-    symbols: Option<Arc<crate::image::Symbols>>,
     limit: usize,
     written: usize,
     dropped: usize,
@@ -70,18 +68,11 @@ impl ConsoleSink {
             echo,
             log,
             kept,
-            symbols: None,
             limit: usize::MAX,
             written: 0,
             dropped: 0,
             log_error: None,
         }
-    }
-
-    /// Names the `[<address>]`s of the guest's lines with these symbols.
-    pub fn with_symbols(mut self, symbols: Arc<crate::image::Symbols>) -> Self {
-        self.symbols = Some(symbols);
-        self
     }
 
     /// Keeps at most `bytes` of console text.
@@ -137,14 +128,13 @@ impl ConsoleSink {
         if self.line.is_empty() {
             return;
         }
-        let mut text = crate::state::text::escape_controls(&String::from_utf8_lossy(&self.line));
+        // Exactly what the guest printed (escaped): the guest names its own addresses
+        // (kallsyms), the host adds nothing.
+        let text = crate::state::text::escape_controls(&String::from_utf8_lossy(&self.line));
         self.line.clear();
         if self.written.saturating_add(text.len()) > self.limit {
             self.dropped += text.len();
             return;
-        }
-        if let Some(syms) = self.symbols.as_ref().filter(|_| text.contains("[<")) {
-            text = crate::image::symbols::annotate_addresses(&text, syms);
         }
         self.written += text.len();
         self.emit(&text);

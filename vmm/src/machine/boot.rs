@@ -91,6 +91,7 @@ pub(super) fn build(cfg: &MachineConfig, dirty_log: bool) -> Result<Built, Machi
         hardlockup_panic: k.hardlockup_panic.into(),
         nmi_watchdog: k.nmi_watchdog.into(),
         softlockup_all_cpu_backtrace: k.softlockup_all_cpu_backtrace.into(),
+        hardlockup_all_cpu_backtrace: k.hardlockup_all_cpu_backtrace.into(),
         lbr_gfp_mode: k.lbr_gfp_mode,
         console_fbcon: k.console_fbcon.into(),
         irq_enable_hook: k.irq_enable_hook.into(),
@@ -163,7 +164,6 @@ pub(super) fn assemble(
         dropped: 0,
     }));
     let mut sink = ConsoleSink::new(cfg.echo_console, log, console.clone())
-        .with_symbols(cfg.kernel.symbols.clone())
         .with_limit(usize::try_from(cfg.limits.console_bytes).unwrap_or(usize::MAX));
     let fresh = |a: &super::HookAction| (a.clone(), false, 0);
     let (serial, sched, actions, pmus, record, started) = match resume {

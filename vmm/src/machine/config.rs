@@ -135,6 +135,7 @@ pub struct Knobs {
     pub hardlockup_panic: bool,
     pub nmi_watchdog: bool,
     pub softlockup_all_cpu_backtrace: bool,
+    pub hardlockup_all_cpu_backtrace: bool,
     pub lbr_gfp_mode: u32,
     /// A framebuffer console (`tty0`) besides the serial one.
     pub console_fbcon: bool,
@@ -163,6 +164,7 @@ impl Default for Knobs {
             hardlockup_panic: false,
             nmi_watchdog: true,
             softlockup_all_cpu_backtrace: false,
+            hardlockup_all_cpu_backtrace: false,
             lbr_gfp_mode: lockvmm_abi::knob::LbrGfpMode::GfpKernel.raw(),
             console_fbcon: false,
             irq_enable_hook: false,

@@ -93,11 +93,12 @@ impl LoadedScenario {
     pub fn knobs(&self) -> Knobs {
         let w = &self.scenario.watchdog;
         Knobs {
-            watchdog_thresh: *w.watchdog_thresh.get_ref() as u32,
+            watchdog_thresh: self.watchdog_thresh(),
             softlockup_panic: w.softlockup_panic,
             hardlockup_panic: w.hardlockup_panic,
             nmi_watchdog: w.nmi_watchdog,
             softlockup_all_cpu_backtrace: w.softlockup_all_cpu_backtrace,
+            hardlockup_all_cpu_backtrace: w.hardlockup_all_cpu_backtrace,
             hung_task_timeout_secs: *w.hung_task_timeout_secs.get_ref() as u32,
             hung_task_panic: w.hung_task_panic,
             lbr_gfp_mode: match self.scenario.faults.lbr_alloc {
@@ -143,6 +144,17 @@ impl LoadedScenario {
             trace_events: self.trace_knobs().events,
             ftrace_dump_on_oops: self.trace_knobs().dump_on_oops,
             kernel_version: self.kernel_version(),
+        }
+    }
+
+    /// `watchdog_thresh` as given, else the version's default: 10, or on 2.6.32 the 60 s of
+    /// its `softlockup_thresh` (seed 003), which the guest takes as the soft threshold itself.
+    fn watchdog_thresh(&self) -> u32 {
+        let t = &self.scenario.watchdog.watchdog_thresh;
+        if t.span() == (0..0) && self.kernel_version() == KernelVersion::V2_6 {
+            60
+        } else {
+            *t.get_ref() as u32
         }
     }
 

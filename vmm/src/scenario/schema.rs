@@ -150,6 +150,8 @@ pub struct WatchdogSpec {
     pub hardlockup_panic: bool,
     pub nmi_watchdog: bool,
     pub softlockup_all_cpu_backtrace: bool,
+    /// A hard lockup also dumps every other CPU's backtrace by NMI.
+    pub hardlockup_all_cpu_backtrace: bool,
     /// The hung-task detector: seconds a task may sleep uninterruptibly before `khungtaskd`
     /// reports it (Linux's default 120; 0 turns it off).
     pub hung_task_timeout_secs: Spanned<i64>,
@@ -165,6 +167,7 @@ impl Default for WatchdogSpec {
             hardlockup_panic: false,
             nmi_watchdog: true,
             softlockup_all_cpu_backtrace: false,
+            hardlockup_all_cpu_backtrace: false,
             hung_task_timeout_secs: Spanned::new(0..0, 120),
             hung_task_panic: false,
         }

@@ -155,10 +155,10 @@ impl LoadedScenario {
             ));
         }
         let thresh = &self.scenario.watchdog.watchdog_thresh;
-        if !(1..=60).contains(thresh.get_ref()) {
+        if !(0..=60).contains(thresh.get_ref()) {
             return Err(self.error_at(
                 thresh.span(),
-                "watchdog.watchdog_thresh must be 1 to 60 seconds (as Linux)",
+                "watchdog.watchdog_thresh must be 0 to 60 seconds (0 turns the detectors off, as Linux)",
             ));
         }
         let limit = &self.scenario.run.max_virtual_seconds;

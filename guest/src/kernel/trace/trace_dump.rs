@@ -107,13 +107,18 @@ fn print_entry(cpu: u32, e: &TraceEntry) {
     let us = e.ts_ns / 1000;
     if e.pid == 0 {
         emit(format_args!(
-            "  <idle>-0       {cpu:3}{irqs}{resched}{ctx}{depth:x} {us}us : {name}: [<{:016x}>] arg={:#x}",
-            e.ip, e.arg
+            "  <idle>-0       {cpu:3}{irqs}{resched}{ctx}{depth:x} {us}us : {name}: [<{:016x}>] {} arg={:#x}",
+            e.ip,
+            crate::kernel::kallsyms::SymB(e.ip),
+            e.arg
         ));
     } else {
         emit(format_args!(
-            "   <...>-{:<7} {cpu:3}{irqs}{resched}{ctx}{depth:x} {us}us : {name}: [<{:016x}>] arg={:#x}",
-            e.pid, e.ip, e.arg
+            "   <...>-{:<7} {cpu:3}{irqs}{resched}{ctx}{depth:x} {us}us : {name}: [<{:016x}>] {} arg={:#x}",
+            e.pid,
+            e.ip,
+            crate::kernel::kallsyms::SymB(e.ip),
+            e.arg
         ));
     }
 }

@@ -2,7 +2,6 @@
 use lockvmm_abi::{Hypercall, PtRegs, exception_name};
 
 use crate::arch::x86::lockvmm;
-use crate::arch::x86::percpu::smp_processor_id;
 
 /// Prints an oops for `regs` and hands the machine to the host, which stops and reports
 /// (Linux's `die` → `oops_end`, with the host in the place of kdump).
@@ -10,7 +9,16 @@ use crate::arch::x86::percpu::smp_processor_id;
 #[unsafe(no_mangle)]
 pub fn die(msg: &str, regs: &PtRegs, vector: u64, err: u64, cr2: u64) -> ! {
     pr_alert!("{}: {:04x} [#1] SMP", msg, err);
+    // `__die`: the modules, then the registers (4.4's order); 6.6's `__die_body` prints the
+    // modules after the trace.
+    let v66 = crate::init::version::linux_version() == lockvmm_abi::knob::KernelVersion::V6_6;
+    if !v66 {
+        crate::kernel::module::print_modules();
+    }
     show_regs(regs);
+    if v66 {
+        crate::kernel::module::print_modules();
+    }
     lockvmm::hypercall(
         Hypercall::Exception as u32,
         regs as *const PtRegs as u64,
@@ -60,12 +68,13 @@ fn syscall_user_regs(fp: u64, ret: u64) -> Option<&'static PtRegs> {
     (regs.cs & 3 == 3).then_some(regs)
 }
 
-/// `Call Trace:` of return addresses by frame pointers (Linux without kallsyms; the host
-/// names the addresses in its console log).
+/// `Call Trace:` of the return addresses on the frame chain from `rbp` (Linux's `show_stack`
+/// for a frame it trusts: every entry reliable), each named by the guest's kallsyms.
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub fn show_stack(rbp: u64) {
-    printk!("Call Trace:");
+    use crate::arch::x86::kernel::dumpstack::printk_stack_address;
+    pr_default!("Call Trace:");
     let mut fp = rbp;
     for _ in 0..32 {
         if fp == 0 || !fp.is_multiple_of(8) || !on_a_stack(fp) {
@@ -76,10 +85,10 @@ pub fn show_stack(rbp: u64) {
         if ret == 0 {
             break;
         }
-        printk!(" [<{:016x}>]", ret);
+        printk_stack_address(ret, true);
         if let Some(user) = syscall_user_regs(fp, ret) {
             // The bottom of a system call: the user context it came from, as Linux prints it.
-            printk!("RIP: {:04x}:{:#x}", user.cs, user.rip);
+            pr_default!("RIP: {:04x}:{:#x}", user.cs, user.rip);
             break;
         }
         if next <= fp && on_a_stack(next) && next.abs_diff(fp) < 16384 {
@@ -89,46 +98,7 @@ pub fn show_stack(rbp: u64) {
     }
 }
 
-/// Linux's `__show_regs`, in its layout.
-pub fn show_regs(r: &PtRegs) {
-    let cur = crate::kernel::sched::core::current();
-    printk!(
-        "CPU: {} PID: {} Comm: {}",
-        smp_processor_id(),
-        cur.pid,
-        cur.comm()
-    );
-    printk!("RIP: {:04x}:[<{:016x}>]", r.cs, r.rip);
-    printk!("RSP: {:04x}:{:016x}  EFLAGS: {:08x}", r.ss, r.rsp, r.rflags);
-    printk!(
-        "RAX: {:016x} RBX: {:016x} RCX: {:016x}",
-        r.rax,
-        r.rbx,
-        r.rcx
-    );
-    printk!(
-        "RDX: {:016x} RSI: {:016x} RDI: {:016x}",
-        r.rdx,
-        r.rsi,
-        r.rdi
-    );
-    printk!("RBP: {:016x} R08: {:016x} R09: {:016x}", r.rbp, r.r8, r.r9);
-    printk!(
-        "R10: {:016x} R11: {:016x} R12: {:016x}",
-        r.r10,
-        r.r11,
-        r.r12
-    );
-    printk!(
-        "R13: {:016x} R14: {:016x} R15: {:016x}",
-        r.r13,
-        r.r14,
-        r.r15
-    );
-    if r.cs & 3 == 0 {
-        show_stack(r.rbp);
-    }
-}
+pub use crate::arch::x86::kernel::process_64::show_regs;
 
 /// Every exception without a handler of its own.
 #[inline(never)]

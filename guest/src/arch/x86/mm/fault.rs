@@ -46,7 +46,12 @@ pub extern "C" fn no_context(regs: &mut PtRegs, error_code: u64, address: u64) {
         "paging request"
     };
     pr_alert!("BUG: unable to handle kernel {} at {:016x}", what, address);
-    pr_alert!("IP: [<{:016x}>]", regs.rip);
+    // 4.4's `printk(KERN_ALERT "IP:"); printk_address(regs->ip)`.
+    pr_alert!(
+        "IP: [<{:016x}>] {}",
+        regs.rip,
+        crate::kernel::kallsyms::Sym(regs.rip)
+    );
     let access = if error_code & PF_WRITE != 0 {
         "write"
     } else {

@@ -10,6 +10,7 @@ use lockvmm_abi::lockdep::{MAX_CHAIN, NO_USAGE, SplatKind, SplatRecord, USAGE_ST
 
 use super::classes::Trace;
 use super::held_locks::{Guard, HeldLock, Lockdep};
+use crate::kernel::kallsyms::Sym;
 use crate::kernel::printk::{LOGLEVEL_WARNING, printk};
 use crate::kernel::sched::core::current;
 
@@ -74,18 +75,23 @@ pub fn header_ruled(title: &str, rule_len: usize) {
     pr_warn!("");
     pr_warn!("{}", &rule[..n]);
     pr_warn!("WARNING: {}", title);
-    pr_warn!("{} #1 Not tainted", lockvmm_abi::UTS_RELEASE);
+    pr_warn!(
+        "{} #1 {}",
+        crate::init::version::utsname_release(),
+        crate::kernel::taint::PrintTainted
+    );
     pr_warn!("{}", &dash[..n]);
 }
 
 /// `print_lock`: `%px (name){usage}-{w:w}, at: %pS`, with ` #i: ` before it in lists.
 pub fn print_lock(g: &Lockdep, prefix: &str, h: &HeldLock) {
     pr_warn!(
-        "{}{:016x}{}, at: [<{:016x}>]",
+        "{}{:016x}{}, at: [<{:016x}>] {}",
         prefix,
         h.instance,
         LockName(g, h.class),
-        h.acquire_ip
+        h.acquire_ip,
+        Sym(h.acquire_ip)
     );
 }
 
@@ -116,19 +122,15 @@ fn fmt_prefix(i: usize, out: &mut [u8; 8]) -> usize {
 /// `print_lock_trace(trace, spaces)`: one `%pS` per line, indented.
 pub fn print_trace(t: &Trace, spaces: usize) {
     for &ip in t.iter().take_while(|&&ip| ip != 0) {
-        pr_warn!("{:w$}[<{:016x}>]", "", ip, w = spaces);
+        pr_warn!("{:w$}[<{:016x}>] {}", "", ip, Sym(ip), w = spaces);
     }
 }
 
 /// `dump_stack()`: the CPU/task line and the call trace from lockdep's entry.
 pub fn dump_stack(fp: u64) {
-    let cur = current();
-    pr_warn!(
-        "CPU: {} PID: {} Comm: {} Not tainted {} #1",
-        crate::arch::x86::percpu::smp_processor_id(),
-        cur.pid,
-        cur.comm(),
-        lockvmm_abi::UTS_RELEASE
+    // `dump_stack` → `dump_stack_print_info` (CPU, PID, Comm, taint, release, hardware).
+    crate::arch::x86::kernel::process_64::dump_stack_print_info(
+        crate::kernel::printk::LOGLEVEL_WARNING,
     );
     crate::arch::x86::kernel::traps::show_stack(fp);
 }
@@ -224,24 +226,28 @@ pub fn print_irqtrace_events() {
     let t = super::irq_usage::irqtrace();
     pr_warn!("irq event stamp: {}", t.events);
     pr_warn!(
-        "hardirqs last  enabled at ({}): [<{:016x}>]",
+        "hardirqs last  enabled at ({}): [<{:016x}>] {}",
         t.hardirq_enable_event,
-        t.hardirq_enable_ip
+        t.hardirq_enable_ip,
+        Sym(t.hardirq_enable_ip)
     );
     pr_warn!(
-        "hardirqs last disabled at ({}): [<{:016x}>]",
+        "hardirqs last disabled at ({}): [<{:016x}>] {}",
         t.hardirq_disable_event,
-        t.hardirq_disable_ip
+        t.hardirq_disable_ip,
+        Sym(t.hardirq_disable_ip)
     );
     pr_warn!(
-        "softirqs last  enabled at ({}): [<{:016x}>]",
+        "softirqs last  enabled at ({}): [<{:016x}>] {}",
         t.softirq_enable_event,
-        t.softirq_enable_ip
+        t.softirq_enable_ip,
+        Sym(t.softirq_enable_ip)
     );
     pr_warn!(
-        "softirqs last disabled at ({}): [<{:016x}>]",
+        "softirqs last disabled at ({}): [<{:016x}>] {}",
         t.softirq_disable_event,
-        t.softirq_disable_ip
+        t.softirq_disable_ip,
+        Sym(t.softirq_disable_ip)
     );
 }
 

@@ -331,7 +331,7 @@ fn print_unlock_imbalance_bug(guard: &mut Guard, task: usize, ev: &LockEvent) {
         cur.pid,
         name
     );
-    pr_warn!("[<{:016x}>]", ev.ip);
+    pr_warn!("[<{:016x}>] {}", ev.ip, crate::kernel::kallsyms::Sym(ev.ip));
     pr_warn!("but there are no more locks to release!");
     pr_warn!("");
     pr_warn!("other info that might help us debug this:");
