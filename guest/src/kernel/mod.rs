@@ -5,6 +5,7 @@ pub mod events;
 pub mod hung_task;
 pub mod instrument;
 pub mod jump_label;
+pub mod kexec_core;
 pub mod kthread;
 pub mod locking;
 pub mod module;

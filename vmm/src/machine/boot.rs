@@ -135,6 +135,7 @@ impl Machine {
             record: Mutex::new(RunRecord::default()),
             actions: Mutex::new(cfg.actions.iter().cloned().map(|a| (a, false, 0)).collect()),
             snapshot: Mutex::new(None),
+            detection_snapshot: AtomicBool::new(false),
             capture: Mutex::new(CaptureState::default()),
             capture_done: Condvar::new(),
             limits: cfg.limits,
