@@ -16,5 +16,6 @@ pub mod softirq;
 pub mod sys;
 pub mod time;
 pub mod trace;
+pub mod utsname;
 pub mod watchdog;
 pub mod watchdog_hld;
