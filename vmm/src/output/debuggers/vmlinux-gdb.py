@@ -120,10 +120,14 @@ def _symbol_at(pc):
 
 
 def _symbol_size(pc):
-    block = gdb.block_for_pc(pc)
-    while block is not None and block.function is None:
+    # The outermost function block: an inlined function's block (the ticket lock's loop
+    # inlined into `_raw_spin_lock_irqsave`) also names a function, but %pS names the symbol.
+    block, found = gdb.block_for_pc(pc), None
+    while block is not None and not (block.is_static or block.is_global):
+        if block.function is not None:
+            found = block
         block = block.superblock
-    return (block.start, block.end - block.start) if block is not None else (None, None)
+    return (found.start, found.end - found.start) if found is not None else (None, None)
 
 
 # --- per-CPU data -------------------------------------------------------------------------
