@@ -41,7 +41,11 @@ fn c_string(a: &Analysis<'_>, addr: u64) -> String {
 
 /// `init_uts_ns.name.<field>` as crash reads it for the header.
 fn uts(r: &lockvmm::RunResult, a: &Analysis<'_>, field: &str) -> String {
-    let base = r.kernel.symbols.addr_of("init_uts_ns").expect("init_uts_ns");
+    let base = r
+        .kernel
+        .symbols
+        .addr_of("init_uts_ns")
+        .expect("init_uts_ns");
     let off = common::member(r, "uts_namespace", "name") + common::member(r, "new_utsname", field);
     c_string(a, base + off)
 }
@@ -49,7 +53,11 @@ fn uts(r: &lockvmm::RunResult, a: &Analysis<'_>, field: &str) -> String {
 /// Every CPU but the panicking one halts in `crash_nmi_callback` inside the crash NMI, and
 /// saved the context it interrupted in its crash note.
 fn assert_stopped_by_crash_nmi(r: &lockvmm::RunResult, a: &Analysis<'_>, panicking: usize) {
-    let note = r.kernel.symbols.addr_of("crash_notes").expect("crash_notes");
+    let note = r
+        .kernel
+        .symbols
+        .addr_of("crash_notes")
+        .expect("crash_notes");
     let (size, _) = r.kernel.debug_info().array_of("crash_notes").unwrap();
     let saved = common::member(r, "crash_note", "saved");
     let rip_off = common::member(r, "crash_note", "pr_reg") + 16 * 8; // pt_regs.rip
@@ -62,7 +70,12 @@ fn assert_stopped_by_crash_nmi(r: &lockvmm::RunResult, a: &Analysis<'_>, panicki
         }
         assert_eq!(
             nmi_stack(&bt),
-            ["crash_nmi_callback", "nmi_handle", "do_nmi", "end_repeat_nmi"],
+            [
+                "crash_nmi_callback",
+                "nmi_handle",
+                "do_nmi",
+                "end_repeat_nmi"
+            ],
             "CPU {cpu}"
         );
         let (entry, regs) = bt.exceptions()[0];

@@ -61,10 +61,9 @@ pub fn panic_regs(regs: Option<&PtRegs>, args: fmt::Arguments) -> ! {
     let this_cpu = smp_processor_id();
     if let Err(old) =
         panic_cpu.compare_exchange(u32::MAX, this_cpu, Ordering::AcqRel, Ordering::Acquire)
+        && old != this_cpu
     {
-        if old != this_cpu {
-            panic_smp_self_stop();
-        }
+        panic_smp_self_stop();
     }
     // SAFETY: only the CPU that owns `panic_cpu` gets here.
     let msg = unsafe { &mut *core::ptr::addr_of_mut!(PANIC_MSG) };

@@ -48,13 +48,11 @@ pub static mut init_uts_ns: uts_namespace = uts_namespace {
 pub static lockvmm_kernel_version: AtomicU32 = AtomicU32::new(0);
 
 fn set(field: &mut [u8; NEW_UTS_LEN + 1], parts: &[&str]) {
-    let mut n = 0;
-    for b in parts.iter().flat_map(|p| p.bytes()) {
+    for (n, b) in parts.iter().flat_map(|p| p.bytes()).enumerate() {
         if n == NEW_UTS_LEN {
             break;
         }
         field[n] = b;
-        n += 1;
     }
 }
 

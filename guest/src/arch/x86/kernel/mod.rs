@@ -1,7 +1,7 @@
 //! arch/x86/kernel.
 pub mod apic;
-pub mod crash;
 pub mod cpu;
+pub mod crash;
 pub mod head_64;
 pub mod idt;
 pub mod irq;
