@@ -247,6 +247,18 @@ fn seed_002_kdump_ticket_lock_and_header() {
     assert_eq!(uts(&r, &a, "machine"), "x86_64");
     assert!(!uts(&r, &a, "nodename").is_empty());
     assert!(a.ticket_spinlocks());
+    // crash's header: PANIC is the log line crash's get_panicmsg picks (the oops' "BUG:
+    // unable to handle kernel " comes before the panic in its list), STATE the panic task's.
+    let h = lockvmm::report::header::Header::build(&a, 1, &a.dmesg(), true);
+    let panic = h.panic.as_deref().expect("a PANIC line in the log");
+    assert!(
+        panic.starts_with("BUG: unable to handle kernel "),
+        "{panic}"
+    );
+    assert_eq!(h.release, "3.10.0-lockvmm");
+    assert_eq!(h.state, "TASK_RUNNING (PANIC)");
+    assert_eq!(h.memory_bytes, r.memory.size());
+    assert!(h.tasks >= 2 && h.task_index.is_some());
 }
 
 /// Negative control: the fixed module neither faults nor locks up, so no crash path runs and
