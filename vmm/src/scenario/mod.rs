@@ -10,6 +10,7 @@ mod limits;
 pub mod ops;
 pub mod program;
 pub mod schema;
+pub mod sysctl;
 pub mod trace;
 mod validate;
 mod validate_program;
@@ -91,14 +92,26 @@ impl LoadedScenario {
     }
 
     pub fn knobs(&self) -> Knobs {
-        let w = &self.scenario.watchdog;
+        // Validated at load; a value out of range cannot reach here.
+        let w = sysctl::WatchdogKnobs::resolve(&self.scenario.watchdog, &self.scenario.sysctl)
+            .unwrap_or(sysctl::WatchdogKnobs {
+                watchdog_thresh: 10,
+                softlockup_panic: false,
+                hardlockup_panic: false,
+                nmi_watchdog: true,
+                softlockup_all_cpu_backtrace: false,
+                hung_task_timeout_secs: 120,
+                hung_task_panic: false,
+            });
         Knobs {
-            watchdog_thresh: *w.watchdog_thresh.get_ref() as u32,
+            // `watchdog_thresh = 0` turns both detectors off (BootInfo: thresh 0, and no NMI
+            // watchdog counter).
+            watchdog_thresh: w.watchdog_thresh,
             softlockup_panic: w.softlockup_panic,
             hardlockup_panic: w.hardlockup_panic,
-            nmi_watchdog: w.nmi_watchdog,
+            nmi_watchdog: w.nmi_watchdog && w.watchdog_thresh != 0,
             softlockup_all_cpu_backtrace: w.softlockup_all_cpu_backtrace,
-            hung_task_timeout_secs: *w.hung_task_timeout_secs.get_ref() as u32,
+            hung_task_timeout_secs: w.hung_task_timeout_secs,
             hung_task_panic: w.hung_task_panic,
             lbr_gfp_mode: match self.scenario.faults.lbr_alloc {
                 LbrAlloc::GfpKernel => LbrGfpMode::GfpKernel,
