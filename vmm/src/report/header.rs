@@ -89,7 +89,7 @@ pub fn uptime(secs: u64) -> String {
 pub fn memory_text(bytes: u64) -> String {
     const GB: u64 = 1 << 30;
     const MB: u64 = 1 << 20;
-    if bytes >= GB && bytes % GB == 0 {
+    if bytes >= GB && bytes.is_multiple_of(GB) {
         format!("{} GB", bytes / GB)
     } else {
         format!("{} MB", bytes / MB)
