@@ -36,6 +36,10 @@ contract_enum! {
         /// `running_timer`): `lockvmm explore`'s choice point inside the callback; arg = the
         /// timer's address.
         TimerFn = 12,
+        /// `delete_module` ran the module's exit and has not freed its memory yet (Linux: the
+        /// `MODULE_STATE_GOING` notifiers and `free_module`'s RCU wait): `lockvmm explore`'s
+        /// choice point between `del_timer` and the free; arg = the module's base address.
+        ModuleGoing = 13,
     }
 }
 
@@ -55,6 +59,7 @@ impl Hook {
             Self::LockContended => "lock_contended",
             Self::LockdepSplat => "lockdep_splat",
             Self::TimerFn => "timer_fn",
+            Self::ModuleGoing => "module_going",
         }
     }
 

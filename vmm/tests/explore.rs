@@ -156,8 +156,12 @@ fn abba_race_finds_the_deadlocking_order_and_consistent_order_has_none() {
     let (code, r, out) = explore("abba", "examples/abba_race.toml", &["--depth", "2"]);
     assert_eq!(code, 1);
     assert_eq!(r.failures.len(), 1);
-    assert_eq!(r.failed(), 1);
-    assert_eq!(r.classes.get("shutdown"), Some(&(r.schedules.len() - 1)));
+    // The deadlocking order, and its extension (worker_b held after it took lock_b too).
+    assert_eq!(r.failed(), 2);
+    assert_eq!(r.classes.get("shutdown"), Some(&(r.schedules.len() - 2)));
+    assert!(r.schedules.iter().filter(|s| s.failed).all(|s| {
+        (s.forced[0].hook.as_str(), s.forced[0].cpu, s.forced[0].nth) == ("lock_acquired", 1, 1)
+    }));
     let f = &r.failures[0];
     assert_eq!(f.signature.deadlock.as_deref(), Some("cycle"));
     // worker_a held up right after it took lock_a.
@@ -339,13 +343,18 @@ fn timer_uaf_race_finds_the_unload_under_a_running_callback_and_del_timer_sync_s
     let (code, r, out) = explore("timer-uaf", "scenarios/timer_uaf_race.toml", &[]);
     assert_eq!(code, 1, "a failing schedule exits 1");
     assert!(r.complete && r.schedules.iter().all(|s| s.reached));
-    // The recording (callback at 1 s re-arms, rmmod's del_timer at 1.001 s deletes it) passes;
-    // of its 4 choice points only holding the running callback fails.
+    // The recording (callback at 1 s re-arms, rmmod's del_timer at 1.001 s deletes it) passes.
+    // Of its 5 choice points and their 9 extensions, holding the running callback oopses
+    // (alone or after another delay), and holding it and then rmmod between del_timer and the
+    // free locks up; the other orders pass.
     assert!(!r.schedules[0].failed);
-    assert_eq!(r.schedules.len(), 5);
-    assert_eq!(r.classes.get("oops"), Some(&1), "{:?}", r.classes);
-    assert_eq!(r.classes.get("no_lockup"), Some(&4), "{:?}", r.classes);
-    assert_eq!(r.failures.len(), 1);
+    assert_eq!(r.schedules.len(), 15);
+    assert_eq!(r.classes.get("oops"), Some(&3), "{:?}", r.classes);
+    assert_eq!(r.classes.get("hard_lockup"), Some(&1), "{:?}", r.classes);
+    assert_eq!(r.classes.get("no_lockup"), Some(&11), "{:?}", r.classes);
+    assert_eq!(r.failures.len(), 2);
+    assert!(r.failures.iter().all(|f| f.replayed == Some(true)));
+    lockup_order_replays(&out, &r.failures[1]);
     let f = &r.failures[0];
     assert_eq!(f.replayed, Some(true));
     assert_eq!(
@@ -381,7 +390,7 @@ fn timer_uaf_race_finds_the_unload_under_a_running_callback_and_del_timer_sync_s
         &[],
     );
     assert_eq!(code, 0, "{:?}", r.failures);
-    assert!(r.complete && r.schedules.len() == 5);
+    assert!(r.complete && r.schedules.len() == 15);
     assert!(
         r.schedules
             .iter()
@@ -392,6 +401,9 @@ fn timer_uaf_race_finds_the_unload_under_a_running_callback_and_del_timer_sync_s
             .iter()
             .any(|s| s.forced.iter().any(|f| f.hook == "timer_fn"))
     );
+    assert!(r.schedules.iter().any(|s| {
+        s.forced.len() == 2 && s.forced[0].hook == "timer_fn" && s.forced[1].hook == "module_going"
+    }));
     // Replaying the failing schedule against the fix: the unload waits until the held
     // callback has run (and re-armed), then deletes the timer, so CPU 1's base holds no timer
     // in the freed module memory.
@@ -415,4 +427,38 @@ fn timer_uaf_race_finds_the_unload_under_a_running_callback_and_del_timer_sync_s
         base1 + common::member(&fr, "timer_base", "first"),
     );
     assert_ne!(first, timer, "the module's timer is not left queued");
+}
+
+/// The timer race's lockup order: the callback held on CPU 1 until rmmod's del_timer found the
+/// timer not pending, then rmmod held before the free while the callback re-armed it; the
+/// module memory is freed under a queued timer, whose expiry faults under CPU 1's timer base
+/// lock, and the oops's fbcon cursor timer spins on that lock: a hard LOCKUP on CPU 1.
+fn lockup_order_replays(out: &Path, f: &lockvmm::explore::results::Failure) {
+    let hooks: Vec<(&str, usize)> = f.forced.iter().map(|x| (x.hook.as_str(), x.cpu)).collect();
+    assert_eq!(hooks, [("timer_fn", 1), ("module_going", 0)]);
+    let rr = replay(&out.join(&f.file));
+    let first = rr.lockups.first().expect("a lockup");
+    assert_eq!((first.cpu, first.kind), (1, LockupKind::Hard));
+    let (fn_at, _) = hook_at(&rr, "timer_fn", 1).unwrap();
+    let (going_at, _) = hook_at(&rr, "module_going", 0).unwrap();
+    let (unload_at, _) = hook_at(&rr, "module_unload", 0).unwrap();
+    assert!(fn_at < going_at && going_at <= unload_at);
+    assert_eq!(common::read_u64(&rr, "timer_mod_base", 0), 0, "unloaded");
+    let lock = common::elem_addr(&rr, "timer_bases", 1) + common::member(&rr, "timer_base", "lock");
+    let w = common::analysis(&rr)
+        .lock_waits()
+        .into_iter()
+        .find(|w| w.cpu == 1)
+        .expect("CPU 1 waits for a lock");
+    assert_eq!(w.lock, lock);
+    let snap = rr.snapshot.as_ref().unwrap();
+    let mem = FrozenMemory {
+        phys: &snap.memory,
+        cr3: snap.cpus[0].sregs.cr3,
+    };
+    assert_eq!(
+        common::owner(mem.u32(lock).unwrap()),
+        Some(1),
+        "CPU 1 holds it"
+    );
 }

@@ -133,6 +133,7 @@ pub extern "C" fn delete_module() -> i32 {
         return -2; // -ENOENT
     }
     timer_mod_exit(base);
+    lockvmm::hook(Hook::ModuleGoing, base);
     LOADED.store(0, Ordering::Relaxed);
     module_memfree(base, MODULE_PAGES);
     lockvmm::hook(Hook::ModuleUnload, 0);

@@ -39,7 +39,31 @@ pub struct ConsoleSink {
     log_error: Option<String>,
 }
 
+/// A sink's own state at a snapshot: the partial line and the counts against the limit.
+#[derive(Debug, Clone, Default)]
+pub struct SinkState {
+    line: Vec<u8>,
+    written: usize,
+    dropped: usize,
+}
+
 impl ConsoleSink {
+    /// Its state, to resume another sink from (`resume`).
+    pub fn state(&self) -> SinkState {
+        SinkState {
+            line: self.line.clone(),
+            written: self.written,
+            dropped: self.dropped,
+        }
+    }
+
+    /// Continues where `state` left off (the kept text is the caller's to restore).
+    pub fn resume(&mut self, state: &SinkState) {
+        self.line.clone_from(&state.line);
+        self.written = state.written;
+        self.dropped = state.dropped;
+    }
+
     pub fn new(echo: bool, log: Option<File>, kept: Arc<Mutex<ConsoleText>>) -> Self {
         ConsoleSink {
             line: Vec::with_capacity(256),

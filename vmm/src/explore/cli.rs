@@ -36,6 +36,10 @@ pub struct ExploreArgs {
     /// Combine these shard directories' explore.json into --out instead of exploring.
     #[arg(long, num_args = 1.., conflicts_with = "scenario")]
     pub merge: Vec<PathBuf>,
+    /// Boot a fresh machine for every schedule instead of restoring a snapshot taken once
+    /// (slower; the reference restored runs are checked against).
+    #[arg(long)]
+    pub reboot: bool,
     /// Boot this guest kernel ELF instead of the built-in one.
     #[arg(long)]
     pub kernel: Option<PathBuf>,
@@ -137,6 +141,7 @@ pub fn command(args: &ExploreArgs) -> ExitStatus {
             shard: args.shard,
             out: out.clone(),
             progress: true,
+            reboot: args.reboot,
         };
         explore(&opts).and_then(|mut r| write_and_replay(&mut r, &out, &run).map(|()| r))
     } else {
@@ -208,11 +213,19 @@ fn read_and_merge(dirs: &[PathBuf]) -> Result<ExploreResult, super::ExploreError
 /// schedule and file, then the last line.
 fn print_summary(r: &ExploreResult, out: &Path) {
     line(&format!(
-        "lockvmm: explore {}: {} schedules in {:.1} s ({:.2} schedules/s, a fresh machine each)",
+        "lockvmm: explore {}: {} schedules in {:.1} s ({:.2} schedules/s, {})",
         escape_line(&r.scenario),
         r.schedules.len(),
         r.wall_s,
-        r.schedules_per_s
+        r.schedules_per_s,
+        if r.restores > 0 {
+            format!(
+                "{} restored from a snapshot, {} pages copied back",
+                r.restores, r.restored_pages
+            )
+        } else {
+            "a fresh machine each".into()
+        }
     ));
     for (class, n) in &r.classes {
         line(&format!("lockvmm:   {n:>5}  {class}"));

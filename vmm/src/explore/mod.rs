@@ -13,6 +13,7 @@ pub mod cli;
 pub mod found;
 pub mod results;
 pub mod space;
+mod start;
 
 use std::collections::VecDeque;
 use std::io::IsTerminal;
@@ -46,6 +47,8 @@ pub struct ExploreOptions {
     pub out: PathBuf,
     /// A progress line on stderr.
     pub progress: bool,
+    /// Boot a fresh machine for every schedule instead of restoring the snapshot.
+    pub reboot: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,17 +71,18 @@ pub enum ExploreError {
 /// One schedule's run: its result and the hooks it passed.
 fn run_one(
     opts: &ExploreOptions,
+    starter: &mut start::Starter,
     space: &Space,
     id: &[usize],
     forced: &[Forced],
 ) -> Result<(ScheduleResult, Vec<crate::state::HookEvent>), ExploreError> {
     let t = Instant::now();
-    let mut p = lab::prepare(&opts.run)?;
-    p.add_actions(space::actions(forced));
-    if space.wants_irq_enable_hook() {
-        p.knobs_mut().irq_enable_hook = true;
-    }
-    let (_, r) = p.run()?;
+    let arm = |p: &mut lab::Prepared| {
+        if space.wants_irq_enable_hook() {
+            p.knobs_mut().irq_enable_hook = true;
+        }
+    };
+    let r = starter.run(opts, space::actions(forced), arm)?;
     let class = OutcomeClass::of(&r.outcome, &r.lockups);
     if class == OutcomeClass::HostError && signals::received().is_none() {
         return Err(ExploreError::Host {
@@ -122,6 +126,7 @@ pub fn explore(opts: &ExploreOptions) -> Result<ExploreResult, ExploreError> {
     let mut queue: VecDeque<(Vec<usize>, Vec<Forced>)> = VecDeque::from([(vec![], vec![])]);
     let mut schedules: Vec<ScheduleResult> = Vec::new();
     let mut complete = true;
+    let mut starter = start::Starter::new(opts);
     while let Some((id, forced)) = queue.pop_front() {
         let spent = match opts.budget {
             Budget::Schedules(max) => schedules.len() >= max,
@@ -131,9 +136,11 @@ pub fn explore(opts: &ExploreOptions) -> Result<ExploreResult, ExploreError> {
             complete = false;
             break;
         }
-        let (mut result, hooks) = run_one(opts, &space, &id, &forced)?;
-        // A failed schedule's extensions fail the same way first: no need to run them.
-        if !result.failed && result.reached {
+        let (mut result, hooks) = run_one(opts, &mut starter, &space, &id, &forced)?;
+        // A failed schedule is extended too: its children force one more event at a choice
+        // point its run reached before it failed, which can turn the failure into another
+        // (timer_uaf_race: holding rmmod before the free turns the oops into a lockup).
+        if result.reached {
             let children = space.children(&forced, &hooks);
             result.children = children.len();
             for (i, child) in children.into_iter().enumerate() {
@@ -158,7 +165,11 @@ pub fn explore(opts: &ExploreOptions) -> Result<ExploreResult, ExploreError> {
         scenario: scenario.name(),
         space,
         shard: opts.shard,
-        mode: "reboot".into(),
+        mode: starter.mode().into(),
+        restores: starter.stats().restores,
+        restored_pages: starter.stats().pages,
+        snapshot_ms: starter.stats().boot_ms,
+        restore_ms: starter.stats().restore_ms,
         schedules_per_s: schedules.len() as f64 / wall_s.max(1e-9),
         schedules,
         classes: Default::default(),

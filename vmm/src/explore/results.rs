@@ -111,8 +111,20 @@ pub struct ExploreResult {
     pub space: Space,
     /// `[K, N]` for `--shard K/N`.
     pub shard: (usize, usize),
-    /// How each schedule starts: `reboot` (a fresh machine per schedule).
+    /// How each schedule starts: `restore` (from a snapshot taken once, where the recording
+    /// run was handed the run token for its first hook) or `reboot` (a fresh machine each).
     pub mode: String,
+    /// Schedules run from the snapshot, pages copied back for them in all, and the wall time
+    /// of the boot to the snapshot (`restore` mode).
+    #[serde(default)]
+    pub restores: u64,
+    #[serde(default)]
+    pub restored_pages: u64,
+    #[serde(default)]
+    pub snapshot_ms: f64,
+    /// Wall time spent restoring the snapshot, all schedules together.
+    #[serde(default)]
+    pub restore_ms: f64,
     pub schedules: Vec<ScheduleResult>,
     /// Schedules per outcome class.
     pub classes: BTreeMap<String, usize>,
@@ -220,6 +232,9 @@ pub fn merge(parts: Vec<ExploreResult>) -> Result<ExploreResult, String> {
         }
         all.complete &= p.complete;
         all.wall_s = all.wall_s.max(p.wall_s);
+        all.restores += p.restores;
+        all.restored_pages += p.restored_pages;
+        all.restore_ms += p.restore_ms;
         all.schedules.extend(p.schedules);
         all.failures.extend(p.failures);
     }

@@ -109,7 +109,9 @@ pub fn max_vcpus(kvm: &Kvm) -> usize {
 }
 
 /// Creates the VM: in-kernel irqchip (IOAPIC, PIC, a local APIC per vCPU) and guest memory.
-pub fn create_vm(kvm: &Kvm, memory: &GuestMemory) -> Result<VmFd, VmError> {
+/// With `dirty_log`, KVM logs the pages the guest writes (`KVM_MEM_LOG_DIRTY_PAGES`), for a
+/// machine that will be restored to a snapshot (`super::dirty_log`).
+pub fn create_vm(kvm: &Kvm, memory: &GuestMemory, dirty_log: bool) -> Result<VmFd, VmError> {
     for (cap, name) in [
         (Cap::Irqchip, "KVM_CAP_IRQCHIP"),
         (Cap::UserMemory, "KVM_CAP_USER_MEMORY"),
@@ -135,7 +137,11 @@ pub fn create_vm(kvm: &Kvm, memory: &GuestMemory) -> Result<VmFd, VmError> {
             guest_phys_addr: region.start_addr().0,
             memory_size: region.len(),
             userspace_addr: host as u64,
-            flags: 0,
+            flags: if dirty_log {
+                kvm_bindings::KVM_MEM_LOG_DIRTY_PAGES
+            } else {
+                0
+            },
         };
         // SAFETY: the region is a live anonymous mapping owned by `memory`, which outlives the
         // VM (both are dropped together at the end of a run), and slots do not overlap.

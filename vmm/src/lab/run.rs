@@ -98,6 +98,15 @@ impl Prepared {
         &mut self.cfg.knobs
     }
 
+    /// Boots the machine to its snapshot point (`machine::restore`), for `lockvmm explore` to
+    /// run many schedules from.
+    pub fn snapshot_at_grant(
+        self,
+        grant: u64,
+    ) -> Result<crate::machine::restore::Snapshotted, LabError> {
+        Ok(Machine::snapshot_at_grant(self.cfg, grant)?)
+    }
+
     /// Runs the machine to its end.
     pub fn run(self) -> Result<(LoadedScenario, RunResult), LabError> {
         let result = Machine::run(self.cfg)?;

@@ -227,6 +227,9 @@ pub struct RunResult {
     pub console_log_error: Option<String>,
     /// Exits by reason and hypercalls by kind.
     pub profile: super::profile::RunProfile,
+    /// The run token's hand-out during which the first hook was passed (`restore`'s
+    /// snapshot point), if any hook was.
+    pub first_hook_grant: Option<u64>,
 }
 
 /// Wall-clock milestones, from the start of `Machine::run`.

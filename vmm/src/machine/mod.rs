@@ -13,6 +13,7 @@ pub mod config;
 mod fault;
 pub mod hypercall;
 pub mod profile;
+pub mod restore;
 pub mod run_token;
 mod supervisor;
 mod syscall;
@@ -71,13 +72,16 @@ pub struct CpuSlot {
     /// Set by the supervisor before it kicks a stalled vCPU.
     stall_kick: AtomicBool,
     exited: AtomicBool,
+    /// Its vCPU left wait-for-SIPI (the thread made it runnable); kept across a restore.
+    started: AtomicBool,
 }
 
 impl CpuSlot {
     /// A slot that counts from now: the stall check starts at this machine's start, not the
     /// process's (`lockvmm explore` runs many machines in one process).
-    fn new() -> Self {
+    fn new(started: bool) -> Self {
         let slot = CpuSlot::default();
+        slot.started.store(started, Ordering::Release);
         slot.mark_entry();
         slot
     }
@@ -94,7 +98,7 @@ impl CpuSlot {
 }
 
 /// What the run has recorded so far (one lock: these are written rarely).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct RunRecord {
     outcome: Option<Outcome>,
     /// CPUs in the order they reported online, and when the last one did.
@@ -124,7 +128,8 @@ struct CaptureState {
 
 /// The state the vCPU threads, the clock and the supervisor share.
 pub struct Machine {
-    vm: VmFd,
+    /// Shared with the machines restored from a snapshot of this one (`restore`).
+    vm: std::sync::Arc<VmFd>,
     memory: GuestMemory,
     kernel: KernelImage,
     sched: Scheduler,
@@ -153,6 +158,14 @@ pub struct Machine {
     limits: RunLimits,
     progress: Progress,
     profile: profile::ExitCounters,
+    /// Times the run token was handed out (the snapshot point of `restore` is one of them).
+    grants: AtomicU64,
+    /// Stop, with no outcome, when the run token is handed out for this time (0: never).
+    pause_at_grant: u64,
+    /// `grants` when the first hook was recorded (0: none yet).
+    first_hook_grant: AtomicU64,
+    /// The run stopped at `pause_at_grant`.
+    paused: AtomicBool,
 }
 
 impl Machine {
@@ -263,6 +276,12 @@ impl Machine {
 
     /// The guest passed a hook point.
     pub fn record_hook(&self, event: HookEvent) {
+        let _ = self.first_hook_grant.compare_exchange(
+            0,
+            self.grants.load(Ordering::Acquire),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
         let mut r = lock(&self.record);
         if r.hooks.len() < MAX_HOOKS_KEPT {
             r.hooks.push(event);

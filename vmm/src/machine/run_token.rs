@@ -37,6 +37,7 @@ pub enum Idle {
     AllWaiting(Vec<(usize, Wait)>),
 }
 
+#[derive(Clone)]
 struct Inner {
     cpus: Vec<CpuState>,
     token: Option<usize>,
@@ -66,6 +67,10 @@ pub struct Scheduler {
     wakeups: Vec<Condvar>,
 }
 
+/// The run token's state at a snapshot (`machine::restore`).
+#[derive(Clone)]
+pub struct SchedState(Inner);
+
 impl Scheduler {
     /// A machine of `n` vCPUs; CPU 0 holds the token first.
     pub fn new(n: usize) -> Self {
@@ -80,6 +85,24 @@ impl Scheduler {
                 paused: vec![false; n],
             }),
             wakeups: (0..n).map(|_| Condvar::new()).collect(),
+        }
+    }
+
+    /// Its state now, to resume from (`from_saved`).
+    pub fn save(&self) -> SchedState {
+        SchedState(self.lock().clone())
+    }
+
+    /// A scheduler where `save` left one: the same holder, states and pauses, running.
+    pub fn from_saved(s: &SchedState) -> Self {
+        let inner = Inner {
+            stopped: false,
+            capture_epoch: 0,
+            ..s.0.clone()
+        };
+        Scheduler {
+            wakeups: (0..inner.cpus.len()).map(|_| Condvar::new()).collect(),
+            inner: Mutex::new(inner),
         }
     }
 

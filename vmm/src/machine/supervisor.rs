@@ -40,7 +40,7 @@ pub(super) fn install_kick_handler() -> Result<(), MachineError> {
 /// holding the run token keeps yielding.
 pub(super) fn supervise(
     m: &Arc<Machine>,
-    threads: &[JoinHandle<()>],
+    threads: &[JoinHandle<kvm_ioctls::VcpuFd>],
     stall_timeout: Duration,
 ) -> Result<(), MachineError> {
     fn host_err(e: impl std::fmt::Display) -> MachineError {
@@ -136,8 +136,12 @@ fn kick_thread(thread: libc::pthread_t) {
     }
 }
 
-/// Joins every vCPU thread; one still in `KVM_RUN` is kicked until it leaves.
-pub(super) fn join_all(m: &Machine, threads: Vec<JoinHandle<()>>) {
+/// Joins every vCPU thread; one still in `KVM_RUN` is kicked until it leaves. Returns the
+/// vCPUs the threads handed back (`None` for a thread that never left, or panicked).
+pub(super) fn join_all(
+    m: &Machine,
+    threads: Vec<JoinHandle<kvm_ioctls::VcpuFd>>,
+) -> Vec<Option<kvm_ioctls::VcpuFd>> {
     let deadline = Instant::now() + Duration::from_secs(10);
     for (cpu, t) in threads.iter().enumerate() {
         while !m.cpu(cpu).exited.load(Ordering::Acquire) && Instant::now() < deadline {
@@ -145,10 +149,16 @@ pub(super) fn join_all(m: &Machine, threads: Vec<JoinHandle<()>>) {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    for (cpu, t) in threads.into_iter().enumerate() {
-        if m.cpu(cpu).exited.load(Ordering::Acquire) {
-            let _ = t.join();
-        }
-        // A thread that never left KVM_RUN is detached; the process exits soon after.
-    }
+    threads
+        .into_iter()
+        .enumerate()
+        .map(|(cpu, t)| {
+            // A thread that never left KVM_RUN is detached; the process exits soon after.
+            m.cpu(cpu)
+                .exited
+                .load(Ordering::Acquire)
+                .then(|| t.join().ok())
+                .flatten()
+        })
+        .collect()
 }

@@ -58,18 +58,20 @@ pub fn request_immediate_exit() {
 }
 
 /// Runs vCPU `cpu` until the machine stops. Only the holder of the run token is in `KVM_RUN`.
-pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) {
+/// The vCPU is handed back: a machine restored to a snapshot runs it again.
+pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) -> VcpuFd {
     let immediate_exit: *mut u8 = &mut vcpu.get_kvm_run().immediate_exit;
     IMMEDIATE_EXIT.with(|p| p.set(immediate_exit));
     run_vcpu(&m, &mut vcpu, cpu);
     IMMEDIATE_EXIT.with(|p| p.set(std::ptr::null_mut()));
     m.cpu(cpu).exited.store(true, Ordering::Release);
+    vcpu
 }
 
 fn run_vcpu(m: &Arc<Machine>, vcpu: &mut VcpuFd, cpu: usize) {
     let sync = u64::from(kvm_bindings::KVM_SYNC_X86_REGS);
     let synced = vcpu.get_kvm_run().kvm_valid_regs & sync == sync;
-    let mut started = cpu == 0;
+    let mut started = cpu == 0 || m.cpu(cpu).started.load(Ordering::Acquire);
     let mut seen_epoch = 0;
     'token: loop {
         match m.sched.acquire(cpu, seen_epoch) {
@@ -82,6 +84,9 @@ fn run_vcpu(m: &Arc<Machine>, vcpu: &mut VcpuFd, cpu: usize) {
             }
         }
         seen_epoch = m.sched.capture_epoch();
+        if m.count_grant() {
+            break;
+        }
         // The stall check measures from here: a vCPU that has just taken the token (and never
         // ran before) has not been running guest code for the whole run.
         m.cpu(cpu).mark_entry();
@@ -98,6 +103,7 @@ fn run_vcpu(m: &Arc<Machine>, vcpu: &mut VcpuFd, cpu: usize) {
                 break;
             }
             started = true;
+            m.cpu(cpu).started.store(true, Ordering::Release);
         }
         loop {
             m.cpu(cpu).mark_entry();

@@ -23,6 +23,7 @@ const HUGE_2M: u64 = 2 << 20;
 
 impl GuestMemory {
     pub fn write_boot_info(&self, info: &BootInfo) -> Result<(), MemError> {
+        self.mark_host_write(BOOT_INFO_PADDR, size_of::<BootInfo>());
         self.mem()
             .write_obj(*info, GuestAddress(BOOT_INFO_PADDR))
             .map_err(|_| MemError::BadPhys {
@@ -35,6 +36,7 @@ impl GuestMemory {
     pub fn set_vtime(&self, ns: u64) {
         let at = BOOT_INFO_PADDR + std::mem::offset_of!(BootInfo, vtime_ns) as u64;
         // The boot-info page is always inside RAM (MIN_MEM_MIB), so this cannot fail.
+        self.mark_host_write(at, 8);
         let _ = self.mem().write_obj(ns, GuestAddress(at));
     }
 

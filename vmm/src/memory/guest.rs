@@ -1,6 +1,7 @@
 //! The live guest RAM of a machine, through vm-memory, with reads of guest virtual addresses.
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+use super::dirty::{HostDirty, PAGE};
 use super::paging::walk_page_tables;
 
 /// Smallest and largest RAM a machine may have (RAM must stay below the xAPIC page).
@@ -22,6 +23,8 @@ pub enum MemError {
 pub struct GuestMemory {
     mem: GuestMemoryMmap,
     bytes: u64,
+    /// The pages the host wrote since the last `take_host_dirty` (shared by every clone).
+    host_dirty: std::sync::Arc<HostDirty>,
 }
 
 impl GuestMemory {
@@ -34,7 +37,11 @@ impl GuestMemory {
                     reason: e.to_string(),
                 }
             })?;
-        Ok(GuestMemory { mem, bytes })
+        Ok(GuestMemory {
+            mem,
+            bytes,
+            host_dirty: std::sync::Arc::new(HostDirty::new(bytes)),
+        })
     }
 
     pub fn mem(&self) -> &GuestMemoryMmap {
@@ -91,12 +98,44 @@ impl GuestMemory {
     }
 
     pub fn write_phys(&self, addr: u64, data: &[u8]) -> Result<(), MemError> {
+        self.host_dirty.mark(addr, data.len());
         self.mem
             .write_slice(data, GuestAddress(addr))
             .map_err(|_| MemError::BadPhys {
                 addr,
                 len: data.len(),
             })
+    }
+
+    /// Marks pages the host writes other than through `write_phys`.
+    pub(super) fn mark_host_write(&self, addr: u64, len: usize) {
+        self.host_dirty.mark(addr, len);
+    }
+
+    /// The pages the host wrote since the last call (64 a word), cleared.
+    pub fn take_host_dirty(&self) -> Vec<u64> {
+        self.host_dirty.take()
+    }
+
+    /// Copies back from `image` (a copy of all of RAM) every page whose bit is set in `dirty`;
+    /// returns how many. The copy is not marked dirty: it is the state restored.
+    pub fn restore_pages(&self, image: &[u8], dirty: &[u64]) -> usize {
+        let mut n = 0;
+        for (w, &word) in dirty.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let page = w as u64 * 64 + u64::from(bits.trailing_zeros());
+                bits &= bits - 1;
+                let at = (page * PAGE) as usize;
+                let Some(src) = image.get(at..(at + PAGE as usize).min(image.len())) else {
+                    continue;
+                };
+                if self.mem.write_slice(src, GuestAddress(at as u64)).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 
     /// Translates a guest virtual address by walking the page tables rooted at `cr3`.

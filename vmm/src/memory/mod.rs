@@ -3,12 +3,14 @@
 //! snapshot keeps ([`FrozenMemory`]). Guest memory is untrusted input: every access is bounds
 //! checked and every failure is a value, never a panic.
 mod boot;
+mod dirty;
 mod frozen;
 mod guest;
 mod paging;
 mod resident;
 
 pub use boot::{BOOT_CR3, BOOT_GDT_PADDR};
+pub use dirty::HostDirty;
 pub use frozen::FrozenMemory;
 pub use guest::{GuestMemory, MAX_MEM_MIB, MIN_MEM_MIB, MemError};
 pub use paging::walk_page_tables;
