@@ -21,7 +21,6 @@ pub extern "C" fn __x64_sys_setsid() -> i64 {
     keep_frame!(ksys_setsid())
 }
 
-
 /// `exit(code)`: the task ends (Linux's `kernel/exit.c`; the lab keeps no exit code).
 #[inline(never)]
 #[unsafe(no_mangle)]
