@@ -24,8 +24,10 @@ contract_enum! {
         StartCpu = 2,
         /// `a0 = exit status`: power off; the host exits with that status.
         Shutdown = 3,
-        /// `a0 = message address, a1 = length`: `panic()`; the host freezes the machine and
-        /// reports.
+        /// `a0 = message address, a1 = length, a2 = the interrupted context's saved
+        /// [`PtRegs`](crate::PtRegs) or 0`: `panic()`'s kdump hand-over, issued by
+        /// `machine_kexec` after the crash NMI stopped the other CPUs; the host is the capture
+        /// kernel: it freezes the machine (the vmcore) and reports.
         Panic = 4,
         /// `a0 = address of the saved [`PtRegs`](crate::PtRegs), a1 = vector, a2 = error code,
         /// a3 = CR2`: an exception the kernel cannot handle (an oops). The host stops and

@@ -70,3 +70,24 @@ pub const SPINNING_ON_SYMBOL: &str = "qspinlock_spinning_on";
 pub const fn spinning_on_slot(cpu: usize, ctx: LockContext) -> usize {
     cpu * NR_LOCK_CONTEXTS + ctx as usize
 }
+
+/// Ticket spinlocks (the 3.10 and 2.6 kernels' `arch_spinlock_t`): the same 32-bit word holds
+/// `tickets.head` (bits 0–15, the ticket being served) and `tickets.tail` (bits 16–31, the
+/// next ticket to draw). Each waiter draws `TICKET_LOCK_INC` (2, as with paravirt spinlocks,
+/// RHEL 7's configuration and seed 002's tickets); the lock is free when head == tail.
+pub const TICKET_LOCK_INC: u32 = 2;
+
+/// A ticket word's `(head, tail)`.
+pub const fn ticket_head_tail(word: u32) -> (u16, u16) {
+    (word as u16, (word >> 16) as u16)
+}
+
+/// A ticket word names no owner, so the guest keeps the ticket locks each CPU holds here
+/// (lock debugging, as `owner_cpu` of a debug spinlock): `[[u64; TICKET_HELD_MAX]; NR_CPUS]`
+/// of lock addresses, 0 for a free slot.
+pub const TICKET_HELD_SYMBOL: &str = "arch_spin_held";
+/// Ticket locks one CPU can hold at once, as recorded in [`TICKET_HELD_SYMBOL`].
+pub const TICKET_HELD_MAX: usize = 8;
+/// The guest's `u32` that says which Linux generation it replays (a raw
+/// [`KernelVersion`](crate::knob::KernelVersion)), and so which spinlock word it uses.
+pub const KERNEL_VERSION_SYMBOL: &str = "lockvmm_kernel_version";

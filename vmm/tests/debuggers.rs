@@ -214,14 +214,17 @@ fn gdb_reaches_run_timer_softirq_through_the_page_fault_in_seed_002() {
     assert_in_order(
         &frames,
         &[
-            "native_queued_spin_lock_slowpath",
+            // 3.10's ticket lock spins inside _raw_spin_lock_irqsave; 3.10's idle path.
+            "_raw_spin_lock_irqsave",
             "no_context",
             "do_page_fault",
             "page_fault",
             "run_timer_softirq",
             "__do_softirq",
             "apic_timer_interrupt",
-            "default_idle",
+            "cpuidle_enter_state",
+            "cpuidle_idle_call",
+            "arch_cpu_idle",
             "cpu_startup_entry",
             "secondary_startup_64",
         ],

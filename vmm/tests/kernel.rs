@@ -244,7 +244,7 @@ fn crond_enters_setsid_through_the_system_call_entry_from_user_mode() {
         [
             "entry_SYSCALL_64_after_hwframe",
             "do_syscall_64",
-            "__x64_sys_setsid",
+            "__ia32_sys_setsid",
             "ksys_setsid"
         ]
     );

@@ -53,6 +53,8 @@ pub extern "C" fn start_kernel() -> ! {
         lockvmm::shutdown(0xbad);
     }
     crate::kernel::instrument::instrument_init(info);
+    crate::kernel::utsname::uts_init(crate::init::version::linux_version());
+    crate::kernel::locking::ticket_spinlock::spinlock_init(crate::init::version::linux_version());
     cpu_bringup(0);
     crate::init::version::print_linux_banner();
     crate::mm::page_alloc::mem_init(info.mem_bytes);

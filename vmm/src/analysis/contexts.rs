@@ -13,6 +13,14 @@ pub const SPIN_FUNCTIONS: [&str; 3] = [
     "queued_write_lock_slowpath",
 ];
 
+/// Where a ticket spinlock (3.10, 2.6) waits: its loop is inlined into the `_raw_spin_lock*`
+/// function itself, so a context spins there when that is its innermost frame.
+pub const TICKET_SPIN_FUNCTIONS: [&str; 3] = [
+    "_raw_spin_lock",
+    "_raw_spin_lock_irq",
+    "_raw_spin_lock_irqsave",
+];
+
 /// One context on a CPU's stack.
 #[derive(Debug, Clone)]
 pub struct StackContext {
@@ -34,9 +42,15 @@ impl StackContext {
 
     /// The lock slow path this context waits in (its innermost), if any.
     pub fn spin_function(&self) -> Option<&'static str> {
-        self.functions
-            .iter()
-            .find_map(|f| SPIN_FUNCTIONS.iter().copied().find(|s| s == f))
+        let ticket = self
+            .functions
+            .first()
+            .and_then(|f| TICKET_SPIN_FUNCTIONS.iter().copied().find(|s| s == f));
+        ticket.or_else(|| {
+            self.functions
+                .iter()
+                .find_map(|f| SPIN_FUNCTIONS.iter().copied().find(|s| s == f))
+        })
     }
 }
 

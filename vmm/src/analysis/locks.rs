@@ -1,7 +1,11 @@
 //! Locks from the snapshot: which CPU spins on which lock in which context (the guest's
 //! `qspinlock_spinning_on` table), and who holds it (the lab's lock word names its owner).
 use super::Analysis;
-use lockvmm_abi::locking::{LockContext, SPINNING_ON_SYMBOL, lock_owner, spinning_on_slot};
+use lockvmm_abi::knob::KernelVersion;
+use lockvmm_abi::locking::{
+    KERNEL_VERSION_SYMBOL, LockContext, SPINNING_ON_SYMBOL, TICKET_HELD_MAX, TICKET_HELD_SYMBOL,
+    lock_owner, spinning_on_slot,
+};
 
 use crate::image::dwarf::parse_path;
 use crate::state::{HeldLock, LockWait};
@@ -21,12 +25,7 @@ impl Analysis<'_> {
                 if lock == 0 {
                     continue;
                 }
-                let holder = self
-                    .mem
-                    .u32(lock)
-                    .ok()
-                    .and_then(lock_owner)
-                    .or_else(|| self.first_reader(lock));
+                let holder = self.spin_owner(lock).or_else(|| self.first_reader(lock));
                 out.push(LockWait {
                     cpu,
                     context: ctx.into(),
@@ -48,7 +47,7 @@ impl Analysis<'_> {
             .into_iter()
             .filter_map(|(var, off, _)| {
                 let lock = self.syms.addr_of(&var)?.checked_add(off)?;
-                let holder = lock_owner(self.mem.u32(lock).ok()?)?;
+                let holder = self.spin_owner(lock)?;
                 (holder < self.snap.cpus.len()).then(|| HeldLock {
                     lock,
                     lock_name: self.name_of(lock),
@@ -59,6 +58,44 @@ impl Analysis<'_> {
         out.sort_by_key(|h| h.lock);
         out.dedup_by_key(|h| h.lock);
         out
+    }
+
+    /// The Linux generation the snapshot's kernel replayed (`lockvmm_kernel_version`), 6.6
+    /// when it does not say.
+    pub fn kernel_version(&self) -> KernelVersion {
+        self.syms
+            .addr_of(KERNEL_VERSION_SYMBOL)
+            .and_then(|a| self.mem.u32(a).ok())
+            .and_then(KernelVersion::from_raw)
+            .unwrap_or(KernelVersion::V6_6)
+    }
+
+    /// Whether spinlock words are tickets (3.10, 2.6) rather than queued spinlocks.
+    pub fn ticket_spinlocks(&self) -> bool {
+        matches!(
+            self.kernel_version(),
+            KernelVersion::V3_10 | KernelVersion::V2_6
+        )
+    }
+
+    /// The CPU holding the spinlock at `lock`: the queued lock's word names it; a ticket lock
+    /// is found in the guest's `arch_spin_held` table (a held ticket lock has head != tail).
+    pub fn spin_owner(&self, lock: u64) -> Option<usize> {
+        let word = self.mem.u32(lock).ok()?;
+        if !self.ticket_spinlocks() {
+            return lock_owner(word);
+        }
+        let (head, tail) = lockvmm_abi::locking::ticket_head_tail(word);
+        if head == tail {
+            return None;
+        }
+        let base = self.syms.addr_of(TICKET_HELD_SYMBOL)?;
+        (0..self.nr_cpus()).find(|&cpu| {
+            (0..TICKET_HELD_MAX).any(|i| {
+                let at = base + ((cpu * TICKET_HELD_MAX + i) * 8) as u64;
+                self.mem.u64(at).ok() == Some(lock)
+            })
+        })
     }
 
     /// For a queued rwlock held for reading: the first CPU that holds a read lock on it (the

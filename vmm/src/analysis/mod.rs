@@ -187,7 +187,7 @@ impl<'a> Analysis<'a> {
     /// Whether a CPU is idle (its task is `swapper/N` and nothing is pending for it).
     pub fn is_idle(&self, bt: &CpuBacktrace, waits: &[LockWait]) -> bool {
         bt.task.as_ref().is_some_and(|t| t.pid == 0)
-            && bt.exceptions().is_empty()
+            && bt.exceptions_before_crash().is_empty()
             && !waits.iter().any(|w| w.cpu == bt.cpu)
     }
 }

@@ -82,3 +82,17 @@ impl Analysis<'_> {
         text
     }
 }
+
+impl Analysis<'_> {
+    /// `init_uts_ns.name.<field>` (`release`, `nodename`, …), as crash's header reads it.
+    pub fn utsname(&self, field: &str) -> Option<String> {
+        let base = self.syms.addr_of("init_uts_ns")?;
+        let off = self
+            .dwarf
+            .member_offset("uts_namespace", "name")?
+            .checked_add(self.dwarf.member_offset("new_utsname", field)?)?;
+        let bytes = self.mem.read(base.checked_add(off)?, 65).ok()?;
+        let n = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        (n > 0).then(|| crate::state::text::escape_bytes_line(&bytes[..n]))
+    }
+}

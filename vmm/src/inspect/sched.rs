@@ -18,8 +18,6 @@
 //! prints `CPU: n  HRTIMER_CPU_BASE: addr`, `CURRENT` and `EXPIRES TTE HRTIMER FUNCTION` rows.
 use std::fmt::Write as _;
 
-use lockvmm_abi::locking::lock_owner;
-
 use super::Inspector;
 use crate::analysis::{Analysis, Queue, TaskEntry, Timer};
 use crate::state::TaskInfo;
@@ -105,7 +103,11 @@ impl Inspector {
                 continue;
             };
             let _ = writeln!(s, "\nTIMER_BASES[{c}][BASE_STD]: {:x}", base.addr);
-            if let Some(owner) = lock_owner(base.lock) {
+            let lock_at = a
+                .dwarf
+                .member_offset("timer_base", "lock")
+                .map(|o| base.addr.wrapping_add(o));
+            if let Some(owner) = lock_at.and_then(|l| a.spin_owner(l)) {
                 let _ = writeln!(s, "  (base->lock is held by CPU {owner})");
             }
             if base.running_timer != 0 {

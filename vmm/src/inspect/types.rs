@@ -3,8 +3,6 @@
 //! resolve through the DWARF (`image::dwarf::query`); a lock word prints with its owner.
 use std::fmt::Write as _;
 
-use lockvmm_abi::locking::lock_owner;
-
 use super::{Inspector, parse_addr};
 use crate::analysis::Analysis;
 use crate::image::DebugInfo;
@@ -21,9 +19,10 @@ fn value(a: &Analysis<'_>, at: u64, size: u64) -> Option<u64> {
     Some(u64::from_le_bytes(v))
 }
 
-/// A lock word with its owner (the lab's locked byte is the owner CPU + 1).
-fn lock_text(word: u64) -> String {
-    match lock_owner(word as u32) {
+/// A lock word with its owner: the queued lock's locked byte is the owner CPU + 1; a ticket
+/// lock (3.10) is found in the guest's `arch_spin_held` (`Analysis::spin_owner`).
+fn lock_text(a: &Analysis<'_>, at: u64, word: u64) -> String {
+    match a.spin_owner(at) {
         Some(cpu) => format!("{word:#010x} (locked by CPU {cpu})"),
         None => format!("{word:#010x} (unlocked)"),
     }
@@ -33,7 +32,8 @@ fn lock_text(word: u64) -> String {
 fn field_value(a: &Analysis<'_>, at: u64, f: &Field) -> String {
     let v = || value(a, at.wrapping_add(f.offset), f.size);
     if DebugInfo::is_lock_type(&f.type_name) {
-        return v().map_or_else(|| "?".into(), lock_text);
+        let lock = at.wrapping_add(f.offset);
+        return v().map_or_else(|| "?".into(), |w| lock_text(a, lock, w));
     }
     match f.size {
         1 | 2 | 4 | 8 => v().map_or_else(|| "?".into(), |v| format!("{v:#x}")),
@@ -63,7 +63,7 @@ fn place_value(a: &Analysis<'_>, p: &Place, at: u64) -> String {
         return struct_body(a, &p.type_name, fields, at);
     }
     if p.is_lock {
-        return value(a, at, 4).map_or_else(|| "?".into(), lock_text) + "\n";
+        return value(a, at, 4).map_or_else(|| "?".into(), |w| lock_text(a, at, w)) + "\n";
     }
     if let Some((esz, count)) = p.array {
         let mut s = format!("{{ {count} elements, {esz} bytes each }}\n");

@@ -212,6 +212,7 @@ pub(super) fn assemble(
         record: Mutex::new(record),
         actions: Mutex::new(actions),
         snapshot: Mutex::new(None),
+        detection_snapshot: AtomicBool::new(false),
         capture: Mutex::new(CaptureState::default()),
         capture_done: Condvar::new(),
         limits: cfg.limits,

@@ -2,6 +2,7 @@
 //! to it) while the run token keeps all but the caller parked outside `KVM_RUN`, so registers
 //! and memory are one consistent instant; then guest memory is copied.
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kvm_ioctls::VcpuFd;
@@ -71,6 +72,25 @@ impl Machine {
             freeze_us,
             memory_copy_us: t0.elapsed().as_micros() as u64 - freeze_us,
         });
+    }
+
+    /// The snapshot at a lockup detector's report (kept unless a panic's capture follows).
+    pub fn take_detection_snapshot(&self, cpu: usize, vcpu: &VcpuFd, reason: String) {
+        if self.has_snapshot() {
+            return;
+        }
+        self.take_snapshot(cpu, vcpu, reason);
+        self.detection_snapshot.store(true, Ordering::Release);
+    }
+
+    /// The kdump capture (`machine_kexec`'s hand-over): the vmcore is of this instant, with
+    /// the other CPUs stopped by the crash NMI. It replaces a snapshot taken at the detector's
+    /// report (the same incident, seen later as Linux's vmcore sees it), never any other.
+    pub fn take_capture_snapshot(&self, cpu: usize, vcpu: &VcpuFd, reason: String) {
+        if self.detection_snapshot.swap(false, Ordering::AcqRel) {
+            *lock(&self.snapshot) = None;
+        }
+        self.take_snapshot(cpu, vcpu, reason);
     }
 
     /// A parked vCPU's answer to capture request `epoch`.

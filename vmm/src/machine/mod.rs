@@ -150,6 +150,9 @@ pub struct Machine {
     actions: Mutex<Vec<(HookAction, bool, u64)>>,
     /// The first snapshot of the run.
     snapshot: Mutex<Option<Snapshot>>,
+    /// The snapshot was taken at a lockup detector's report: a later kdump capture (a panic's
+    /// `machine_kexec`) replaces it, as a kdump vmcore is taken then.
+    detection_snapshot: AtomicBool,
     capture: Mutex<CaptureState>,
     capture_done: Condvar,
     limits: RunLimits,

@@ -80,6 +80,9 @@ pub struct CrashReport {
     pub deadlock: Option<DeadlockKind>,
     /// The kernel log from the snapshot on (`dmesg`), from the end of the run.
     pub dmesg_tail: Vec<String>,
+    /// crash's header facts read from the vmcore (utsname, tasks, memory, the log's PANIC).
+    #[serde(default)]
+    pub header: super::header::Header,
     /// How long the freeze took, in total and per CPU (microseconds).
     pub freeze_us: u64,
     pub freeze_us_max_cpu: u64,
@@ -126,6 +129,7 @@ impl CrashReport {
         }
         let hung_tasks = hung.iter().map(|&t| a.backtrace_of_task(t)).collect();
         let deadlock = a.deadlock_kind(cpu, &findings);
+        let header = super::header::Header::build(a, cpu, &dmesg, panic.is_some());
         let from = a.snap.vtime_ns / 1_000_000_000;
         let dmesg_tail = dmesg
             .into_iter()
@@ -155,6 +159,7 @@ impl CrashReport {
             splats: splats.to_vec(),
             deadlock,
             dmesg_tail,
+            header,
             freeze_us: a.snap.freeze_us,
             freeze_us_max_cpu: a.snap.cpus.iter().map(|c| c.freeze_us).max().unwrap_or(0),
             memory_copy_us: a.snap.memory_copy_us,

@@ -1,6 +1,7 @@
 //! Rendering: the crash-style report of a frozen machine (built from the analysis) and the text
 //! of every other way a run can end.
 mod crash;
+pub mod header;
 mod outcome;
 mod render;
 mod splats;

@@ -15,27 +15,62 @@ impl CrashReport {
         if let Some(d) = &self.dumpfile {
             let _ = writeln!(s, "    DUMPFILE: {d}");
         }
+        let h = &self.header;
         let _ = writeln!(s, "        CPUS: {}", self.cpus);
+        // The rest of crash's header (`display_sys_stats`), from the vmcore.
         let _ = writeln!(
             s,
-            "      UPTIME: {:02}:{:02}:{:02} (virtual, {:.6} s)",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60,
+            "        DATE: {}  (virtual clock: the guest has no RTC)",
+            h.date
+        );
+        let _ = writeln!(
+            s,
+            "      UPTIME: {} (virtual, {:.6} s)",
+            super::header::uptime(secs),
             self.uptime_ns as f64 / 1e9
         );
-        if let Some(p) = &self.panic {
-            let _ = writeln!(s, "       PANIC: \"{p}\"");
+        let _ = writeln!(s, "LOAD AVERAGE: n/a (the lab's kernel keeps no avenrun)");
+        let _ = writeln!(s, "       TASKS: {}", h.tasks);
+        for (k, v) in [
+            ("    NODENAME", &h.nodename),
+            ("     RELEASE", &h.release),
+            ("     VERSION", &h.version),
+        ] {
+            if !v.is_empty() {
+                let _ = writeln!(s, "{k}: {v}");
+            }
         }
-        let _ = writeln!(s, "    SNAPSHOT: {}", self.reason);
-        if let Some(t) = self.backtraces.first().and_then(|b| b.task.as_ref()) {
+        if !h.machine.is_empty() {
             let _ = writeln!(
                 s,
-                "         PID: {}\n     COMMAND: \"{}\"\n        TASK: {:016x}",
+                "     MACHINE: {}  ({} Mhz)",
+                h.machine,
+                lockvmm_abi::CPU_KHZ / 1000
+            );
+        }
+        let _ = writeln!(
+            s,
+            "      MEMORY: {}",
+            super::header::memory_text(h.memory_bytes)
+        );
+        if let Some(p) = h.panic.as_ref().or(self.panic.as_ref()) {
+            let _ = writeln!(s, "       PANIC: \"{p}\"");
+        }
+        if let Some(t) = self.backtraces.first().and_then(|b| b.task.as_ref()) {
+            let of = h
+                .task_index
+                .map_or(String::new(), |i| format!("  ({i} of {})", h.tasks));
+            let _ = writeln!(
+                s,
+                "         PID: {}\n     COMMAND: \"{}\"\n        TASK: {:016x}{of}",
                 t.pid, t.comm, t.addr
             );
         }
         let _ = writeln!(s, "         CPU: {}", self.cpu);
+        if !h.state.is_empty() {
+            let _ = writeln!(s, "       STATE: {}", h.state);
+        }
+        let _ = writeln!(s, "    SNAPSHOT: {}", self.reason);
         let _ = writeln!(
             s,
             "      FREEZE: {} us for all {} vCPUs (slowest vCPU {} us), then {} us to copy guest memory",

@@ -10,6 +10,7 @@ mod limits;
 pub mod ops;
 pub mod program;
 pub mod schema;
+pub mod sysctl;
 pub mod trace;
 mod validate;
 mod validate_program;
@@ -91,15 +92,27 @@ impl LoadedScenario {
     }
 
     pub fn knobs(&self) -> Knobs {
-        let w = &self.scenario.watchdog;
+        // Validated at load; a value out of range cannot reach here.
+        let w = sysctl::WatchdogKnobs::resolve(&self.scenario.watchdog, &self.scenario.sysctl)
+            .unwrap_or(sysctl::WatchdogKnobs {
+                watchdog_thresh: 10,
+                softlockup_panic: false,
+                hardlockup_panic: false,
+                nmi_watchdog: true,
+                softlockup_all_cpu_backtrace: false,
+                hung_task_timeout_secs: 120,
+                hung_task_panic: false,
+            });
         Knobs {
-            watchdog_thresh: self.watchdog_thresh(),
+            // `watchdog_thresh = 0` turns both detectors off (BootInfo: thresh 0, and no NMI
+            // watchdog counter); 2.6.32's default is its own.
+            watchdog_thresh: self.watchdog_thresh(w.watchdog_thresh),
             softlockup_panic: w.softlockup_panic,
             hardlockup_panic: w.hardlockup_panic,
-            nmi_watchdog: w.nmi_watchdog,
+            nmi_watchdog: w.nmi_watchdog && w.watchdog_thresh != 0,
             softlockup_all_cpu_backtrace: w.softlockup_all_cpu_backtrace,
-            hardlockup_all_cpu_backtrace: w.hardlockup_all_cpu_backtrace,
-            hung_task_timeout_secs: *w.hung_task_timeout_secs.get_ref() as u32,
+            hardlockup_all_cpu_backtrace: self.scenario.watchdog.hardlockup_all_cpu_backtrace,
+            hung_task_timeout_secs: w.hung_task_timeout_secs,
             hung_task_panic: w.hung_task_panic,
             lbr_gfp_mode: match self.scenario.faults.lbr_alloc {
                 LbrAlloc::GfpKernel => LbrGfpMode::GfpKernel,
@@ -149,12 +162,13 @@ impl LoadedScenario {
 
     /// `watchdog_thresh` as given, else the version's default: 10, or on 2.6.32 the 60 s of
     /// its `softlockup_thresh` (seed 003), which the guest takes as the soft threshold itself.
-    fn watchdog_thresh(&self) -> u32 {
-        let t = &self.scenario.watchdog.watchdog_thresh;
-        if t.span() == (0..0) && self.kernel_version() == KernelVersion::V2_6 {
+    fn watchdog_thresh(&self, resolved: u32) -> u32 {
+        let given = self.scenario.watchdog.watchdog_thresh.span() != (0..0)
+            || self.scenario.sysctl.kernel.watchdog_thresh.is_some();
+        if !given && self.kernel_version() == KernelVersion::V2_6 {
             60
         } else {
-            *t.get_ref() as u32
+            resolved
         }
     }
 

@@ -18,6 +18,10 @@ pub struct Scenario {
     pub task: Vec<Spanned<TaskSpec>>,
     #[serde(default)]
     pub watchdog: WatchdogSpec,
+    /// The sysctls as Linux names them (`kernel.watchdog_thresh = 10`); they override
+    /// `[watchdog]`.
+    #[serde(default)]
+    pub sysctl: super::sysctl::SysctlSpec,
     #[serde(default)]
     pub faults: FaultSpec,
     /// The debug options the guest kernel runs with (`[debug]`).
@@ -148,7 +152,8 @@ pub struct WatchdogSpec {
     pub watchdog_thresh: Spanned<i64>,
     pub softlockup_panic: bool,
     pub hardlockup_panic: bool,
-    pub nmi_watchdog: bool,
+    /// A bool, or the boot parameter's `[panic,][nopanic,][num]` string (`scenario::sysctl`).
+    pub nmi_watchdog: Spanned<super::sysctl::NmiWatchdogSpec>,
     pub softlockup_all_cpu_backtrace: bool,
     /// A hard lockup also dumps every other CPU's backtrace by NMI.
     pub hardlockup_all_cpu_backtrace: bool,
@@ -165,7 +170,7 @@ impl Default for WatchdogSpec {
             watchdog_thresh: Spanned::new(0..0, 10),
             softlockup_panic: false,
             hardlockup_panic: false,
-            nmi_watchdog: true,
+            nmi_watchdog: Spanned::new(0..0, super::sysctl::NmiWatchdogSpec::Bool(true)),
             softlockup_all_cpu_backtrace: false,
             hardlockup_all_cpu_backtrace: false,
             hung_task_timeout_secs: Spanned::new(0..0, 120),

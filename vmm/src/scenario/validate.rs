@@ -154,12 +154,10 @@ impl LoadedScenario {
                 ),
             ));
         }
-        let thresh = &self.scenario.watchdog.watchdog_thresh;
-        if !(0..=60).contains(thresh.get_ref()) {
-            return Err(self.error_at(
-                thresh.span(),
-                "watchdog.watchdog_thresh must be 0 to 60 seconds (0 turns the detectors off, as Linux)",
-            ));
+        if let Err((span, msg)) =
+            super::sysctl::WatchdogKnobs::resolve(&self.scenario.watchdog, &self.scenario.sysctl)
+        {
+            return Err(self.error_at(span, &msg));
         }
         let limit = &self.scenario.run.max_virtual_seconds;
         if !(*limit.get_ref() > 0.0 && *limit.get_ref() <= 86_400.0) {

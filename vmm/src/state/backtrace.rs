@@ -74,4 +74,23 @@ impl CpuBacktrace {
             })
             .collect()
     }
+
+    /// Whether this CPU was stopped by a crash's NMI (Linux's `crash_nmi_callback`, from
+    /// `nmi_shootdown_cpus`): it halts inside that NMI until the capture.
+    pub fn crash_stopped(&self) -> bool {
+        self.functions().first() == Some(&CRASH_STOP_FUNCTION)
+    }
+
+    /// [`exceptions`](Self::exceptions) without the crash's stopping NMI: the contexts the CPU
+    /// was in when the machine stopped.
+    pub fn exceptions_before_crash(&self) -> Vec<(&str, &Regs)> {
+        let mut e = self.exceptions();
+        if self.crash_stopped() && !e.is_empty() {
+            e.remove(0);
+        }
+        e
+    }
 }
+
+/// The function each CPU a crash stopped halts in (Linux's `arch/x86/kernel/reboot.c`).
+pub const CRASH_STOP_FUNCTION: &str = "crash_nmi_callback";

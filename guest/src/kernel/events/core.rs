@@ -115,6 +115,7 @@ pub extern "C" fn perf_event_overflow(event: &mut PerfEvent, regs: &PtRegs) {
 pub extern "C" fn __perf_event_overflow(event: &mut PerfEvent, regs: &PtRegs) {
     event.count += 1;
     if let Some(handler) = event.overflow_handler {
-        handler(event, regs);
+        // Not a tail call: Linux's `__perf_event_overflow` frame stays in the backtrace.
+        keep_frame!(handler(event, regs));
     }
 }

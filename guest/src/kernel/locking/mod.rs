@@ -5,3 +5,4 @@ pub mod qrwlock;
 pub mod qspinlock;
 pub mod semaphore;
 pub mod spinlock;
+pub mod ticket_spinlock;

@@ -20,6 +20,7 @@ use lockvmm_abi::locking::{LockContext, NR_LOCK_CONTEXTS, lock_owner, spinning_o
 use crate::arch::x86::lockvmm;
 use crate::arch::x86::percpu::smp_processor_id;
 use crate::arch::x86::preempt::lock_context;
+use crate::kernel::locking::ticket_spinlock::{self as ticket, TICKET_SPINLOCKS};
 
 pub const Q_PENDING_VAL: u32 = 1 << 8;
 const Q_LOCKED_PENDING_MASK: u32 = Q_LOCKED_MASK | Q_PENDING_VAL;
@@ -102,6 +103,9 @@ impl QSpinlock {
     /// `queued_spin_trylock`.
     #[inline(always)]
     pub fn trylock(&self) -> bool {
+        if TICKET_SPINLOCKS.unlikely() {
+            return ticket::ticket_spin_trylock(&self.val);
+        }
         self.val
             .compare_exchange(0, locked_val(), Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
@@ -110,6 +114,9 @@ impl QSpinlock {
     /// `queued_spin_lock`: the uncontended fast path, else the slow path.
     #[inline(always)]
     pub fn lock(&self) {
+        if TICKET_SPINLOCKS.unlikely() {
+            return ticket::ticket_spin_lock(&self.val);
+        }
         if let Err(val) =
             self.val
                 .compare_exchange(0, locked_val(), Ordering::Acquire, Ordering::Relaxed)
@@ -125,6 +132,9 @@ impl QSpinlock {
     /// `queued_spin_unlock`: clears the locked byte, then wakes whoever waits on the word.
     #[inline(always)]
     pub fn unlock(&self) {
+        if TICKET_SPINLOCKS.unlikely() {
+            return ticket::ticket_spin_unlock(&self.val);
+        }
         // As Linux's `smp_store_release(&lock->locked, 0)`: a plain byte store (x86 stores
         // are releases), not a locked read-modify-write loop, then a look at the rest of the
         // word for waiters. The run token lets one vCPU run at a time, so the word cannot
@@ -143,6 +153,9 @@ impl QSpinlock {
 
     /// The CPU holding the lock, if any.
     pub fn owner(&self) -> Option<usize> {
+        if TICKET_SPINLOCKS.unlikely() {
+            return ticket::ticket_owner(&self.val);
+        }
         lock_owner(self.val.load(Ordering::Relaxed))
     }
 }

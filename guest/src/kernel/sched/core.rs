@@ -25,6 +25,10 @@ use crate::kernel::locking::spinlock::{_raw_spin_lock, _raw_spin_unlock, RawSpin
 pub struct rq {
     pub __lock: RawSpinlock,
     pub nr_running: AtomicU32,
+    /// Seed 000's kernel (TencentOS) has its BT (offline) class's count here: `struct rq -o`
+    /// shows `[8] bt_nr_running`. The lab has no BT class; it stays 0. It takes the padding
+    /// before `nr_switches`, so no later offset moves.
+    pub bt_nr_running: AtomicU32,
     pub cpu: u32,
     pub nr_switches: AtomicU64,
     pub curr: AtomicU64,
@@ -45,6 +49,7 @@ pub type Rq = rq;
 const RQ_INIT: Rq = Rq {
     __lock: RawSpinlock::new(),
     nr_running: AtomicU32::new(0),
+    bt_nr_running: AtomicU32::new(0),
     cpu: 0,
     nr_switches: AtomicU64::new(0),
     curr: AtomicU64::new(0),

@@ -11,18 +11,36 @@ use crate::arch::x86::irqflags::{local_irq_disable, local_irq_enable};
 use crate::arch::x86::percpu::this_cpu;
 use crate::kernel::time::tick_sched::{tick_nohz_idle_enter, tick_nohz_idle_exit};
 
-/// Every CPU ends its bring-up here.
+/// Every CPU ends its bring-up here. 3.10's `cpu_idle_loop` is inlined into it (seed 002's
+/// `arch_cpu_idle` ← `cpu_startup_entry`); later kernels call `do_idle`.
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn cpu_startup_entry() -> ! {
+    if old_idle_path() {
+        loop {
+            idle_loop_body();
+        }
+    }
     loop {
         do_idle();
     }
 }
 
+/// Whether this boot replays 3.10's (or 2.6's) idle path (`kernel/cpu/idle.c` of 3.10).
+fn old_idle_path() -> bool {
+    use lockvmm_abi::knob::KernelVersion::{V2_6, V3_10};
+    matches!(crate::init::version::linux_version(), V3_10 | V2_6)
+}
+
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn do_idle() {
+    idle_loop_body();
+}
+
+/// One pass of the idle loop: wait until something is runnable, then schedule it.
+#[inline(always)]
+fn idle_loop_body() {
     tick_nohz_idle_enter();
     while !need_resched() {
         local_irq_disable();
@@ -36,10 +54,32 @@ pub extern "C" fn do_idle() {
     schedule_idle();
 }
 
+/// 3.10's `arch_cpu_idle` (`arch/x86/kernel/process.c`) asks cpuidle first
+/// (`cpuidle_idle_call`); later kernels reach the default idle routine.
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn arch_cpu_idle() {
+    if old_idle_path() {
+        keep_frame!(cpuidle_idle_call());
+        return;
+    }
     default_idle(&this_cpu().need_resched);
+}
+
+/// `cpuidle_idle_call` (3.10's `drivers/cpuidle/cpuidle.c`): enter the chosen state.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn cpuidle_idle_call() {
+    keep_frame!(cpuidle_enter_state(&this_cpu().need_resched));
+}
+
+/// `cpuidle_enter_state`: the state's enter routine (an mwait/halt state) runs inline here,
+/// so the timer interrupt that ends the idle period is taken at `cpuidle_enter_state+NN` with
+/// interrupts on, as in seed 002.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn cpuidle_enter_state(flag: &AtomicU32) {
+    safe_halt_wait(flag);
 }
 
 /// Linux's `safe_halt` (`sti; hlt`) with the host's wait in place of `hlt`: interrupts come on
@@ -47,6 +87,11 @@ pub extern "C" fn arch_cpu_idle() {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn default_idle(flag: &AtomicU32) {
+    safe_halt_wait(flag);
+}
+
+#[inline(always)]
+fn safe_halt_wait(flag: &AtomicU32) {
     // SAFETY: the hypercall only exits to the host (see `lockvmm::hypercall`); enabling
     // interrupts here is what idle is for.
     unsafe {

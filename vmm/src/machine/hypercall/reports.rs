@@ -1,5 +1,7 @@
 //! The kernel reports that stop or mark the run: `Panic`, `Exception` (an oops) and
-//! `Watchdog` (a lockup detector fired). Each freezes the machine for the snapshot at once.
+//! `Watchdog` (a lockup detector fired). Each freezes the machine for the snapshot at once;
+//! a panic's (issued by the guest's `machine_kexec`, after the crash NMI stopped the other
+//! CPUs) replaces the one a detector's report took.
 use lockvmm_abi::{PtRegs, exception_name};
 
 use super::Call;
@@ -27,7 +29,8 @@ pub fn panic(c: &Call<'_>) -> Next {
             }
         },
     };
-    c.m.take_snapshot(c.cpu, c.vcpu, format!("panic on CPU {}: {message}", c.cpu));
+    // Issued by `machine_kexec`: the host is the capture kernel, the vmcore is taken here.
+    c.m.take_capture_snapshot(c.cpu, c.vcpu, format!("panic on CPU {}: {message}", c.cpu));
     c.m.finish(Outcome::Panic { message, report });
     Next::Stop
 }
@@ -110,6 +113,6 @@ pub fn watchdog(c: &Call<'_>) -> Next {
         message,
         report,
     });
-    c.m.take_snapshot(c.cpu, c.vcpu, reason);
+    c.m.take_detection_snapshot(c.cpu, c.vcpu, reason);
     c.ok()
 }

@@ -17,7 +17,9 @@
 #   bt                       Linux function names, the entry stubs named (they are signal frames
 #                            in the CFI) and Rust's inlined library helpers (core::...) left out
 #   print                    atomics and cells as their values, lock words with their owner
+import bisect
 import re
+import struct
 
 import gdb
 
@@ -120,10 +122,55 @@ def _symbol_at(pc):
 
 
 def _symbol_size(pc):
-    block = gdb.block_for_pc(pc)
-    while block is not None and block.function is None:
+    # The outermost function block: an inlined function's block (the ticket lock's loop
+    # inlined into `_raw_spin_lock_irqsave`) also names a function, but %pS names the symbol.
+    block, found = gdb.block_for_pc(pc), None
+    while block is not None and not (block.is_static or block.is_global):
+        if block.function is not None:
+            found = block
         block = block.superblock
-    return (block.start, block.end - block.start) if block is not None else (None, None)
+    if found is not None:
+        return (found.start, found.end - found.start)
+    # An assembly entry stub has no DWARF block: its ELF symbol's value and size.
+    return _elf_symbol(pc)
+
+
+_ELF_SYMS = None
+
+
+def _elf_symbols():
+    """(value, size) of the ELF's sized function symbols, sorted (read once)."""
+    global _ELF_SYMS
+    if _ELF_SYMS is None:
+        _ELF_SYMS = []
+        try:
+            with open(gdb.objfiles()[0].filename, "rb") as f:
+                elf = f.read()
+            shoff, = struct.unpack_from("<Q", elf, 0x28)
+            shentsize, shnum = struct.unpack_from("<HH", elf, 0x3a)
+            for i in range(shnum):
+                sh = shoff + i * shentsize
+                sh_type, = struct.unpack_from("<I", elf, sh + 4)
+                if sh_type != 2:  # SHT_SYMTAB
+                    continue
+                off, size = struct.unpack_from("<QQ", elf, sh + 0x18)
+                for at in range(off, off + size, 24):
+                    info = elf[at + 4]
+                    value, sz = struct.unpack_from("<QQ", elf, at + 8)
+                    if info & 0xf == 2 and value and sz:  # STT_FUNC
+                        _ELF_SYMS.append((value, sz))
+            _ELF_SYMS.sort()
+        except (OSError, IndexError, struct.error):
+            pass
+    return _ELF_SYMS
+
+
+def _elf_symbol(pc):
+    syms = _elf_symbols()
+    i = bisect.bisect_right(syms, (pc, float("inf"))) - 1
+    if i >= 0 and syms[i][0] <= pc < syms[i][0] + syms[i][1]:
+        return syms[i]
+    return (None, None)
 
 
 # --- per-CPU data -------------------------------------------------------------------------

@@ -76,5 +76,5 @@ pub extern "C" fn perf_event_nmi_handler(regs: &mut PtRegs) -> u32 {
     if !X86_PMU_PRESENT.load(Ordering::Acquire) {
         return 0;
     }
-    intel_pmu_handle_irq(regs)
+    keep_frame!(intel_pmu_handle_irq(regs))
 }

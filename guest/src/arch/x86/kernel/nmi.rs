@@ -27,9 +27,9 @@ pub extern "C" fn do_nmi(regs: &mut PtRegs, _vector: u64) {
     preempt_count_sub(NMI_OFFSET + HARDIRQ_OFFSET);
 }
 
-#[inline(never)]
-#[unsafe(no_mangle)]
-pub extern "C" fn default_do_nmi(regs: &mut PtRegs) {
+/// Static in Linux and inlined into `do_nmi` (seed 002's `nmi_handle` ← `do_nmi`).
+#[inline(always)]
+fn default_do_nmi(regs: &mut PtRegs) {
     if nmi_handle(regs) == 0 {
         unknown_nmi_error(regs);
     }
@@ -40,7 +40,11 @@ pub extern "C" fn default_do_nmi(regs: &mut PtRegs) {
 #[unsafe(no_mangle)]
 pub extern "C" fn nmi_handle(regs: &mut PtRegs) -> u32 {
     let mut handled = 0;
-    handled += crate::arch::x86::events::core::perf_event_nmi_handler(regs);
+    // A crash shutdown registers `crash_nmi_callback` with NMI_FLAG_FIRST.
+    if super::reboot::CRASH_NMI_REGISTERED.load(Ordering::Acquire) {
+        handled += keep_frame!(super::reboot::crash_nmi_callback(0, regs));
+    }
+    handled += keep_frame!(crate::arch::x86::events::core::perf_event_nmi_handler(regs));
     handled += nmi_cpu_backtrace_handler(regs);
     if handled == 0 {
         // An NMI from no source the kernel knows: the scenario's NMI handlers claim it.
