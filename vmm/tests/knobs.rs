@@ -70,3 +70,34 @@ fn sysctl_names_and_thresh_zero() {
     let e = err("flag.toml", "[sysctl]\nkernel.softlockup_panic = 2\n");
     assert!(e.contains("softlockup_panic"), "{e}");
 }
+
+/// `p watchdog_thresh` in `lockvmm inspect`: the vmcore holds the knobs the kernel ran with,
+/// read from guest memory (the `[sysctl]` values differ from Linux's defaults, so a kernel
+/// that ignored them, or an inspect that printed defaults, fails).
+#[test]
+fn inspect_shows_the_knobs_a_vmcore_ran_with() {
+    let path = common::scratch("knobs", "ran_with.toml");
+    std::fs::write(
+        &path,
+        "description = \"knobs in the vmcore\"\n[machine]\nvcpus = 2\n\
+         [sysctl]\nkernel.watchdog_thresh = 4\nkernel.softlockup_panic = 1\n\
+         kernel.hung_task_timeout_secs = 37\n\
+         [[task]]\ncomm = \"hog\"\ncpu = 1\nops = [{ op = \"hog\" }]\n",
+    )
+    .unwrap();
+    let out = common::scratch("knobs", "ran_with");
+    let run = common::run_cli(&["run", common::s(&path), "--out", common::s(&out), "-q"]);
+    assert!(out.join("vmcore").exists(), "{}", common::text(&run.stderr));
+    let value = |var: &str| -> u64 {
+        let o = common::run_cli(&["inspect", common::s(&out.join("vmcore")), "p", var]);
+        let t = common::text(&o.stdout);
+        let v = t.rsplit("= ").next().unwrap().trim();
+        let v = v.trim_start_matches("0x");
+        u64::from_str_radix(v, 16).unwrap_or_else(|_| panic!("p {var}: {t}"))
+    };
+    assert_eq!(value("watchdog_thresh"), 4);
+    assert_eq!(value("softlockup_panic"), 1);
+    assert_eq!(value("hardlockup_panic"), 0);
+    assert_eq!(value("nmi_watchdog_user_enabled"), 1);
+    assert_eq!(value("sysctl_hung_task_timeout_secs"), 37);
+}

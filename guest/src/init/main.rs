@@ -53,6 +53,7 @@ pub extern "C" fn start_kernel() -> ! {
         lockvmm::shutdown(0xbad);
     }
     crate::kernel::instrument::instrument_init(info);
+    crate::kernel::sysctl::sysctl_init(info);
     crate::kernel::utsname::uts_init(crate::init::version::linux_version());
     crate::kernel::locking::ticket_spinlock::spinlock_init(crate::init::version::linux_version());
     cpu_bringup(0);

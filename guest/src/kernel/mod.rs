@@ -15,6 +15,7 @@ pub mod reboot;
 pub mod sched;
 pub mod softirq;
 pub mod sys;
+pub mod sysctl;
 pub mod taint;
 pub mod time;
 pub mod trace;
