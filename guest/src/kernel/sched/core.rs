@@ -9,6 +9,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use lockvmm_abi::{NR_CPUS, vector::RESCHEDULE_VECTOR};
 
+use super::rq_lock::{rq_lock_irqsave, rq_unlock_irq, rq_unlock_irqrestore};
 use super::task::*;
 use crate::arch::x86::entry::entry_64::__switch_to_asm;
 use crate::arch::x86::irqflags::{local_irq_disable, local_irq_enable};
@@ -106,7 +107,8 @@ pub fn sched_init_cpu(cpu: u32) {
         .store(idle as u64, Ordering::Relaxed);
 }
 
-// --- rq locking, with Linux's names (they show up in backtraces) ---
+// --- rq locking, with Linux's names (they show up in backtraces; the irq-disabling
+// wrappers are `rq_lock.rs`, from Linux's `kernel/sched/sched.h`) ---
 
 #[inline(never)]
 #[unsafe(no_mangle)]
@@ -122,29 +124,6 @@ pub fn raw_spin_rq_lock(rq: &Rq) {
 #[unsafe(no_mangle)]
 pub extern "C" fn raw_spin_rq_unlock(rq: &Rq) {
     _raw_spin_unlock(&rq.__lock);
-}
-
-/// `rq_lock_irq`.
-pub fn rq_lock_irq(rq: &Rq) {
-    local_irq_disable();
-    raw_spin_rq_lock(rq);
-}
-
-pub fn rq_unlock_irq(rq: &Rq) {
-    raw_spin_rq_unlock(rq);
-    local_irq_enable();
-}
-
-/// `rq_lock_irqsave`.
-pub fn rq_lock_irqsave(rq: &Rq) -> u64 {
-    let flags = crate::arch::x86::irqflags::local_irq_save();
-    raw_spin_rq_lock(rq);
-    flags
-}
-
-pub fn rq_unlock_irqrestore(rq: &Rq, flags: u64) {
-    raw_spin_rq_unlock(rq);
-    crate::arch::x86::irqflags::local_irq_restore(flags);
 }
 
 // --- runqueue lists (callers hold the rq lock) ---

@@ -2,7 +2,8 @@
 use lockvmm_abi::NR_CPUS;
 
 use super::autogroup::TaskGroup;
-use super::core::{cpu_rq, raw_spin_rq_lock, rq_unlock_irq};
+use super::core::{cpu_rq, raw_spin_rq_lock};
+use super::rq_lock::rq_unlock_irq;
 use crate::arch::x86::irqflags::local_irq_disable;
 use crate::arch::x86::percpu::cpu_online;
 

@@ -5,4 +5,5 @@ pub mod core;
 pub mod fair;
 pub mod idle;
 pub mod might_sleep;
+pub mod rq_lock;
 pub mod task;
