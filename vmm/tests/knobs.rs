@@ -93,7 +93,8 @@ fn inspect_shows_the_knobs_a_vmcore_ran_with() {
         let t = common::text(&o.stdout);
         let v = t.rsplit("= ").next().unwrap().trim();
         let v = v.trim_start_matches("0x");
-        u64::from_str_radix(v, 16).unwrap_or_else(|_| panic!("p {var}: {t}"))
+        u64::from_str_radix(v, 16)
+            .unwrap_or_else(|_| panic!("p {var}: {t}{}", common::text(&o.stderr)))
     };
     assert_eq!(value("watchdog_thresh"), 4);
     assert_eq!(value("softlockup_panic"), 1);
