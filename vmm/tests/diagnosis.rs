@@ -42,6 +42,13 @@ fn self_deadlock_through_a_page_fault_names_the_faulting_softirq() {
     // timer_uaf runs 3.10: a ticket word names no owner; the guest's arch_spin_held does.
     assert!(a.ticket_spinlocks());
     assert_eq!(a.spin_owner(w.lock), Some(cpu), "the holder is the CPU");
+    // … and the report names the lock kind the kernel ran, not 6.6's queued spinlock.
+    assert!(report.ticket_spinlocks);
+    let text = report.render();
+    assert!(
+        text.contains("Spinning CPUs (ticket spinlocks)") && !text.contains("qspinlock"),
+        "{text}"
+    );
     // The report says so, and says nothing of the idle loop below.
     let d = &report.diagnosis;
     assert!(
@@ -106,6 +113,13 @@ fn a_cross_cpu_cycle_is_a_deadlock_and_every_lock_has_one_name() {
     // The facts: each CPU of the cycle waits on a lock the other's word names.
     let (w1, w2) = (innermost(&waits, 1).unwrap(), innermost(&waits, 2).unwrap());
     assert_eq!((w1.holder, w2.holder), (Some(2), Some(1)));
+    // 6.6's queued spinlocks (the negative control of timer_uaf's ticket locks).
+    assert!(!a.ticket_spinlocks() && !report.ticket_spinlocks);
+    assert!(
+        report
+            .render()
+            .contains("Spinning CPUs (qspinlock slow path)")
+    );
     assert!(
         report.diagnosis.contains("closes a cycle"),
         "{}",

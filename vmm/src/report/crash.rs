@@ -61,6 +61,12 @@ pub struct CrashReport {
     /// Locks whose word names an owner, with that owner.
     #[serde(default)]
     pub held: Vec<HeldLock>,
+    /// The kernel's spinlocks were ticket locks (3.10 and 2.6): CPUs spin in
+    /// `_raw_spin_lock*` itself, and the guest's table of held locks names the owner (a ticket
+    /// word holds no CPU), where 4.4 and 6.6's queued spinlocks spin in the slow path and
+    /// their word names the owner.
+    #[serde(default)]
+    pub ticket_spinlocks: bool,
     /// Every lockup detection of the run, first to last (the snapshot is of the first).
     #[serde(default)]
     pub detections: Vec<Detection>,
@@ -152,6 +158,7 @@ impl CrashReport {
             backtraces,
             locks,
             held,
+            ticket_spinlocks: a.ticket_spinlocks(),
             detections,
             hung_tasks,
             pointers,

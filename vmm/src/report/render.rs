@@ -99,7 +99,15 @@ impl CrashReport {
             render_bt(&mut s, bt);
         }
         if !self.locks.is_empty() {
-            let _ = writeln!(s, "\nSpinning CPUs (qspinlock slow path):");
+            let _ = writeln!(
+                s,
+                "\nSpinning CPUs ({}):",
+                if self.ticket_spinlocks {
+                    "ticket spinlocks"
+                } else {
+                    "qspinlock slow path"
+                }
+            );
             for w in &self.locks {
                 let holder = match w.holder {
                     Some(h) if h == w.cpu => format!("held by CPU {h} itself"),
@@ -114,7 +122,15 @@ impl CrashReport {
             }
         }
         if !self.held.is_empty() {
-            let _ = writeln!(s, "\nHeld locks (the lock word names its owner):");
+            let _ = writeln!(
+                s,
+                "\nHeld locks ({}):",
+                if self.ticket_spinlocks {
+                    "the kernel's table of held ticket locks names the owner"
+                } else {
+                    "the lock word names its owner"
+                }
+            );
             for h in &self.held {
                 let _ = writeln!(
                     s,
