@@ -18,17 +18,6 @@ fn debug_locks(r: &RunResult) -> bool {
     common::read_u32(r, "debug_locks", 0) & 0xff != 0
 }
 
-/// The console's text, without the `[    0.010000] ` stamps.
-fn console_lines(r: &RunResult) -> Vec<String> {
-    r.console
-        .lines()
-        .map(|l| match l.find("] ") {
-            Some(i) if l.starts_with('[') => l[i + 2..].to_string(),
-            _ => l.to_string(),
-        })
-        .collect()
-}
-
 /// The index of the first line equal to `want` at or after `from`.
 fn line_at(lines: &[String], from: usize, want: &str) -> usize {
     lines[from..]
@@ -77,7 +66,7 @@ fn lbr_gfp_on_a_debug_kernel_reports_might_sleep_and_inconsistent_rq_lock() {
     let s = sleep[0];
     assert!(s.irqs_disabled == Some(true) && s.preempt_count.unwrap() >= 1);
     // The task is the one whose LBR event is scheduled in: the perf event hangs off it.
-    let lines = console_lines(&r);
+    let lines = common::console_lines(&r);
     let bug = lines
         .iter()
         .position(|l| l.starts_with("BUG: sleeping function called from invalid context at "))
@@ -209,7 +198,7 @@ fn abba_that_never_overlaps_reports_the_circular_dependency() {
     );
     let (class_a, class_b) = (c.class.clone(), c.other_class.clone().unwrap());
     assert_ne!(class_a, class_b);
-    let lines = console_lines(&r);
+    let lines = common::console_lines(&r);
     let t = banner(&lines, "possible circular locking dependency detected");
     assert_eq!(
         lines[t + 3],
@@ -277,7 +266,7 @@ fn irq_unsafe_lock_reports_inconsistent_state_before_the_hard_lockup() {
     let within = |trace: &[u64], f: &str| common::trace_passes(&r, trace, f);
     assert!(within(&s.prev_trace, "lab_task"));
     assert!(within(&s.new_trace, "lab_irq_handler"));
-    let lines = console_lines(&r);
+    let lines = common::console_lines(&r);
     let t = banner(&lines, "inconsistent lock state");
     assert_eq!(
         lines[t + 3],
@@ -302,7 +291,7 @@ fn taking_a_held_lock_again_reports_recursive_locking() {
     let lock = common::elem_addr(&r, "lab_locks", 0);
     assert_eq!(s.lock, lock);
     assert_eq!(s.other_class.as_deref(), Some(s.class.as_str()));
-    let lines = console_lines(&r);
+    let lines = common::console_lines(&r);
     let t = banner(&lines, "possible recursive locking detected");
     assert_eq!(
         lines[t + 3],
@@ -347,7 +336,7 @@ fn an_irq_safe_lock_taken_before_an_irq_unsafe_one_is_reported() {
         "irq-unsafe: taken by a task, irqs on"
     );
     let (safe_name, unsafe_name) = (s.class.clone(), s.other_class.clone().unwrap());
-    let lines = console_lines(&r);
+    let lines = common::console_lines(&r);
     let t = banner_ruled(
         &lines,
         "HARDIRQ-safe -> HARDIRQ-unsafe lock order detected",
@@ -399,7 +388,7 @@ fn releasing_an_untaken_mutex_reports_bad_unlock_balance() {
     assert_eq!(s.len(), 1, "{:?}", r.splats);
     let s = s[0];
     assert_eq!(s.lock, common::elem_addr(&r, "lab_mutexes", 0));
-    let lines = console_lines(&r);
+    let lines = common::console_lines(&r);
     let t = banner(&lines, "bad unlock balance detected!");
     assert_eq!(
         lines[t + 3],
@@ -462,7 +451,7 @@ fn a_lock_turning_irq_safe_after_leading_to_an_unsafe_one_is_an_inversion() {
     assert_eq!(s.lock, reg, "the lock whose state changed");
     let other = s.other_class.clone().unwrap();
     assert_ne!(other, s.class);
-    let lines = console_lines(&r);
+    let lines = common::console_lines(&r);
     let t = banner(&lines, "possible irq lock inversion dependency detected");
     assert_eq!(
         lines[t + 3],

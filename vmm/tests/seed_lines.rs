@@ -11,17 +11,6 @@ use lockvmm_abi::eflags::X86_EFLAGS_IF;
 
 const NSEC: u64 = 1_000_000_000;
 
-/// The console's lines without their `[    32.000000] ` stamps.
-fn console_lines(r: &lockvmm::RunResult) -> Vec<String> {
-    r.console
-        .lines()
-        .map(|l| match l.find("] ") {
-            Some(i) if l.starts_with('[') => l[i + 2..].to_string(),
-            _ => l.to_string(),
-        })
-        .collect()
-}
-
 fn lockups(r: &lockvmm::RunResult) -> &[LockupEvent] {
     match &r.outcome {
         Outcome::Lockup { events } => events,
@@ -99,7 +88,7 @@ fn seed_001_soft_lockup_block_line_for_line_on_4_4() {
     let regs = &e.report.regs;
     let a = common::analysis(&r);
     let task = a.task_on(1).expect("the hog is current on CPU 1");
-    let lines = console_lines(&r);
+    let lines = common::console_lines(&r);
 
     // `printk(KERN_INFO "Hogging a CPU now")`, when the hog started.
     let hog_from = hog_start(&r, 8_500_000_000);
@@ -276,7 +265,7 @@ fn soft_lockups_re_report_on_6_6_and_4_4_reports_a_stuck_task_once() {
     let report_ts = common::read_u64(&r, "watchdog_report_ts", 8);
     assert_eq!(report_ts, soft.last().unwrap().vtime_ns >> 30);
     // The second one carries the L taint the first added.
-    let lines = console_lines(&r);
+    let lines = common::console_lines(&r);
     let taints: Vec<&String> = lines.iter().filter(|l| l.starts_with("CPU: 1 ")).collect();
     assert!(
         !taints[0].contains("OEL") && taints[1].contains("OEL"),
@@ -295,7 +284,7 @@ fn soft_message(rel: &str) -> (lockvmm::RunResult, String) {
     let (_, r) = common::run(rel, None);
     let e = lockups(&r)[0].clone();
     assert_eq!((e.cpu, e.kind), (1, LockupKind::Soft));
-    let line = console_lines(&r)
+    let line = common::console_lines(&r)
         .into_iter()
         .find(|l| l.contains(&e.message))
         .unwrap_or_else(|| panic!("{} not printed", e.message));
@@ -312,7 +301,7 @@ fn each_version_prints_its_own_prefix_and_layout() {
     );
     let rip = lockups(&r)[0].report.regs.rip;
     let hog = common::range_of(&r, "hog_thread");
-    let lines = console_lines(&r);
+    let lines = common::console_lines(&r);
     let (i, _) = line_from(&lines, 0, "RIP: 0010:hog_thread+");
     assert_eq!(
         lines[i],
@@ -357,7 +346,11 @@ fn each_version_prints_its_own_prefix_and_layout() {
         .parse()
         .unwrap();
     assert!(stuck > 60, "{line}");
-    assert!(console_lines(&r).iter().any(|l| l.starts_with("Pid: ")));
+    assert!(
+        common::console_lines(&r)
+            .iter()
+            .any(|l| l.starts_with("Pid: "))
+    );
 }
 
 #[test]
@@ -429,7 +422,7 @@ fn hardlockup_all_cpu_backtrace_asks_the_other_cpus_by_nmi_once() {
     assert_eq!(common::read_u64(&r, "hardlockup_allcpu_dumped", 0), 1);
     // CPUs 0 and 2 answered the NMI IPI with their registers, after the stuck CPU's block;
     // the stuck CPU did not ask itself.
-    let lines = console_lines(&r);
+    let lines = common::console_lines(&r);
     let (hard, _) = line_from(
         &lines,
         0,

@@ -152,3 +152,14 @@ pub fn run_cli(args: &[&str]) -> std::process::Output {
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// The console's lines without their `[    32.000000] ` stamps.
+pub fn console_lines(r: &RunResult) -> Vec<String> {
+    r.console
+        .lines()
+        .map(|l| match l.find("] ") {
+            Some(i) if l.starts_with('[') => l[i + 2..].to_string(),
+            _ => l.to_string(),
+        })
+        .collect()
+}

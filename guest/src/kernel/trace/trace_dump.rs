@@ -14,34 +14,18 @@ use lockvmm_abi::trace::{
 };
 
 use super::ring_buffer::{trace_buffers, trace_classes};
+use crate::arch::x86::kernel::dumpstack::Line;
 use crate::arch::x86::percpu::smp_processor_id;
 use crate::drivers::tty::serial::serial8250::serial8250_console_write;
 
 /// The most records one dump prints.
 pub const DUMP_MAX: u64 = 200;
 
-struct Line {
-    buf: [u8; 160],
-    len: usize,
-}
-
-impl Write for Line {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let n = s.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
-
 fn emit(args: fmt::Arguments) {
-    let mut l = Line {
-        buf: [0; 160],
-        len: 0,
-    };
+    let mut l = Line::new();
     let _ = l.write_fmt(args);
     let _ = l.write_str("\n");
-    serial8250_console_write(&l.buf[..l.len]);
+    serial8250_console_write(l.as_str().as_bytes());
 }
 
 /// The panic notifier's dump, if the scenario asked for it and there is a trace.
