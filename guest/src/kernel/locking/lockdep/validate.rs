@@ -173,20 +173,26 @@ fn check_prev_add(guard: &mut Guard, task: usize, prev: &HeldLock, next: &HeldLo
     true
 }
 
-/// `print_deadlock_bug`.
-fn print_deadlock_bug(guard: &mut Guard, task: usize, prev: &HeldLock, next: &HeldLock) {
-    if !super::debug_locks_off() {
-        return;
-    }
-    let g = guard.state();
+/// The opening both the recursive and the circular report share (Linux's
+/// `print_deadlock_bug` and `print_circular_bug_header` print the same lines).
+fn print_acquiring_while_holding(g: &Lockdep, next: &HeldLock, prev: &HeldLock) {
     let cur = current();
-    header("possible recursive locking detected");
     pr_warn!("{}/{} is trying to acquire lock:", cur.comm(), cur.pid);
     print_lock(g, "", next);
     pr_warn!("");
     pr_warn!("but task is already holding lock:");
     print_lock(g, "", prev);
     pr_warn!("");
+}
+
+/// `print_deadlock_bug`.
+fn print_deadlock_bug(guard: &mut Guard, task: usize, prev: &HeldLock, next: &HeldLock) {
+    if !super::debug_locks_off() {
+        return;
+    }
+    let g = guard.state();
+    header("possible recursive locking detected");
+    print_acquiring_while_holding(g, next, prev);
     pr_warn!("other info that might help us debug this:");
     // `print_deadlock_scenario`.
     pr_warn!(" Possible unsafe locking scenario:");
@@ -224,15 +230,9 @@ fn print_circular_bug(
     }
     let fp = guard.fp;
     let g = guard.state();
-    let cur = current();
     // `print_circular_bug_header`.
     header("possible circular locking dependency detected");
-    pr_warn!("{}/{} is trying to acquire lock:", cur.comm(), cur.pid);
-    print_lock(g, "", next);
-    pr_warn!("");
-    pr_warn!("but task is already holding lock:");
-    print_lock(g, "", prev);
-    pr_warn!("");
+    print_acquiring_while_holding(g, next, prev);
     pr_warn!("which lock already depends on the new lock.");
     pr_warn!("");
     pr_warn!("");
