@@ -294,3 +294,20 @@ pub fn show_code(rip: u64) {
     }
     line.emit(LOGLEVEL_DEFAULT);
 }
+
+/// `dump_stack()` (3.10 `lib/dump_stack.c` → `dump_stack_print_info(KERN_DEFAULT)` and
+/// `show_stack(NULL, NULL)`, which on x86_64 is `show_stack_log_lvl`: the stack words from
+/// here, with no `Stack:` header, then the Call Trace through every stack up to the task's).
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub fn dump_stack() {
+    let (sp, bp): (u64, u64);
+    // SAFETY: reads this frame's stack and frame pointers.
+    unsafe {
+        core::arch::asm!("mov {}, rsp", "mov {}, rbp", out(reg) sp, out(reg) bp,
+            options(nomem, nostack, preserves_flags))
+    };
+    crate::arch::x86::kernel::process_64::dump_stack_print_info(LOGLEVEL_DEFAULT);
+    show_stack_words(sp);
+    show_trace_log_lvl(sp, bp);
+}
