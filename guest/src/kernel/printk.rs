@@ -50,6 +50,8 @@ pub static logbuf_lock: RawSpinlock = RawSpinlock::new();
 /// Longest record (Linux: `LOG_LINE_MAX`).
 pub const LOG_LINE_MAX: usize = 240;
 pub const LOG_RECORDS: usize = 2048;
+/// A console line: the time stamp (at most 30 bytes), a whole record and the newline.
+pub const CONSOLE_LINE_MAX: usize = LOG_LINE_MAX + 32;
 
 /// One record of the log buffer.
 #[repr(C)]
@@ -138,7 +140,7 @@ impl<const N: usize> Write for LineBuf<N> {
 
 /// Linux's `print_time()` (`kernel/printk/printk.c`): `"[%5lu.%06lu] "`, formatted by hand
 /// (core::fmt's width and fill handling cost hundreds of instructions a line here).
-pub(crate) fn print_time(ns: u64, out: &mut LineBuf<{ LOG_LINE_MAX + 1 }>) {
+pub(crate) fn print_time(ns: u64, out: &mut LineBuf<{ CONSOLE_LINE_MAX }>) {
     let mut secs = ns / 1_000_000_000;
     let mut usec = (ns % 1_000_000_000) / 1000;
     // 20 digits hold any u64; the field is at least 5 wide, right-aligned.
@@ -318,7 +320,7 @@ pub fn console_unlock() {
         console_seq.store(seq + 1, Ordering::Relaxed);
         // The console line: time stamp and text cut at `LOG_LINE_MAX` bytes, then the newline
         // (Linux's `record_print_text()` ends each line with one).
-        let mut text = LineBuf::<{ LOG_LINE_MAX + 1 }>::new();
+        let mut text = LineBuf::<{ CONSOLE_LINE_MAX }>::new();
         let mut body = &rec.text[..(rec.len as usize).min(LOG_LINE_MAX)];
         if rec.flags & LOG_NOCONS != 0 {
             // The console printed the start of this line as a fragment (3.10's
@@ -334,15 +336,14 @@ pub fn console_unlock() {
         } else {
             body
         };
-        text.len = text.len.min(LOG_LINE_MAX);
-        let room = LOG_LINE_MAX - text.len;
+        let room = CONSOLE_LINE_MAX - 1 - text.len;
         text.push(&body[..body.len().min(room)]);
         text.push(b"\n");
         call_console_drivers(rec.level, text.as_bytes());
     }
     // 3.10's `console_cont_flush`: the open line's new text goes out at once, no newline
     // (inline, as Linux's static function: the stack reads console_unlock → call_console_drivers).
-    let mut text = LineBuf::<{ LOG_LINE_MAX + 1 }>::new();
+    let mut text = LineBuf::<{ CONSOLE_LINE_MAX }>::new();
     if let Some(level) = printk_cont::cont_print_text(&mut text) {
         call_console_drivers(level, text.as_bytes());
     }

@@ -20,8 +20,8 @@ use lockvmm_abi::knob::KernelVersion;
 use crate::arch::x86::percpu::{smp_processor_id, this_cpu};
 use crate::arch::x86::preempt::{in_irq, in_nmi, in_serving_softirq};
 use crate::kernel::printk::{
-    LOG_CONT, LOG_LINE_MAX, LOG_NEWLINE, LOG_NOCONS, LOG_PREFIX, LineBuf, last_record,
-    log_final_seq, log_next_seq, log_store, print_time,
+    CONSOLE_LINE_MAX, LOG_CONT, LOG_LINE_MAX, LOG_NEWLINE, LOG_NOCONS, LOG_PREFIX, LineBuf,
+    last_record, log_final_seq, log_next_seq, log_store, print_time,
 };
 
 /// One printk call, formatted.
@@ -205,7 +205,7 @@ fn cont_flush(c: &mut Cont, flags: u8) -> Option<u64> {
 /// `console_cont_flush` / `cont_print_text`: the open line's text the consoles have not
 /// printed yet (with the time stamp if none of it was), for `console_unlock`. Takes
 /// `logbuf_lock` itself.
-pub(crate) fn cont_print_text(text: &mut LineBuf<{ LOG_LINE_MAX + 1 }>) -> Option<u8> {
+pub(crate) fn cont_print_text(text: &mut LineBuf<{ CONSOLE_LINE_MAX }>) -> Option<u8> {
     use crate::kernel::printk::logbuf_lock;
     if crate::init::version::linux_version() == KernelVersion::V6_6 {
         return None;
@@ -216,7 +216,7 @@ pub(crate) fn cont_print_text(text: &mut LineBuf<{ LOG_LINE_MAX + 1 }>) -> Optio
         if c.cons == 0 {
             print_time(c.ts_nsec, text);
         }
-        let room = LOG_LINE_MAX + 1 - text.len;
+        let room = CONSOLE_LINE_MAX - text.len;
         let part = &c.buf[c.cons..c.len];
         text.push(&part[..part.len().min(room)]);
         c.cons = c.len;
