@@ -71,6 +71,10 @@ pub fn panic_regs(regs: Option<&PtRegs>, args: fmt::Arguments) -> ! {
     let _ = msg.write_fmt(args);
     let text = core::str::from_utf8(&msg.buf[..msg.len]).unwrap_or("(invalid UTF-8)");
     pr_emerg!("Kernel panic - not syncing: {}", text);
+    // `#ifdef CONFIG_DEBUG_BUGVERBOSE dump_stack()` (`kernel/panic.c` of 2.6.32 … 6.6, which
+    // 4.4 and 6.6 skip when an oops already dumped: `test_taint(TAINT_DIE)`; the lab's oopses
+    // do not reach panic).
+    crate::arch::x86::kernel::dumpstack::dump_stack();
     // The panic notifiers: ftrace's `trace_panic_handler`.
     crate::kernel::trace::trace_dump::ftrace_dump_on_oops();
     // `__crash_kexec(NULL)`: kdump. It returns only if the capture kernel refused.

@@ -80,11 +80,10 @@ fn caller_id() -> u64 {
 
 /// Stores `m`, returning the sequence numbers of the records it stored (at most two).
 pub fn store(m: &Msg) -> [Option<u64>; 2] {
-    let stored = match crate::init::version::linux_version() {
+    match crate::init::version::linux_version() {
         KernelVersion::V6_6 => prb_store(m),
         v => cont_store(m, v == KernelVersion::V2_6),
-    };
-    stored
+    }
 }
 
 /// 6.6's `vprintk_store`.

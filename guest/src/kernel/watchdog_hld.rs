@@ -117,9 +117,14 @@ pub fn watchdog_overflow_callback(_event: &mut PerfEvent, regs: &PtRegs) {
         // vmcore has the `nmi_panic` frame): the lab replays the seed's kernel.
         KernelVersion::V3_10 | KernelVersion::V2_6 => pr_emerg!("{}", msg.as_str()),
     }
-    if v != KernelVersion::V3_10 || panics {
-        print_modules();
-        show_regs(regs);
+    match v {
+        // 2.6.32's `die_nmi`: `show_registers(regs)`, which lists the modules itself.
+        KernelVersion::V2_6 => crate::arch::x86::kernel::process_64::show_regs_2_6(regs, true),
+        KernelVersion::V3_10 if !panics => {}
+        _ => {
+            print_modules();
+            show_regs(regs);
+        }
     }
     // "Perform all-CPU dump only once to avoid multiple hardlockups generating interleaving
     // traces" (4.4's watchdog_overflow_callback, 6.6's watchdog_hardlockup_check).
