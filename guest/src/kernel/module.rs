@@ -27,6 +27,8 @@ const TIMER_OFFSET: u64 = 0x3b0;
 pub static timer_mod_base: AtomicU64 = AtomicU64::new(0);
 static VARIANT: AtomicU64 = AtomicU64::new(0);
 static LOADED: AtomicU32 = AtomicU32::new(0);
+/// Linux's `last_unloaded_module` (`kernel/module.c`): the lab unloads only timer_mod.
+static LAST_UNLOADED_TIMER_MOD: AtomicU32 = AtomicU32::new(0);
 
 /// The variant `load_module` was given.
 fn variant() -> ModuleVariant {
@@ -142,6 +144,10 @@ pub fn print_modules() {
         let name = name.split_once('(').map_or(name, |(n, _)| n);
         let _ = write!(line, " {}{}", name, flags);
     });
+    // `if (last_unloaded_module[0]) pr_cont(" [last unloaded: %s]", …)`, in every version.
+    if LAST_UNLOADED_TIMER_MOD.load(Ordering::Relaxed) != 0 {
+        let _ = write!(line, " [last unloaded: timer_mod]");
+    }
     line.emit(crate::kernel::printk::LOGLEVEL_WARNING);
 }
 
@@ -246,6 +252,7 @@ pub extern "C" fn delete_module() -> i32 {
     timer_mod_exit(base);
     lockvmm::hook(Hook::ModuleGoing, base);
     LOADED.store(0, Ordering::Relaxed);
+    LAST_UNLOADED_TIMER_MOD.store(1, Ordering::Relaxed);
     module_memfree(base, MODULE_PAGES);
     lockvmm::hook(Hook::ModuleUnload, 0);
     0
