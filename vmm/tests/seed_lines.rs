@@ -557,3 +557,52 @@ fn three_ten_warns_on_a_hard_lockup_without_hardlockup_panic() {
     assert!(!r.console.contains("cut here"));
     assert_eq!(common::read_u64(&r, "tainted_mask", 0) & (1 << 9), 0);
 }
+
+#[test]
+fn two_six_prints_show_regs_for_a_soft_lockup_and_show_registers_for_die_nmi() {
+    // softlockup_tick: the KERN_ERR line (3), print_modules, then show_regs: `CPU 1:` (a line
+    // `__show_regs` ends), the modules again, `Pid:`, the registers, the DR lines, the trace.
+    let (_, r) = common::run("vmm/tests/scenarios/hog_soft_2_6.toml", None);
+    let e = lockups(&r)[0].clone();
+    let recs = common::log_records(&r);
+    let at = records_from(&recs, &e.message);
+    assert_eq!(recs[at].level, 3, "KERN_ERR");
+    let t: Vec<&str> = recs[at..].iter().map(|l| l.text.as_str()).collect();
+    assert!(t[1].starts_with("Modules linked in: hog"), "{}", t[1]);
+    assert_eq!(t[2], format!("CPU {}:", e.cpu));
+    assert_eq!(t[3], t[1]);
+    let task = common::analysis(&r).task_on(e.cpu).expect("the hog");
+    assert!(
+        t[4].starts_with(&format!("Pid: {}, comm: ", task.pid)),
+        "{}",
+        t[4]
+    );
+    let trace = t.iter().position(|l| *l == "Call Trace:").expect("a trace");
+    assert!(t[trace - 2].starts_with("DR0: ") && t[trace - 1].starts_with("DR3: "));
+    assert!(
+        !t[..trace].iter().any(|l| *l == "Stack:"),
+        "show_regs prints no Stack:"
+    );
+    assert!(!t.iter().any(|l| l.starts_with("Code: ")));
+    // 2.6.32 had no O or E module taint: `hog`, no flags.
+    assert_eq!(t[1], "Modules linked in: hog");
+    // die_nmi: show_registers, with `Process`, `Stack:` and `Code:`.
+    let (_, r) = common::run("vmm/tests/scenarios/hog_hard_2_6.toml", None);
+    let e = lockups(&r)[0].clone();
+    let recs = common::log_records(&r);
+    let at = records_from(&recs, "BUG: NMI Watchdog detected LOCKUP on CPU");
+    let t: Vec<&str> = recs[at..].iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(t[1], format!("CPU {} ", e.cpu));
+    let task = common::analysis(&r).task_on(e.cpu).expect("the hog");
+    let p = t
+        .iter()
+        .position(|l| {
+            l.starts_with(&format!(
+                "Process {} (pid: {}, threadinfo ",
+                task.comm, task.pid
+            ))
+        })
+        .expect("the Process line");
+    assert_eq!(t[p + 1], "Stack:");
+    assert!(t[p..].iter().any(|l| l.starts_with("Code: ")));
+}
