@@ -580,7 +580,7 @@ fn two_six_prints_show_regs_for_a_soft_lockup_and_show_registers_for_die_nmi() {
     let trace = t.iter().position(|l| *l == "Call Trace:").expect("a trace");
     assert!(t[trace - 2].starts_with("DR0: ") && t[trace - 1].starts_with("DR3: "));
     assert!(
-        !t[..trace].iter().any(|l| *l == "Stack:"),
+        !t[..trace].contains(&"Stack:"),
         "show_regs prints no Stack:"
     );
     assert!(!t.iter().any(|l| l.starts_with("Code: ")));
