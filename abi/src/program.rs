@@ -271,7 +271,8 @@ contract_enum! {
         Correct = 0,
         /// Exit forgets `del_timer`.
         TimerNeverDeleted = 1,
-        /// Exit deletes the timer, then a late path re-adds it before the memory goes.
+        /// Exit deletes the timer, then a late path re-adds it before the memory goes: the
+        /// module's tasklet, scheduled by its device's interrupt, from softirq context.
         TimerReadded = 2,
         /// Init arms the timer, a later init step fails, and the error path does not roll it
         /// back.

@@ -103,6 +103,10 @@ struct RunArgs {
     /// counted.
     #[arg(long, default_value_t = RunLimits::default().console_bytes)]
     console_limit: u64,
+    /// Count the guest's instructions into result.json's profile (host perf: the PMU's
+    /// guest-mode instructions, or KVM's emulated-instruction tracepoint; costs host CPU).
+    #[arg(long)]
+    count_instructions: bool,
 }
 
 /// A run could not write all of its files.
@@ -226,6 +230,7 @@ fn run(args: RunArgs, started: Instant) -> ExitStatus {
         }
         opts.snapshot_at = Some((t * 1e9) as u64);
     }
+    opts.count_instructions = args.count_instructions;
     opts.limits = RunLimits {
         max_exits_without_progress: args.runaway_exits,
         console_bytes: args.console_limit,

@@ -114,3 +114,47 @@ fn the_boot_scenario_exits_zero_from_the_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The guest's instructions of one boot, as `--count-instructions` puts them in the profile.
+fn counted_boot(n: usize) -> (Option<u64>, String) {
+    let mut opts = lockvmm::RunOptions::new(common::root("scenarios/boot.toml"));
+    opts.vcpus = Some(n);
+    opts.count_instructions = true;
+    let (_, r) = lockvmm::run_scenario(&opts).unwrap();
+    common::assert_clean_shutdown(&r.outcome);
+    let by = r.profile.guest_instructions_counted_by.clone();
+    (
+        r.profile.guest_instructions,
+        by.expect("--count-instructions leaves the counter's name or why there is none"),
+    )
+}
+
+#[test]
+fn the_profile_counts_the_guests_instructions_exactly() {
+    // Without the flag there is no count and no counter.
+    let (_, plain) = common::run("scenarios/boot.toml", Some(2));
+    assert_eq!(plain.profile.guest_instructions, None);
+    assert_eq!(plain.profile.guest_instructions_counted_by, None);
+
+    let (two, by) = counted_boot(2);
+    let Some(two) = two else {
+        // No host PMU and no tracefs: the reason names both counters (.ci/run mounts tracefs,
+        // so CI takes the branch below).
+        assert!(
+            by.contains("instructions:G") && by.contains("kvm:kvm_emulate_insn"),
+            "{by}"
+        );
+        return;
+    };
+    assert!(
+        by == "instructions:G" || by == "kvm:kvm_emulate_insn",
+        "{by}"
+    );
+    // The guest is deterministic, so is its instruction count; and each AP's bring-up adds
+    // instructions of its own.
+    let (again, _) = counted_boot(2);
+    let (four, _) = counted_boot(4);
+    assert!(two > 1000, "a boot of {two} instructions");
+    assert_eq!(again, Some(two), "two boots of 2 vCPUs");
+    assert!(four.unwrap() > two, "4 vCPUs: {four:?}, 2 vCPUs: {two}");
+}

@@ -295,3 +295,175 @@ fn seed_002_fixed_runs_no_crash_path() {
     assert_eq!(common::read_u32(&r, "waiting_for_crash_ipi", 0), 0);
     assert_eq!(common::read_u32(&r, "crashing_cpu", 0), u32::MAX);
 }
+
+/// The saved `pt_regs` of exception `regs` on the stack below its RSP: its address (where
+/// `rip`, `cs`, `rflags`, `rsp` sit in that order).
+fn pt_regs_at(a: &Analysis<'_>, regs: &lockvmm::state::Regs) -> u64 {
+    let rip_off = std::mem::offset_of!(lockvmm_abi::PtRegs, rip) as u64;
+    (1..512u64)
+        .map(|i| regs.rsp - 8 * i)
+        .find(|&p| {
+            let w = |o: u64| a.mem.u64(p + o).ok();
+            w(rip_off) == Some(regs.rip)
+                && w(rip_off + 8) == Some(regs.cs)
+                && w(rip_off + 16) == Some(regs.rflags)
+                && w(rip_off + 24) == Some(regs.rsp)
+        })
+        .expect("the exception's pt_regs below its RSP")
+}
+
+/// Seed 002's faulting instruction, `[exception RIP: run_timer_softirq+248]`
+/// `mov %rsi,0x8(%rcx)`: the timer list's unlink (`next->prev = prev`) of a live timer
+/// whose successor is the module's timer, in the freed module. A write (error code W, not
+/// present), CR2 = that timer + the offset of its back pointer, in every variant whose timer
+/// outlives the module.
+#[test]
+fn seed_002_faults_on_the_unlinks_store_into_the_freed_module() {
+    use iced_x86::{Decoder, DecoderOptions, Formatter, GasFormatter, OpKind, Register};
+    for s in [
+        "scenarios/timer_uaf.toml",
+        "scenarios/timer_uaf_init_failed.toml",
+        "scenarios/timer_uaf_timer_readded.toml",
+    ] {
+        let (_, r) = common::run(s, None);
+        let a = common::analysis(&r);
+        let bt = a.backtrace(1);
+        let (_, regs) = *bt
+            .exceptions()
+            .iter()
+            .find(|(e, _)| *e == "page_fault")
+            .unwrap_or_else(|| panic!("{s}: no page fault on CPU 1"));
+        assert!(
+            common::range_of(&r, "run_timer_softirq").contains(&regs.rip),
+            "{s}"
+        );
+        // The instruction at RIP, decoded from guest memory: a store to 8(%rcx) of %rsi.
+        let bytes = a.mem.read(regs.rip, 15).unwrap();
+        let insn = Decoder::with_ip(64, &bytes, regs.rip, DecoderOptions::NONE).decode();
+        let mut text = String::new();
+        let mut fmt = GasFormatter::new();
+        fmt.options_mut().set_hex_prefix("0x");
+        fmt.options_mut().set_hex_suffix("");
+        fmt.options_mut().set_small_hex_numbers_in_decimal(false);
+        fmt.format(&insn, &mut text);
+        assert_eq!(text, "mov %rsi,0x8(%rcx)", "{s}");
+        assert_eq!(insn.op0_kind(), OpKind::Memory, "{s}: a store");
+        assert_eq!(
+            (insn.memory_base(), insn.memory_displacement64()),
+            (Register::RCX, 8)
+        );
+        // The page fault's error code, as its entry saved it (orig_ax): W set, P clear.
+        let error_code = a
+            .mem
+            .u64(pt_regs_at(&a, regs) + std::mem::offset_of!(lockvmm_abi::PtRegs, orig_rax) as u64)
+            .unwrap();
+        assert_eq!(
+            error_code & 0b111,
+            0b010,
+            "{s}: a kernel write to a missing page"
+        );
+        // CR2: next + 8, the back pointer of `next`, in module memory the page tables no
+        // longer map (the module was freed: its base is gone).
+        let next = regs.rcx;
+        let pprev = common::member(&r, "hlist_node", "pprev");
+        assert_eq!(pprev, 8);
+        let snap = r.snapshot.as_ref().unwrap();
+        assert_eq!(snap.cpus[1].sregs.cr2, next + pprev, "{s}");
+        assert!(next >= lockvmm_abi::MODULES_VADDR, "{s}: {next:#x}");
+        assert!(
+            a.mem.translate(next).is_none(),
+            "{s}: the module's memory is unmapped"
+        );
+        assert_eq!(
+            common::read_u64(&r, "timer_mod_base", 0),
+            0,
+            "{s}: unloaded"
+        );
+        // The timer being unlinked is the live one the insmod task armed (lab_timers[0]), the
+        // head of CPU 1's base: its `pprev` (RSI) is the base's list head, its `next` (RCX)
+        // the module's timer; the unlink's first store (`*pprev = next`) had already run.
+        let live = common::elem_addr(&r, "lab_timers", 0);
+        let head =
+            common::elem_addr(&r, "timer_bases", 1) + common::member(&r, "timer_base", "first");
+        assert_eq!(a.mem.u64(live).unwrap(), next, "{s}: live.next");
+        assert_eq!(
+            a.mem.u64(live + pprev).unwrap(),
+            regs.rsi,
+            "{s}: live.pprev"
+        );
+        assert_eq!(regs.rsi, head, "{s}");
+        assert_eq!(a.mem.u64(head).unwrap(), next, "{s}: base.first = next");
+        // The live timer is mapped kernel memory, due: it expired in this very softirq.
+        let expires = common::member(&r, "timer_list", "expires");
+        assert!(a.mem.translate(live).is_some());
+        let tick = 1_000_000_000 / lockvmm_abi::HZ;
+        assert!(
+            a.mem.u64(live + expires).unwrap() * tick <= r.vtime_ns,
+            "{s}"
+        );
+    }
+}
+
+/// Seed 002's second cause, "deleted, then re-added by another path, e.g. a softirq": exit's
+/// del_timer runs while the module's device can still interrupt; the tasklet its interrupt
+/// schedules re-arms the timer from softirq context (tasklet_action) after the delete, and
+/// the module is freed with its timer queued. The module that never deletes its timer has
+/// no device: nothing re-arms it there.
+#[test]
+fn seed_002_timer_readded_is_rearmed_by_the_modules_tasklet_after_the_delete() {
+    let (_, r) = common::run("scenarios/timer_uaf_timer_readded.toml", None);
+    let rearms = common::read_u32(&r, "timer_mod_rearms_after_del", 0);
+    assert!(rearms >= 1, "re-armed after exit's del_timer: {rearms}");
+    let ip = common::read_u64(&r, "timer_mod_rearm_ip", 0);
+    assert!(
+        common::range_of(&r, "tasklet_action").contains(&ip),
+        "{ip:#x}"
+    );
+    // preempt_count() then: serving a softirq (SOFTIRQ_OFFSET), not in a hardirq.
+    let pc = common::read_u32(&r, "timer_mod_rearm_preempt_count", 0);
+    assert_ne!(pc & 0x100, 0, "{pc:#x}");
+    assert_eq!(pc & 0xf_0000, 0, "{pc:#x}");
+    // Re-armed before the module was freed (its last re-arm's jiffy is the free's or
+    // earlier), and the timer it queued is the one run_timer_softirq later met: the fault.
+    let going = r
+        .hooks
+        .iter()
+        .find(|h| h.hook == "module_going")
+        .expect("exit ran");
+    let unload = r
+        .hooks
+        .iter()
+        .find(|h| h.hook == "module_unload")
+        .expect("the module was freed");
+    assert!(going.vtime_ns <= unload.vtime_ns);
+    let rearmed_at = common::read_u64(&r, "timer_mod_rearm_jiffies", 0);
+    let fault = r.snapshot.as_ref().unwrap().cpus[1].sregs.cr2;
+    assert!(
+        fault >= going.arg && fault < going.arg + 2 * 4096,
+        "{fault:#x} in the module"
+    );
+    // The re-arm ran during exit (after the insmod task's 500 ms sleep, before the free).
+    let tick = 1_000_000_000 / lockvmm_abi::HZ;
+    let start = r
+        .hooks
+        .iter()
+        .find(|h| h.hook == "task_start" && h.cpu == 1)
+        .expect("insmod started");
+    assert!(
+        rearmed_at * tick >= start.vtime_ns + 500_000_000,
+        "{rearmed_at}"
+    );
+    assert!(rearmed_at * tick <= going.vtime_ns, "{rearmed_at}");
+    // It queued the timer a second out (`mod_timer(t, jiffies + HZ)`): the tick the live
+    // timer ahead of it is due, the seed's shared bucket.
+    let expires = common::read_u64(
+        &r,
+        "lab_timers",
+        common::member(&r, "timer_list", "expires"),
+    );
+    assert_eq!(expires, rearmed_at + lockvmm_abi::HZ);
+
+    let (_, r) = common::run("scenarios/timer_uaf.toml", None);
+    assert_eq!(common::read_u32(&r, "timer_mod_rearms_after_del", 0), 0);
+    assert_eq!(common::read_u64(&r, "timer_mod_rearm_ip", 0), 0);
+}

@@ -7,6 +7,7 @@
 //!   loaded, so kallsyms names its addresses `sym+off/size [hog]`.
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use lockvmm_abi::NR_CPUS;
 use lockvmm_abi::hook::Hook;
 use lockvmm_abi::program::ModuleVariant;
 
@@ -174,6 +175,81 @@ pub extern "C" fn timer_mod_fn(t: &mut TimerList) {
     mod_timer(t, jiffies() + HZ);
 }
 
+/// timer_mod's device (the `TimerReadded` module only): `request_irq` at init sets this to
+/// its CPU + 1. Its interrupt is modelled by that CPU's tick (a device that interrupts as
+/// traffic arrives); the handler schedules the module's tasklet.
+static IRQ_REQUESTED: AtomicU32 = AtomicU32::new(0);
+/// The module's `tasklet_struct` state: TASKLET_STATE_SCHED per CPU.
+static TASKLET_SCHED: [AtomicU32; NR_CPUS] = [const { AtomicU32::new(0) }; NR_CPUS];
+/// The tasklet's `data` (`tasklet_init`): the module's base.
+static TASKLET_DATA: AtomicU64 = AtomicU64::new(0);
+/// Set by exit before its `del_timer`.
+static EXITING: AtomicU32 = AtomicU32::new(0);
+/// The last re-arm by the module's tasklet, for tests and `crash`'s `rd`: its return address
+/// (`_RET_IP_`: inside `tasklet_action`), `preempt_count()` then (SOFTIRQ_OFFSET: serving a
+/// softirq), the jiffy, and how many re-arms came after exit's `del_timer`.
+#[unsafe(no_mangle)]
+pub static timer_mod_rearm_ip: AtomicU64 = AtomicU64::new(0);
+#[unsafe(no_mangle)]
+pub static timer_mod_rearm_preempt_count: AtomicU32 = AtomicU32::new(0);
+#[unsafe(no_mangle)]
+pub static timer_mod_rearm_jiffies: AtomicU64 = AtomicU64::new(0);
+#[unsafe(no_mangle)]
+pub static timer_mod_rearms_after_del: AtomicU32 = AtomicU32::new(0);
+
+/// From the tick (`local_apic_timer_interrupt`): the module's device interrupt, if its IRQ
+/// is requested on this CPU. One load when it is not.
+#[inline(always)]
+pub fn timer_mod_tick() {
+    if IRQ_REQUESTED.load(Ordering::Relaxed) != 0 {
+        timer_mod_interrupt();
+    }
+}
+
+/// The device's interrupt handler (hardirq): defers its work to the module's tasklet
+/// (`tasklet_schedule`).
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn timer_mod_interrupt() {
+    let cpu = crate::arch::x86::percpu::smp_processor_id();
+    if IRQ_REQUESTED.load(Ordering::Relaxed) != cpu + 1 {
+        return;
+    }
+    if TASKLET_SCHED[cpu as usize].swap(1, Ordering::Relaxed) == 0 {
+        crate::kernel::softirq::raise_softirq(crate::kernel::softirq::TASKLET_SOFTIRQ);
+    }
+}
+
+/// From `tasklet_action` (TASKLET_SOFTIRQ): runs the module's tasklet if it is scheduled on
+/// this CPU.
+#[inline(always)]
+pub fn timer_mod_tasklets() {
+    let cpu = crate::arch::x86::percpu::smp_processor_id() as usize;
+    if TASKLET_SCHED[cpu].swap(0, Ordering::Relaxed) != 0 {
+        let base = TASKLET_DATA.load(Ordering::Relaxed);
+        if base != 0 {
+            keep_frame!(timer_mod_tasklet_fn(base));
+        }
+    }
+}
+
+/// The module's tasklet: the device saw traffic, so the timer (a keepalive) is pushed a
+/// second out — `mod_timer`, which re-adds a deleted timer.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub extern "C" fn timer_mod_tasklet_fn(base: u64) {
+    timer_mod_rearm_ip.store(crate::kernel::jump_label::ret_ip(), Ordering::Relaxed);
+    timer_mod_rearm_preempt_count.store(
+        crate::arch::x86::preempt::preempt_count(),
+        Ordering::Relaxed,
+    );
+    timer_mod_rearm_jiffies.store(jiffies(), Ordering::Relaxed);
+    if EXITING.load(Ordering::Relaxed) != 0 {
+        timer_mod_rearms_after_del.fetch_add(1, Ordering::Relaxed);
+    }
+    keep_frame!(mod_timer(timer_of(base), jiffies() + HZ));
+}
+
 /// `init_module` for timer_mod; returns 0 or -errno.
 #[inline(never)]
 #[unsafe(no_mangle)]
@@ -182,6 +258,15 @@ pub extern "C" fn timer_mod_init(base: u64) -> i32 {
     timer_setup(t, timer_mod_fn);
     t.expires = jiffies() + HZ;
     add_timer(t);
+    if variant() == ModuleVariant::TimerReadded {
+        // tasklet_init, then request_irq: the device interrupts on this CPU from now on.
+        TASKLET_DATA.store(base, Ordering::Relaxed);
+        EXITING.store(0, Ordering::Relaxed);
+        IRQ_REQUESTED.store(
+            crate::arch::x86::percpu::smp_processor_id() + 1,
+            Ordering::Relaxed,
+        );
+    }
     if variant() == ModuleVariant::InitFailed {
         return -12; // -ENOMEM from "step B"; the timer is left armed
     }
@@ -196,10 +281,16 @@ pub extern "C" fn timer_mod_exit(base: u64) {
         ModuleVariant::Correct => {
             del_timer_sync(t);
         }
+        // The seed's second cause: the timer is deleted first, while the module's device can
+        // still interrupt. Exit then waits a tick for the device to go quiet and releases its
+        // interrupt, but never kills its tasklet (`tasklet_kill`): the interrupt taken during
+        // the wait scheduled it, and it re-armed the timer from softirq context after the
+        // delete. The fix: free_irq, tasklet_kill, then del_timer_sync.
         ModuleVariant::TimerReadded => {
+            EXITING.store(1, Ordering::Relaxed);
             del_timer(t);
-            // A late softirq or interrupt of the module re-arms it after the delete.
-            mod_timer(t, jiffies() + HZ);
+            keep_frame!(crate::kernel::time::timer::msleep(1000 / HZ));
+            IRQ_REQUESTED.store(0, Ordering::Relaxed); // free_irq
         }
         ModuleVariant::TimerNeverDeleted => {}
         // Linux's classic: not pending is not "not running"; a callback running on another

@@ -107,6 +107,8 @@ pub fn raise(h: u64) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn tasklet_action() {
+    // The kernel's own tasklets first (timer_mod's), then the scenario's.
+    crate::kernel::module::timer_mod_tasklets();
     let pending = TASKLETS_PENDING[smp_processor_id() as usize].swap(0, Ordering::Relaxed);
     for h in (0..MAX_HANDLERS as u32).filter(|h| pending & (1 << h) != 0) {
         keep_frame!(run_handler(h, HandlerKind::Softirq));

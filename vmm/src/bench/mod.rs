@@ -74,11 +74,12 @@ pub fn boot(args: &BootBenchArgs) -> anyhow::Result<()> {
         args.scenario.display()
     );
     println!(
-        "| vCPUs | all CPUs online (ms, median [min–max]) | clean exit (ms, median [min–max]) | VMM max RSS (MiB, median) | VM exits | exits per AP | hypercalls per AP |"
+        "| vCPUs | all CPUs online (ms, median [min–max]) | clean exit (ms, median [min–max]) | VMM max RSS (MiB, median) | VM exits | exits per AP | hypercalls per AP | guest instructions | per AP |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     // The 1-vCPU run's counts: what the boot CPU alone costs, to tell what each AP adds.
     let mut bsp: Option<(f64, f64)> = None;
+    let mut bsp_insns: Option<u64> = None;
     for &n in &args.vcpus {
         let mut samples = Vec::with_capacity(args.runs);
         for _ in 0..args.runs {
@@ -105,12 +106,39 @@ pub fn boot(args: &BootBenchArgs) -> anyhow::Result<()> {
             ),
             _ => "— | —".into(),
         };
+        // Counted in a run of its own: the counter slows the emulator (see insn_count.rs).
+        let scenario = args.scenario.to_string_lossy();
+        let insns = counted_run(&exe, &[&scenario, "--vcpus", &n.to_string()], &out);
+        if n == 1 {
+            bsp_insns = insns;
+        }
+        let insns_col = match (insns, bsp_insns) {
+            (Some(i), Some(i1)) if n > 1 => {
+                format!("{i} | {:.0}", (i - i1.min(i)) as f64 / (n - 1) as f64)
+            }
+            (Some(i), _) => format!("{i} | —"),
+            (None, _) => "— | —".into(),
+        };
         println!(
-            "| {n} | {on:.1} [{on_lo:.1}–{on_hi:.1}] | {ex:.1} [{ex_lo:.1}–{ex_hi:.1}] | {rss:.1} | {exits:.0} | {per_ap} |"
+            "| {n} | {on:.1} [{on_lo:.1}–{on_hi:.1}] | {ex:.1} [{ex_lo:.1}–{ex_hi:.1}] | {rss:.1} | {exits:.0} | {per_ap} | {insns_col} |"
         );
     }
     let _ = std::fs::remove_dir_all(&out);
     Ok(())
+}
+
+/// The guest instructions of one `lockvmm run ARGS --count-instructions` (`None` when the host
+/// cannot count them: no PMU for perf and no tracefs).
+fn counted_run(exe: &std::path::Path, args: &[&str], out: &std::path::Path) -> Option<u64> {
+    let child = Command::new(exe)
+        .arg("run")
+        .args(args)
+        .args(["--count-instructions", "--json", "--out"])
+        .arg(out)
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&child.stdout).ok()?;
+    v.pointer("/profile/guest_instructions")?.as_u64()
 }
 
 fn sample(

@@ -21,11 +21,14 @@ pub struct TickBenchArgs {
 /// Wall time of the run phase (every CPU online → the machine stopped, from the run's profile)
 /// divided by the ticks it delivered: CPUs × HZ × virtual seconds. Busy CPUs tick; the
 /// detectors' own work rides on those ticks, so this is the cost of a tick as scenarios see it.
+/// Guest instructions per tick come from one more run with `--count-instructions`: all of its
+/// instructions (the boot's included, under 1% of them) divided by the same ticks.
 pub fn tick(args: &TickBenchArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the lockvmm executable")?;
     let out = std::env::temp_dir().join(format!("lockvmm-bench-tick-{}", std::process::id()));
     let mut per_tick = Vec::with_capacity(args.runs);
     let mut exits_per_tick = 0.0;
+    let mut ticks = 1.0;
     for _ in 0..args.runs {
         let child = Command::new(&exe)
             .arg("run")
@@ -48,7 +51,7 @@ pub fn tick(args: &TickBenchArgs) -> anyhow::Result<()> {
                 args.scenario.display()
             );
         };
-        let ticks = cpus * lockvmm_abi::HZ as f64 * vtime / 1e9;
+        ticks = cpus * lockvmm_abi::HZ as f64 * vtime / 1e9;
         if ticks < 1.0 {
             bail!("{}: no virtual time passed", args.scenario.display());
         }
@@ -61,10 +64,15 @@ pub fn tick(args: &TickBenchArgs) -> anyhow::Result<()> {
         args.runs,
         args.scenario.display()
     );
-    println!("| host µs per tick per busy CPU (median [min–max]) | VM exits per tick |");
-    println!("|---:|---:|");
+    // One more run, counted (the counter slows the emulator, so the timed runs are not).
+    let insns = super::counted_run(&exe, &[&args.scenario.to_string_lossy()], &out)
+        .map_or_else(|| "—".into(), |n| format!("{:.0}", n as f64 / ticks));
     println!(
-        "| {:.0} [{:.0}–{:.0}] | {exits_per_tick:.2} |",
+        "| host µs per tick per busy CPU (median [min–max]) | VM exits per tick | guest instructions per tick |"
+    );
+    println!("|---:|---:|---:|");
+    println!(
+        "| {:.0} [{:.0}–{:.0}] | {exits_per_tick:.2} | {insns} |",
         per_tick[per_tick.len() / 2],
         per_tick[0],
         per_tick[per_tick.len() - 1]

@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub snapshot_at: Option<u64>,
     /// What a runaway guest may cost the host.
     pub limits: RunLimits,
+    /// Count the guest's instructions for the run's profile.
+    pub count_instructions: bool,
 }
 
 impl RunOptions {
@@ -46,6 +48,7 @@ impl RunOptions {
             stall_timeout: Duration::from_secs(30),
             snapshot_at: None,
             limits: RunLimits::default(),
+            count_instructions: false,
         }
     }
 }
@@ -191,6 +194,7 @@ pub fn prepare(opts: &RunOptions) -> Result<Prepared, LabError> {
         snapshot_at_end: scenario.snapshot_at_end(),
         lock_names: scenario.lock_names(),
         limits: opts.limits,
+        count_instructions: opts.count_instructions,
     };
     Ok(Prepared { scenario, cfg })
 }

@@ -14,6 +14,7 @@ use lockvmm_abi::{
 use vm_superio::serial::NoEvents;
 use vmm_sys_util::eventfd::EventFd;
 
+use super::insn_count::counted;
 use super::restore::HostState;
 use super::run_token::Scheduler;
 use super::supervisor::{install_kick_handler, join_all, supervise};
@@ -46,8 +47,13 @@ impl Machine {
     pub fn run(cfg: MachineConfig) -> Result<RunResult, MachineError> {
         let b = build(&cfg, false)?;
         let (machine, console) = assemble(&cfg, b.vm, b.memory.clone(), None, 0)?;
-        drive(&machine, b.vcpus, cfg.stall_timeout)?;
-        Ok(collect(&machine, &console, &cfg, b.t0, b.vcpus_created))
+        let (driven, insns) = counted(cfg.count_instructions, || {
+            drive(&machine, b.vcpus, cfg.stall_timeout)
+        });
+        driven?;
+        let mut result = collect(&machine, &console, &cfg, b.t0, b.vcpus_created);
+        result.profile.set_guest_instructions(insns);
+        Ok(result)
     }
 }
 

@@ -41,6 +41,8 @@ pub struct MachineConfig {
     pub lock_aliases: Vec<(u64, String)>,
     /// What a runaway guest may cost the host.
     pub limits: RunLimits,
+    /// Count the guest's instructions for the profile (see `insn_count`).
+    pub count_instructions: bool,
 }
 
 /// Bounds on what one run may cost the host, whatever the guest does.

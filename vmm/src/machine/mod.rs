@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 mod fault;
 pub mod hypercall;
+pub mod insn_count;
 pub mod profile;
 pub mod restore;
 pub mod run_token;

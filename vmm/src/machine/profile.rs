@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use lockvmm_abi::Hypercall;
+
+use super::insn_count::GuestInstructions;
 use serde::{Deserialize, Serialize};
 
 /// Why the guest left `KVM_RUN`.
@@ -103,6 +105,7 @@ impl ExitCounters {
             exits,
             hypercalls,
             guest_instructions: None,
+            guest_instructions_counted_by: None,
             host_ms: BTreeMap::new(),
         }
     }
@@ -117,12 +120,26 @@ pub struct RunProfile {
     pub exits: BTreeMap<String, u64>,
     /// Hypercalls by kind (`Wait`, `Hook`, `ConsoleWrite`, …).
     pub hypercalls: BTreeMap<String, u64>,
-    /// Guest instructions retired, where the host can count them; `null` here: KVM gives a VMM
-    /// no count of them (KVM's tracepoints can, with perf and root; see the README's
-    /// Benchmarks).
+    /// The guest's instructions, counted by the host's perf with `--count-instructions`
+    /// (`null` otherwise, or when no counter could be opened).
     pub guest_instructions: Option<u64>,
+    /// What counted them: `instructions:G` (the PMU, in guest mode) or `kvm:kvm_emulate_insn`
+    /// (every instruction KVM emulated: all of ring 0 on a KVM that emulates it); or why none
+    /// could be opened. Absent without `--count-instructions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_instructions_counted_by: Option<String>,
     /// Wall time of each host phase, milliseconds: `prepare` (scenario, kernel, KVM checks),
     /// `create` (VM and vCPUs), `boot` (to every CPU online), `run` (to the end), `freeze` and
     /// `memory_copy` (the snapshot), `analysis`, `vmcore`, `files` (report, result).
     pub host_ms: BTreeMap<String, f64>,
+}
+
+impl RunProfile {
+    /// Records what `insn_count::counted` measured (nothing when counting was not asked for).
+    pub fn set_guest_instructions(&mut self, insns: Option<GuestInstructions>) {
+        if let Some(g) = insns {
+            self.guest_instructions = g.count;
+            self.guest_instructions_counted_by = Some(g.counted_by);
+        }
+    }
 }

@@ -21,6 +21,7 @@ use kvm_ioctls::{VcpuFd, VmFd};
 use vm_superio::serial::SerialState;
 
 use super::boot::{assemble, build, collect, drive};
+use super::insn_count::counted;
 use super::run_token::SchedState;
 use super::{HookAction, Machine, MachineConfig, MachineError, RunRecord, RunResult, lock};
 use crate::devices::pmu::Pmu;
@@ -203,8 +204,12 @@ impl Snapshotted {
             0,
         )?;
         let vcpus = std::mem::take(&mut self.vcpus);
-        let fds = drive(&m, vcpus, self.cfg.stall_timeout)?;
-        let result = collect(&m, &console, &self.cfg, t0, Duration::ZERO);
+        let (fds, insns) = counted(self.cfg.count_instructions, || {
+            drive(&m, vcpus, self.cfg.stall_timeout)
+        });
+        let fds = fds?;
+        let mut result = collect(&m, &console, &self.cfg, t0, Duration::ZERO);
+        result.profile.set_guest_instructions(insns);
         self.vcpus = fds.into_iter().flatten().collect();
         Ok(result)
     }

@@ -125,7 +125,15 @@ fn detach_timer(timer: &mut TimerList) {
     unsafe {
         *pprev = next;
         if !next.is_null() {
-            (*next).pprev = pprev;
+            // `next->pprev = pprev`, with the registers 3.10's `__list_del` (`next->prev =
+            // prev`) has in run_timer_softirq: `mov %rsi,0x8(%rcx)`, the store seed 002
+            // faults on when `next` is a timer in freed memory.
+            core::arch::asm!(
+                "mov qword ptr [rcx + 8], rsi",
+                in("rcx") next,
+                in("rsi") pprev,
+                options(nostack, preserves_flags)
+            );
         }
     }
     entry.pprev = core::ptr::null_mut();

@@ -54,6 +54,7 @@ pub extern "C" fn smp_apic_timer_interrupt(regs: &mut PtRegs) {
 pub extern "C" fn local_apic_timer_interrupt() {
     keep_frame!(crate::kernel::time::hrtimer::hrtimer_interrupt());
     crate::lab::handlers::tick();
+    crate::kernel::module::timer_mod_tick();
 }
 
 /// RESCHEDULE_VECTOR.
