@@ -443,3 +443,166 @@ fn hardlockup_all_cpu_backtrace_asks_the_other_cpus_by_nmi_once() {
     assert!(!r.console.contains("NMI backtrace for cpu"));
     assert_eq!(common::read_u64(&r, "hardlockup_allcpu_dumped", 0), 0);
 }
+
+/// The records from the first whose text starts with `prefix`.
+fn records_from(recs: &[common::LogRecord], prefix: &str) -> usize {
+    recs.iter()
+        .position(|l| l.text.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no record starting {prefix:?}"))
+}
+
+#[test]
+fn each_version_announces_the_cpus_as_it_did_with_continued_records() {
+    const LOG_NEWLINE: u8 = 2;
+    const LOG_CONT: u8 = 8;
+    const LOG_NOCONS: u8 = 1;
+    // 3.10: `smpboot: Booting Node   0, Processors ` continued by ` #N` and ` OK\n`, one record
+    // (the console printed it piecewise as 3.10's `console_cont_flush`: LOG_NOCONS).
+    let (_, r) = common::run("vmm/tests/scenarios/boot_3_10.toml", None);
+    let n = r.online.len();
+    let recs = common::log_records(&r);
+    let at = records_from(&recs, "smpboot: Booting Node ");
+    let cpus: String = (1..n).map(|c| format!(" #{c}")).collect();
+    assert_eq!(
+        recs[at].text,
+        format!("smpboot: Booting Node   0, Processors {cpus} OK")
+    );
+    assert_eq!(
+        recs[at].flags & (LOG_NEWLINE | LOG_NOCONS),
+        LOG_NEWLINE | LOG_NOCONS
+    );
+    assert_eq!(recs[at + 1].text, format!("Brought up {n} CPUs"));
+    assert!(r.console.contains(&format!("] {}\n", recs[at].text)));
+    // 4.4: no `smpboot: ` on the first line (a bare printk), `width` = digits of 4 CPUs + 1.
+    let (_, r) = common::run("vmm/tests/scenarios/boot_4_4.toml", None);
+    let recs = common::log_records(&r);
+    let at = records_from(&recs, "x86: Booting SMP configuration:");
+    let cpus: String = (1..n).map(|c| format!(" #{c}")).collect();
+    assert_eq!(
+        recs[at + 1].text,
+        format!(".... node  #0, CPUs:     {cpus}")
+    );
+    assert_eq!(
+        recs[at + 2].text,
+        format!("x86: Booted up 1 node, {n} CPUs")
+    );
+    assert_eq!(
+        recs[at + 1].flags & LOG_CONT,
+        0,
+        "one record, not continued"
+    );
+    // 2.6.32: one `Booting processor` line per CPU, from the boot CPU, before it starts it.
+    let (_, r) = common::run("vmm/tests/scenarios/boot_2_6.toml", None);
+    let recs = common::log_records(&r);
+    let at = records_from(&recs, "Booting processor 1 ");
+    for c in 1..n {
+        assert!(
+            recs[at + c - 1]
+                .text
+                .starts_with(&format!("Booting processor {c} APIC {c:#x} ip 0x")),
+            "{}",
+            recs[at + c - 1].text
+        );
+    }
+    assert_eq!(recs[at + n - 1].text, format!("Brought up {n} CPUs"));
+}
+
+#[test]
+fn three_ten_warns_on_a_hard_lockup_without_hardlockup_panic() {
+    let (_, r) = common::run("vmm/tests/scenarios/hog_hard_3_10.toml", None);
+    let e = &lockups(&r)[0];
+    assert_eq!((e.cpu, e.kind), (1, LockupKind::Hard));
+    let recs = common::log_records(&r);
+    let cut = records_from(&recs, "------------[ cut here ]------------");
+    let t = |i: usize| recs[cut + i].text.as_str();
+    // `WARNING: at %s:%d %pS()`: the callback's own file and the address it called WARN from.
+    assert!(
+        t(1).starts_with("WARNING: at kernel/watchdog_hld.rs:")
+            && t(1).contains(" watchdog_overflow_callback+0x")
+            && t(1).ends_with("()"),
+        "{}",
+        t(1)
+    );
+    // The WARN's text waited in 3.10's `cont` (no level, no newline) until `Modules linked
+    // in:` stored it as a record of its own.
+    assert_eq!(
+        t(2),
+        format!("Watchdog detected hard LOCKUP on cpu {}", e.cpu)
+    );
+    assert_eq!(recs[cut + 2].flags & 2, 2);
+    assert!(t(3).starts_with("Modules linked in:"), "{}", t(3));
+    let task = common::analysis(&r).task_on(e.cpu).expect("the hog");
+    assert!(
+        t(4).starts_with(&format!("CPU: {} PID: {} Comm: ", e.cpu, task.pid)),
+        "{}",
+        t(4)
+    );
+    // dump_stack, not show_regs: no register lines; the trace runs from the WARN to the task.
+    let end = records_from(&recs, "---[ end trace ");
+    let block: Vec<&str> = recs[cut..=end].iter().map(|l| l.text.as_str()).collect();
+    assert!(!block.iter().any(|l| l.starts_with("RIP: ")), "{block:#?}");
+    for f in [
+        "warn_slowpath_fmt+",
+        "watchdog_overflow_callback+",
+        "kthread+",
+    ] {
+        assert!(block.iter().any(|l| l.contains(f)), "{f} in {block:#?}");
+    }
+    let id = common::read_u64(&r, "oops_id", 0);
+    assert_eq!(recs[end].text, format!("---[ end trace {id:016x} ]---"));
+    // add_taint(TAINT_WARN): W.
+    assert_ne!(common::read_u64(&r, "tainted_mask", 0) & (1 << 9), 0);
+    // Negative control: 4.4 prints no WARN block for the same hog.
+    let (_, r) = common::run("scenarios/hog_hard.toml", None);
+    assert!(!r.console.contains("cut here"));
+    assert_eq!(common::read_u64(&r, "tainted_mask", 0) & (1 << 9), 0);
+}
+
+#[test]
+fn two_six_prints_show_regs_for_a_soft_lockup_and_show_registers_for_die_nmi() {
+    // softlockup_tick: the KERN_ERR line (3), print_modules, then show_regs: `CPU 1:` (a line
+    // `__show_regs` ends), the modules again, `Pid:`, the registers, the DR lines, the trace.
+    let (_, r) = common::run("vmm/tests/scenarios/hog_soft_2_6.toml", None);
+    let e = lockups(&r)[0].clone();
+    let recs = common::log_records(&r);
+    let at = records_from(&recs, &e.message);
+    assert_eq!(recs[at].level, 3, "KERN_ERR");
+    let t: Vec<&str> = recs[at..].iter().map(|l| l.text.as_str()).collect();
+    assert!(t[1].starts_with("Modules linked in: hog"), "{}", t[1]);
+    assert_eq!(t[2], format!("CPU {}:", e.cpu));
+    assert_eq!(t[3], t[1]);
+    let task = common::analysis(&r).task_on(e.cpu).expect("the hog");
+    assert!(
+        t[4].starts_with(&format!("Pid: {}, comm: ", task.pid)),
+        "{}",
+        t[4]
+    );
+    let trace = t.iter().position(|l| *l == "Call Trace:").expect("a trace");
+    assert!(t[trace - 2].starts_with("DR0: ") && t[trace - 1].starts_with("DR3: "));
+    assert!(
+        !t[..trace].contains(&"Stack:"),
+        "show_regs prints no Stack:"
+    );
+    assert!(!t.iter().any(|l| l.starts_with("Code: ")));
+    // 2.6.32 had no O or E module taint: `hog`, no flags.
+    assert_eq!(t[1], "Modules linked in: hog");
+    // die_nmi: show_registers, with `Process`, `Stack:` and `Code:`.
+    let (_, r) = common::run("vmm/tests/scenarios/hog_hard_2_6.toml", None);
+    let e = lockups(&r)[0].clone();
+    let recs = common::log_records(&r);
+    let at = records_from(&recs, "BUG: NMI Watchdog detected LOCKUP on CPU");
+    let t: Vec<&str> = recs[at..].iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(t[1], format!("CPU {} ", e.cpu));
+    let task = common::analysis(&r).task_on(e.cpu).expect("the hog");
+    let p = t
+        .iter()
+        .position(|l| {
+            l.starts_with(&format!(
+                "Process {} (pid: {}, threadinfo ",
+                task.comm, task.pid
+            ))
+        })
+        .expect("the Process line");
+    assert_eq!(t[p + 1], "Stack:");
+    assert!(t[p..].iter().any(|l| l.starts_with("Code: ")));
+}

@@ -251,10 +251,30 @@ fn seed_002_kdump_ticket_lock_and_header() {
     // unable to handle kernel " comes before the panic in its list), STATE the panic task's.
     let h = lockvmm::report::header::Header::build(&a, 1, &a.dmesg(), true);
     let panic = h.panic.as_deref().expect("a PANIC line in the log");
+    // The seed's PANIC exactly: 3.10's show_fault_oops prints its line in pieces, and the CPU
+    // hung printing the first (`printk(KERN_ALERT "BUG: unable to handle kernel ")`, whose
+    // console output armed the fbcon timer). That piece waited in `struct cont`, printed on
+    // the console as a fragment; the hard-lockup report's first line with a level stored it
+    // as a record of its own, the record crash's get_panicmsg finds.
+    assert_eq!(panic, "BUG: unable to handle kernel ");
+    let recs = common::log_records(&r);
+    let bug = recs
+        .iter()
+        .position(|l| l.text.starts_with("BUG: unable to handle kernel"))
+        .expect("the oops' record");
+    assert_eq!(recs[bug].text, "BUG: unable to handle kernel ");
+    // LOG_NOCONS: the console had printed all of it before it became a record.
+    assert_eq!(recs[bug].flags & 1, 1);
+    assert_eq!(recs[bug].cons as usize, recs[bug].text.len());
+    assert_eq!(recs[bug].level, 1, "KERN_ALERT");
     assert!(
-        panic.starts_with("BUG: unable to handle kernel "),
-        "{panic}"
+        recs[bug + 1..]
+            .iter()
+            .any(|l| l.text == "Watchdog detected hard LOCKUP on cpu 1")
     );
+    // The rest of the line was never printed: the CPU never got past the first printk.
+    assert!(!recs.iter().any(|l| l.text.contains("paging request")));
+    assert!(!r.console.contains("paging request"));
     assert_eq!(h.release, "3.10.0-lockvmm");
     assert_eq!(h.state, "TASK_RUNNING (PANIC)");
     assert_eq!(h.memory_bytes, r.memory.size());

@@ -11,6 +11,7 @@ pub mod kthread;
 pub mod locking;
 pub mod module;
 pub mod panic;
+pub mod printk_cont;
 pub mod reboot;
 pub mod sched;
 pub mod softirq;

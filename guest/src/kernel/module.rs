@@ -28,6 +28,8 @@ const TIMER_OFFSET: u64 = 0x3b0;
 pub static timer_mod_base: AtomicU64 = AtomicU64::new(0);
 static VARIANT: AtomicU64 = AtomicU64::new(0);
 static LOADED: AtomicU32 = AtomicU32::new(0);
+/// Linux's `last_unloaded_module` (`kernel/module.c`): the lab unloads only timer_mod.
+static LAST_UNLOADED_TIMER_MOD: AtomicU32 = AtomicU32::new(0);
 
 /// The variant `load_module` was given.
 fn variant() -> ModuleVariant {
@@ -125,14 +127,28 @@ pub extern "C" fn load_hog() -> bool {
 }
 
 /// `print_modules()` (Linux's `kernel/module.c`, the same in 2.6.32 … 6.6): `Modules linked
-/// in:` and each loaded module with its flags, at KERN_DEFAULT.
+/// in:` and each loaded module with its flags, at KERN_DEFAULT. `module_flags` prints the
+/// module taints the version knows: O and E from 3.15 on (4.4, 6.6: `(OE)`), O alone in 3.10
+/// (`TAINT_OOT_MODULE` came in 3.2, `TAINT_UNSIGNED_MODULE` in 3.15), none in 2.6.32 (only
+/// P, F and C existed).
 pub fn print_modules() {
     use core::fmt::Write;
+    use lockvmm_abi::knob::KernelVersion;
+    let flags = match crate::init::version::linux_version() {
+        KernelVersion::V6_6 | KernelVersion::V4_4 => "(OE)",
+        KernelVersion::V3_10 => "(O)",
+        KernelVersion::V2_6 => "",
+    };
     let mut line = crate::arch::x86::kernel::dumpstack::Line::new();
     let _ = write!(line, "Modules linked in:");
     for_each_module(|name| {
-        let _ = write!(line, " {}", name);
+        let name = name.split_once('(').map_or(name, |(n, _)| n);
+        let _ = write!(line, " {}{}", name, flags);
     });
+    // `if (last_unloaded_module[0]) pr_cont(" [last unloaded: %s]", …)`, in every version.
+    if LAST_UNLOADED_TIMER_MOD.load(Ordering::Relaxed) != 0 {
+        let _ = write!(line, " [last unloaded: timer_mod]");
+    }
     line.emit(crate::kernel::printk::LOGLEVEL_WARNING);
 }
 
@@ -327,6 +343,7 @@ pub extern "C" fn delete_module() -> i32 {
     timer_mod_exit(base);
     lockvmm::hook(Hook::ModuleGoing, base);
     LOADED.store(0, Ordering::Relaxed);
+    LAST_UNLOADED_TIMER_MOD.store(1, Ordering::Relaxed);
     module_memfree(base, MODULE_PAGES);
     lockvmm::hook(Hook::ModuleUnload, 0);
     0

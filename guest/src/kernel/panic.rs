@@ -71,6 +71,10 @@ pub fn panic_regs(regs: Option<&PtRegs>, args: fmt::Arguments) -> ! {
     let _ = msg.write_fmt(args);
     let text = core::str::from_utf8(&msg.buf[..msg.len]).unwrap_or("(invalid UTF-8)");
     pr_emerg!("Kernel panic - not syncing: {}", text);
+    // `#ifdef CONFIG_DEBUG_BUGVERBOSE dump_stack()` (`kernel/panic.c` of 2.6.32 … 6.6, which
+    // 4.4 and 6.6 skip when an oops already dumped: `test_taint(TAINT_DIE)`; the lab's oopses
+    // do not reach panic).
+    crate::arch::x86::kernel::dumpstack::dump_stack();
     // The panic notifiers: ftrace's `trace_panic_handler`.
     crate::kernel::trace::trace_dump::ftrace_dump_on_oops();
     // `__crash_kexec(NULL)`: kdump. It returns only if the capture kernel refused.
@@ -87,4 +91,60 @@ pub extern "C" fn panic_smp_self_stop() -> ! {
     loop {
         lockvmm::wait_for_event();
     }
+}
+
+/// `oops_id` (`kernel/panic.c`): Linux draws it at random on the first oops end marker; the lab
+/// takes the virtual clock at that moment, so a replay prints the same id.
+#[unsafe(no_mangle)]
+pub static oops_id: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// `print_oops_end_marker` (3.10 `kernel/panic.c`): `init_oops_id()`, then
+/// `printk(KERN_WARNING "---[ end trace %016llx ]---\n", oops_id)`.
+pub fn print_oops_end_marker() {
+    if oops_id.load(Ordering::Relaxed) == 0 {
+        oops_id.store(crate::init::main::local_clock() | 1, Ordering::Relaxed);
+    } else {
+        oops_id.fetch_add(1, Ordering::Relaxed);
+    }
+    pr_default!(
+        "---[ end trace {:016x} ]---",
+        oops_id.load(Ordering::Relaxed)
+    );
+}
+
+/// `WARN(1, fmt, …)` as 3.10 expands it: `warn_slowpath_fmt(__FILE__, __LINE__, fmt, …)`,
+/// whose caller (`__builtin_return_address(0)`) the `WARNING:` line names. `file` is the
+/// guest's source path without `src/`, as Linux's `__FILE__` is relative to the tree.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub fn warn_slowpath_fmt(file: &str, line: u32, args: fmt::Arguments) {
+    let caller = crate::kernel::jump_label::ret_ip();
+    keep_frame!(warn_slowpath_common(file, line, caller, args));
+}
+
+/// `warn_slowpath_common` (3.10 `kernel/panic.c`):
+///   printk(KERN_WARNING "------------[ cut here ]------------\n");
+///   printk(KERN_WARNING "WARNING: at %s:%d %pS()\n", file, line, caller);
+///   vprintk(args->fmt, args->args);      // no level, no newline: it waits in `cont`
+///   print_modules(); dump_stack(); print_oops_end_marker(); add_taint(TAINT_WARN);
+/// (4.4's `__warn` adds `CPU: %d PID: %d` to the `WARNING:` line; 6.6 prints
+/// `WARNING: CPU: %d PID: %d at %pS`.)
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub fn warn_slowpath_common(file: &str, line: u32, caller: u64, args: fmt::Arguments) {
+    let file = file.strip_prefix("src/").unwrap_or(file);
+    pr_default!("------------[ cut here ]------------");
+    pr_default!(
+        "WARNING: at {}:{} {}()",
+        file,
+        line,
+        crate::kernel::kallsyms::Sym(caller)
+    );
+    // `vprintk` without a level: 3.10 keeps the text in `cont` until the next line with a
+    // level (`Modules linked in:`) stores it as a record of its own.
+    pr_cont!("{}", args);
+    crate::kernel::module::print_modules();
+    crate::arch::x86::kernel::dumpstack::dump_stack();
+    print_oops_end_marker();
+    crate::kernel::taint::add_taint(crate::kernel::taint::TAINT_WARN);
 }

@@ -5,6 +5,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use lockvmm_abi::knob::KernelVersion;
 
+pub const TAINT_WARN: u32 = 9;
 pub const TAINT_OOT_MODULE: u32 = 12;
 pub const TAINT_UNSIGNED_MODULE: u32 = 13;
 pub const TAINT_SOFTLOCKUP: u32 = 14;

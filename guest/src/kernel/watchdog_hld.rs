@@ -5,7 +5,8 @@
 //! Messages by version: 6.6 `watchdog: Watchdog detected hard LOCKUP on cpu N` (`kernel/
 //! watchdog.c` `watchdog_hardlockup_check`, `pr_fmt` "watchdog: "), 4.4 `NMI watchdog: …`
 //! (`kernel/watchdog.c` `watchdog_overflow_callback`), 3.10 the same words without a prefix
-//! (its `WARN(1, …)`; the `cut here` frame of WARN is not reproduced), 2.6.32 `BUG: NMI
+//! inside its `WARN(1, …)` block (`------------[ cut here ]------------`, `WARNING: at …`,
+//! `kernel/panic.c` `warn_slowpath_common`), 2.6.32 `BUG: NMI
 //! Watchdog detected LOCKUP on CPU%d, ip %08lx, registers:` (`arch/x86/kernel/dumpstack.c`
 //! `die_nmi`). 2.6.32's period is a fixed 60 s (seed 003), not `watchdog_thresh`.
 use core::fmt::Write;
@@ -99,13 +100,32 @@ pub fn watchdog_overflow_callback(_event: &mut PerfEvent, regs: &PtRegs) {
         write!(msg, "Watchdog detected hard LOCKUP on cpu {}", c)
     };
     report_to_host(LockupKind::Hard, regs, &msg);
+    let panics = crate::init::main::boot_info().hardlockup_panic != 0;
     match v {
         KernelVersion::V6_6 => pr_emerg!("watchdog: {}", msg.as_str()),
         KernelVersion::V4_4 => pr_emerg!("NMI watchdog: {}", msg.as_str()),
+        // 3.10 `kernel/watchdog.c`: `WARN(1, "Watchdog detected hard LOCKUP on cpu %d",
+        // this_cpu)` when not panicking: the `cut here` block with its own stack dump.
+        KernelVersion::V3_10 if !panics => crate::kernel::panic::warn_slowpath_fmt(
+            file!(),
+            line!(),
+            format_args!("{}", msg.as_str()),
+        ),
+        // With `hardlockup_panic`, upstream 3.10 calls `panic("Watchdog detected hard LOCKUP
+        // on cpu %d")` at once; seed 002's RHEL 7 kernel (3.10.0-514) prints the message,
+        // the modules and the registers and calls `nmi_panic(regs, "Hard LOCKUP")` (its
+        // vmcore has the `nmi_panic` frame): the lab replays the seed's kernel.
         KernelVersion::V3_10 | KernelVersion::V2_6 => pr_emerg!("{}", msg.as_str()),
     }
-    print_modules();
-    show_regs(regs);
+    match v {
+        // 2.6.32's `die_nmi`: `show_registers(regs)`, which lists the modules itself.
+        KernelVersion::V2_6 => crate::arch::x86::kernel::process_64::show_regs_2_6(regs, true),
+        KernelVersion::V3_10 if !panics => {}
+        _ => {
+            print_modules();
+            show_regs(regs);
+        }
+    }
     // "Perform all-CPU dump only once to avoid multiple hardlockups generating interleaving
     // traces" (4.4's watchdog_overflow_callback, 6.6's watchdog_hardlockup_check).
     if crate::init::main::boot_info().hardlockup_all_cpu_backtrace != 0

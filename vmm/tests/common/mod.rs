@@ -163,3 +163,51 @@ pub fn console_lines(r: &RunResult) -> Vec<String> {
         })
         .collect()
 }
+
+/// One record of the guest's `__log_buf`, read from its memory after the run.
+pub struct LogRecord {
+    pub ts_nsec: u64,
+    pub level: u8,
+    /// Linux's `LOG_*` flags (`LOG_NOCONS` 1, `LOG_NEWLINE` 2, `LOG_PREFIX` 4, `LOG_CONT` 8).
+    pub flags: u8,
+    /// With `LOG_NOCONS`: bytes the console printed before the record was stored.
+    pub cons: u8,
+    pub text: String,
+}
+
+/// Every record `__log_buf` still holds, oldest first, through the DWARF layout of
+/// `printk_log` (`log_next_seq` records were stored; the ring keeps the last ones).
+pub fn log_records(r: &RunResult) -> Vec<LogRecord> {
+    let (size, count) = r
+        .kernel
+        .debug_info()
+        .array_of("__log_buf")
+        .expect("__log_buf in the DWARF");
+    let next = read_u64(r, "log_next_seq", 0);
+    let m = |name: &str| member(r, "printk_log", name);
+    let (ts, len, level, flags, cons, text) = (
+        m("ts_nsec"),
+        m("len"),
+        m("level"),
+        m("flags"),
+        m("cons"),
+        m("text"),
+    );
+    (next.saturating_sub(count)..next)
+        .map(|seq| {
+            let off = (seq % count) * size;
+            let rec = r
+                .memory
+                .read_virt(BOOT_CR3, at(r, "__log_buf", off), size as usize)
+                .expect("readable __log_buf");
+            let n = u16::from_le_bytes([rec[len as usize], rec[len as usize + 1]]) as usize;
+            LogRecord {
+                ts_nsec: u64::from_le_bytes(rec[ts as usize..ts as usize + 8].try_into().unwrap()),
+                level: rec[level as usize],
+                flags: rec[flags as usize],
+                cons: rec[cons as usize],
+                text: String::from_utf8_lossy(&rec[text as usize..text as usize + n]).into_owned(),
+            }
+        })
+        .collect()
+}

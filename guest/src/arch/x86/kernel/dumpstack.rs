@@ -294,3 +294,41 @@ pub fn show_code(rip: u64) {
     }
     line.emit(LOGLEVEL_DEFAULT);
 }
+
+/// `dump_stack()`, as each version prints it:
+/// - 3.10 and 4.4 (`lib/dump_stack.c` → `dump_stack_print_info(KERN_DEFAULT)` and
+///   `show_stack(NULL, NULL)`, which on x86_64 is `show_stack_log_lvl`): the stack words from
+///   here, with no `Stack:` header, then the Call Trace through every stack up to the task's;
+/// - 6.6 (`lib/dump_stack.c` → `show_stack` → `show_trace_log_lvl`): no words, the trace
+///   with its `<NMI>`/`<IRQ>`/`<TASK>` markers;
+/// - 2.6.32 (`arch/x86/kernel/dumpstack_64.c`): `printk("Pid: %d, comm: %.20s %s %s %.*s\n")`
+///   (no board) and `show_trace`.
+#[inline(never)]
+#[unsafe(no_mangle)]
+pub fn dump_stack() {
+    let (sp, bp): (u64, u64);
+    // SAFETY: reads this frame's stack and frame pointers.
+    unsafe {
+        core::arch::asm!("mov {}, rsp", "mov {}, rbp", out(reg) sp, out(reg) bp,
+            options(nomem, nostack, preserves_flags))
+    };
+    match linux_version() {
+        KernelVersion::V2_6 => {
+            let cur = crate::kernel::sched::core::current();
+            pr_default!(
+                "Pid: {}, comm: {:.20} {} {} #1",
+                cur.pid,
+                cur.comm(),
+                crate::kernel::taint::PrintTainted,
+                crate::init::version::utsname_release()
+            );
+        }
+        v => {
+            crate::arch::x86::kernel::process_64::dump_stack_print_info(LOGLEVEL_DEFAULT);
+            if v != KernelVersion::V6_6 {
+                show_stack_words(sp);
+            }
+        }
+    }
+    show_trace_log_lvl(sp, bp);
+}

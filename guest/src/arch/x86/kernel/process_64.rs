@@ -93,7 +93,8 @@ pub fn show_regs(r: &PtRegs) {
     let v = linux_version();
     let kernel = r.cs & 3 == 0;
     if v == KernelVersion::V2_6 {
-        pr_default!("CPU {}:", crate::arch::x86::percpu::smp_processor_id());
+        show_regs_2_6(r, false);
+        return;
     }
     dump_stack_print_info(LOGLEVEL_DEFAULT);
     if matches!(v, KernelVersion::V4_4 | KernelVersion::V3_10) {
@@ -119,6 +120,72 @@ pub fn show_regs(r: &PtRegs) {
         show_trace_log_lvl(r.rsp, r.rbp);
         show_code(r.rip);
     }
+}
+
+/// 2.6.32's `show_regs` (`arch/x86/kernel/process_64.c`) or, with `registers`, its
+/// `show_registers` (`arch/x86/kernel/dumpstack_64.c`, for oopses and `die_nmi`):
+/// - `printk(KERN_INFO "CPU %d:")` (`"CPU %d "`), a line `__show_regs` ends with its first
+///   `printk("\n")`, then its `print_modules()`, the `Pid:` line and the registers, and the
+///   `DR0:`…`DR7:` lines;
+/// - `show_regs`: `show_trace` (the Call Trace) and nothing else: no `Stack:`, no `Code:`;
+/// - `show_registers`: `Process %s (pid: %d, threadinfo %p, task %p)`, `Stack:` with the
+///   words and the Call Trace (`show_stack_log_lvl`), then `Code:`.
+pub fn show_regs_2_6(r: &PtRegs, registers: bool) {
+    use crate::kernel::printk::LOGLEVEL_INFO;
+    let cpu = crate::arch::x86::percpu::smp_processor_id();
+    if registers {
+        printk_open!(LOGLEVEL_DEFAULT, "CPU {} ", cpu);
+    } else {
+        printk_open!(LOGLEVEL_INFO, "CPU {}:", cpu);
+    }
+    pr_cont!("\n");
+    crate::kernel::module::print_modules();
+    dump_stack_print_info(LOGLEVEL_INFO);
+    __show_regs(r);
+    let dr = read_debugregs();
+    pr_default!(
+        "DR0: {:016x} DR1: {:016x} DR2: {:016x}",
+        dr[0],
+        dr[1],
+        dr[2]
+    );
+    pr_default!(
+        "DR3: {:016x} DR6: {:016x} DR7: {:016x}",
+        dr[3],
+        dr[4],
+        dr[5]
+    );
+    if r.cs & 3 != 0 {
+        return;
+    }
+    if !registers {
+        show_trace_log_lvl(r.rsp, r.rbp);
+        return;
+    }
+    let cur = crate::kernel::sched::core::current();
+    pr_default!(
+        "Process {} (pid: {}, threadinfo {:016x}, task {:016x})",
+        cur.comm(),
+        cur.pid,
+        cur.stack,
+        cur as *const _ as u64
+    );
+    pr_default!("Stack:");
+    show_stack_words(r.rsp);
+    show_trace_log_lvl(r.rsp, r.rbp);
+    show_code(r.rip);
+}
+
+/// DR0–DR3, DR6, DR7 (`get_debugreg`).
+fn read_debugregs() -> [u64; 6] {
+    let (d0, d1, d2, d3, d6, d7): (u64, u64, u64, u64, u64, u64);
+    // SAFETY: reading debug registers in ring 0 has no side effects.
+    unsafe {
+        asm!("mov {}, dr0", "mov {}, dr1", "mov {}, dr2", "mov {}, dr3", "mov {}, dr6", "mov {}, dr7",
+            out(reg) d0, out(reg) d1, out(reg) d2, out(reg) d3, out(reg) d6, out(reg) d7,
+            options(nomem, nostack, preserves_flags));
+    }
+    [d0, d1, d2, d3, d6, d7]
 }
 
 /// `__show_regs(regs, all)`.

@@ -8,7 +8,21 @@ use crate::arch::x86::lockvmm;
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub fn die(msg: &str, regs: &PtRegs, vector: u64, err: u64, cr2: u64) -> ! {
-    pr_alert!("{}: {:04x} [#1] SMP", msg, err);
+    // `__die` (`arch/x86/kernel/dumpstack.c`): 3.10 and 4.4 `printk(KERN_DEFAULT "%s: %04lx
+    // [#%d] " PREEMPT SMP DEBUG_PAGEALLOC "\n")`, so `SMP ` keeps its trailing space; 6.6's
+    // `__die_header` `"%s: %04lx [#%d]%s%s%s%s%s\n"` with `" SMP"`; 2.6.32 `printk(KERN_EMERG
+    // "%s: %04lx [#%d] ")`, then `printk("SMP ")` and `printk("\n")`.
+    static DIE_COUNTER: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+    let n = DIE_COUNTER.fetch_add(1, core::sync::atomic::Ordering::Relaxed) + 1;
+    match crate::init::version::linux_version() {
+        lockvmm_abi::knob::KernelVersion::V6_6 => {
+            pr_default!("{}: {:04x} [#{}] SMP", msg, err & 0xffff, n)
+        }
+        lockvmm_abi::knob::KernelVersion::V2_6 => {
+            pr_emerg!("{}: {:04x} [#{}] SMP ", msg, err & 0xffff, n)
+        }
+        _ => pr_default!("{}: {:04x} [#{}] SMP ", msg, err & 0xffff, n),
+    }
     // `__die`: the modules, then the registers (4.4's order); 6.6's `__die_body` prints the
     // modules after the trace.
     let v66 = crate::init::version::linux_version() == lockvmm_abi::knob::KernelVersion::V6_6;
