@@ -239,7 +239,20 @@ pub fn vprintk_default(level: u8, args: fmt::Arguments) {
 pub fn vprintk_emit(level: u8, args: fmt::Arguments) {
     let mut line = LineBuf::<LOG_LINE_MAX>::new();
     let _ = line.write_fmt(args);
-    let mut text = line.as_bytes();
+    emit_text(level, line.as_bytes());
+}
+
+/// `pr_cont` of text formatted by the caller: the boot CPU's `announce_cpu` continues its line
+/// once per CPU, where `core::fmt`'s padding would cost ~400 emulated instructions each.
+#[inline(never)]
+pub fn pr_cont_text(text: &[u8]) {
+    emit_text(KERN_CONT | PRINTK_NEWLINE_RULE, text);
+}
+
+/// The rest of `vprintk_emit`, inlined into both callers so that a CPU stuck in the console
+/// shows Linux's frames (`vprintk_emit` → `console_unlock`).
+#[inline(always)]
+fn emit_text(level: u8, mut text: &[u8]) {
     // Linux's `vprintk_emit`: a trailing newline ends the line (and is not stored).
     let newline = if level & PRINTK_NEWLINE_RULE == 0 {
         true

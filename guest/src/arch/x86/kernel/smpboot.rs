@@ -37,6 +37,23 @@ unsafe extern "C" {
     fn secondary_startup_64();
 }
 
+/// `pr_cont("%*s#%d%s", spaces, " ", cpu, tail)`, formatted by hand (see `pr_cont_text`).
+fn cont_cpu(spaces: usize, cpu: u32, tail: &[u8]) {
+    let mut buf = [b' '; 32];
+    let digits = num_digits(cpu);
+    let at = spaces.min(buf.len() - 16);
+    buf[at] = b'#';
+    let mut n = cpu;
+    for i in (0..digits).rev() {
+        buf[at + 1 + i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let end = at + 1 + digits;
+    let tail = &tail[..tail.len().min(buf.len() - end)];
+    buf[end..end + tail.len()].copy_from_slice(tail);
+    crate::kernel::printk::pr_cont_text(&buf[..end + tail.len()]);
+}
+
 fn num_digits(mut n: u32) -> usize {
     let mut d = 1;
     while n >= 10 {
@@ -80,14 +97,14 @@ fn announce_cpu(cpu: u32) {
                 );
                 pr_cont!("{:>w$}", " ", w = width + 1);
             }
-            pr_cont!("{:>w$}#{}", " ", cpu, w = width - num_digits(cpu));
+            cont_cpu(width - num_digits(cpu), cpu, b"");
         }
         KernelVersion::V3_10 => {
             if cpu == 1 {
                 printk_open!(LOGLEVEL_INFO, "smpboot: Booting Node {:>3}, Processors ", 0);
             }
-            let ok = if cpu == nr - 1 { " OK\n" } else { "" };
-            pr_cont!(" #{}{}", cpu, ok);
+            let ok: &[u8] = if cpu == nr - 1 { b" OK\n" } else { b"" };
+            cont_cpu(1, cpu, ok);
         }
         KernelVersion::V2_6 => {
             printk!(
