@@ -11,6 +11,22 @@ use std::process::Command;
 use lockvmm::memory::FrozenMemory;
 use lockvmm::state::Regs;
 
+/// One lbr_gfp run shared by the gdb and the drgn test (each only reads its vmcore; the drgn
+/// test adds its own script file): a debug-build run with its vmcore costs seconds.
+fn lbr() -> &'static (
+    lockvmm::RunResult,
+    lockvmm::lab::Completed,
+    std::path::PathBuf,
+) {
+    type Run = (
+        lockvmm::RunResult,
+        lockvmm::lab::Completed,
+        std::path::PathBuf,
+    );
+    static RUN: std::sync::OnceLock<Run> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| common::run_complete("scenarios/lbr_gfp.toml"))
+}
+
 /// Runs gdb on a run directory with its vmlinux-gdb.py auto-loaded; each command's output is
 /// preceded by a `=== N` line.
 fn gdb(dir: &Path, commands: &[&str]) -> Vec<String> {
@@ -74,7 +90,7 @@ fn assert_in_order(frames: &[String], names: &[&str], text: &str) {
 
 #[test]
 fn gdb_unwinds_cpu56_through_the_timer_interrupt_and_the_script_answers_like_linux() {
-    let (r, done, dir) = common::run_complete("scenarios/lbr_gfp.toml");
+    let (r, done, dir) = lbr();
     assert!(dir.join("vmlinux-gdb.py").is_file() && dir.join("lockvmm_drgn.py").is_file());
     let a = common::analysis(&r);
     let snap = r.snapshot.as_ref().unwrap();
@@ -263,7 +279,7 @@ fn thread_regs(r: &lockvmm::RunResult, cpu: usize) -> Regs {
 
 #[test]
 fn drgn_opens_the_vmcore_with_its_vmcoreinfo_and_the_helpers_give_cpu_registers() {
-    let (r, _, dir) = common::run_complete("scenarios/lbr_gfp.toml");
+    let (r, _, dir) = lbr();
     let script = dir.join("drgn-test.py");
     std::fs::write(
         &script,
