@@ -92,17 +92,17 @@ fn assert_in_order(frames: &[String], names: &[&str], text: &str) {
 fn gdb_unwinds_cpu56_through_the_timer_interrupt_and_the_script_answers_like_linux() {
     let (r, done, dir) = lbr();
     assert!(dir.join("vmlinux-gdb.py").is_file() && dir.join("lockvmm_drgn.py").is_file());
-    let a = common::analysis(&r);
+    let a = common::analysis(r);
     let snap = r.snapshot.as_ref().unwrap();
     let mem = FrozenMemory {
         phys: &snap.memory,
         cr3: snap.cpus[0].sregs.cr3,
     };
     let report = done.report.as_ref().unwrap();
-    let lock = common::elem_addr(&r, "runqueues", 56) + common::member(&r, "rq", "__lock");
+    let lock = common::elem_addr(r, "runqueues", 56) + common::member(r, "rq", "__lock");
     let word = mem.u32(lock).unwrap();
     let out = gdb(
-        &dir,
+        dir,
         &[
             "thread 57",
             "bt",
@@ -316,7 +316,7 @@ print("JSON" + json.dumps(out))
         .arg("-s")
         .arg(dir.join("vmlinux"))
         .arg(&script)
-        .arg(&dir)
+        .arg(dir)
         .output()
         .expect("drgn is required (python3-drgn; .ci/run installs it)");
     let text =
@@ -340,15 +340,15 @@ print("JSON" + json.dumps(out))
         phys: &snap.memory,
         cr3: snap.cpus[0].sregs.cr3,
     };
-    let rq56 = common::elem_addr(&r, "runqueues", 56);
+    let rq56 = common::elem_addr(r, "runqueues", 56);
     assert_eq!(v["rq_addr"], r.kernel.symbols.addr_of("runqueues").unwrap());
     assert_eq!(v["lock_word"], mem.u32(rq56).unwrap());
     assert_eq!(v["read_u32"], mem.u32(rq56).unwrap());
-    let curr = common::analysis(&r).task_on(56).unwrap().addr;
+    let curr = common::analysis(r).task_on(56).unwrap().addr;
     assert_eq!(v["curr"], curr);
     // Per-CPU registers: what the vmcore's NT_PRSTATUS holds for gdb too.
     for (cpu, key) in [(56, "regs56"), (51, "regs51")] {
-        let want = thread_regs(&r, cpu);
+        let want = thread_regs(r, cpu);
         let got = &v[key];
         assert_eq!(got["ip"], want.rip, "CPU {cpu}");
         assert_eq!(got["sp"], want.rsp, "CPU {cpu}");
@@ -357,7 +357,7 @@ print("JSON" + json.dumps(out))
         assert_eq!(got["flags"], want.rflags, "CPU {cpu}");
     }
     // CPU 51 is the NMI's: its registers are the spinning context the NMI interrupted.
-    assert_ne!(thread_regs(&r, 51).rip, snap.cpus[51].regs.rip);
+    assert_ne!(thread_regs(r, 51).rip, snap.cpus[51].regs.rip);
     // drgn's unwinder crosses the IRQ frame too.
     let trace: Vec<String> = v["trace56"]
         .as_array()

@@ -246,7 +246,7 @@ fn explore_is_deterministic_and_shards_add_up_to_the_whole() {
     let m: ExploreResult =
         serde_json::from_str(&std::fs::read_to_string(merged.join("explore.json")).unwrap())
             .unwrap();
-    assert_eq!(tree(&m), tree(&a));
+    assert_eq!(tree(&m), tree(a));
     assert_eq!(m.classes, a.classes);
     assert!(merged.join("found-1.toml").is_file());
 }

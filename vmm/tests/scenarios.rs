@@ -75,7 +75,7 @@ fn timer_uaf_faults_on_unmapped_module_memory_under_the_base_lock() {
         .iter()
         .find(|(e, _)| *e == "page_fault")
         .expect("a page-fault frame");
-    assert!(common::range_of(&r, "run_timer_softirq").contains(&fault.rip));
+    assert!(common::range_of(r, "run_timer_softirq").contains(&fault.rip));
     // … on an address the snapshot's page tables do not map (the freed module).
     let snap = r.snapshot.as_ref().unwrap();
     let cr2 = snap.cpus[1].sregs.cr2;
@@ -90,7 +90,7 @@ fn timer_uaf_faults_on_unmapped_module_memory_under_the_base_lock() {
     // The lock it spins on is its own timer base's, held by itself.
     let w = report.locks.iter().find(|w| w.cpu == 1).unwrap();
     assert_eq!(w.holder, Some(1));
-    let base1 = common::elem_addr(&r, "timer_bases", 1) + common::member(&r, "timer_base", "lock");
+    let base1 = common::elem_addr(r, "timer_bases", 1) + common::member(r, "timer_base", "lock");
     assert_eq!(w.lock, base1);
 }
 

@@ -57,7 +57,7 @@ fn hard_lockup_snapshot_report_and_gdb_agree() {
     // The NMI interrupted the hog: its saved RIP lies in hog_thread, with interrupts off.
     let (entry, regs) = *bt.exceptions().last().expect("an NMI frame");
     assert_eq!(entry, "end_repeat_nmi");
-    assert!(common::range_of(&r, "hog_thread").contains(&regs.rip));
+    assert!(common::range_of(r, "hog_thread").contains(&regs.rip));
     assert_eq!(regs.rflags & X86_EFLAGS_IF, 0);
     // The report's chain below the NMI stack.
     let after_nmi: Vec<&str> = bt
@@ -212,7 +212,7 @@ fn inspect_answers_like_crash() {
     assert!(rq.contains("[4] unsigned int nr_running;"), "{rq}");
 
     let sym = insp
-        .exec(&format!("sym {:x}", common::elem_addr(&r, "runqueues", 1)))
+        .exec(&format!("sym {:x}", common::elem_addr(r, "runqueues", 1)))
         .unwrap();
     assert!(sym.contains("&runqueues[1].__lock"), "{sym}");
 
