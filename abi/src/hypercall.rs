@@ -17,10 +17,14 @@ pub const HC_EINVAL: u64 = u64::MAX;
 contract_enum! {
     /// Hypercall numbers (`EAX`).
     pub enum Hypercall: u32 {
-        /// `a0 = cpu`: this CPU finished bring-up (`smpboot: CPU N online`).
+        /// `a0 = cpu, a1 = address of a u32 or 0`: this CPU finished bring-up (`smpboot: CPU
+        /// N online`). With `a1`, the call is also a [`Kick`](Self::Kick) on that address (the
+        /// online flag its starter waits on, set before the call): one exit for both facts.
         CpuOnline = 1,
-        /// `a0 = cpu`: start a secondary CPU at the kernel entry (the paravirt stand-in for
-        /// INIT/SIPI).
+        /// `a0 = cpu, a1 = address of a u32 or 0`: start a secondary CPU at the kernel entry
+        /// (the paravirt stand-in for INIT/SIPI). With `a1`, the caller then waits as
+        /// [`Wait`](Self::Wait) with `a0 = a1, a1 = 0` (its wait for the CPU's online flag),
+        /// in the same exit.
         StartCpu = 2,
         /// `a0 = exit status`: power off; the host exits with that status.
         Shutdown = 3,

@@ -70,6 +70,26 @@ fn boots_sixty_four_vcpus() {
     boot(64);
 }
 
+/// Bringing an AP up takes one exit per fact: the boot CPU's `StartCpu` is also its wait
+/// for the AP's online flag, and the AP's `CpuOnline` also wakes it. Before, each was a
+/// second hypercall (a `Wait` and a `Kick` per AP). What remains: the AP's idle `Wait` and
+/// the boot CPU's `Kick` of the idle AP when it wakes `watchdog/N`.
+#[test]
+fn bring_up_costs_one_exit_per_fact() {
+    let n = 8u64;
+    let (_, r) = common::run("scenarios/boot.toml", Some(n as usize));
+    common::assert_clean_shutdown(&r.outcome);
+    let p = &r.profile;
+    let calls = |k: &str| p.hypercalls.get(k).copied().unwrap_or(0);
+    assert_eq!(calls("StartCpu"), n - 1, "{p:?}");
+    assert_eq!(calls("CpuOnline"), n, "{p:?}");
+    assert_eq!(calls("Wait"), n - 1, "one idle wait per AP: {p:?}");
+    assert_eq!(calls("Kick"), n - 1, "one watchdog wake-up per AP: {p:?}");
+    let mut online = r.online.clone();
+    online.sort();
+    assert_eq!(online, (0..n as usize).collect::<Vec<_>>());
+}
+
 #[test]
 fn the_boot_scenario_exits_zero_from_the_command_line() {
     let out = common::lockvmm()

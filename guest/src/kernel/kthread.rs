@@ -17,11 +17,37 @@ pub fn kthread_create_on_cpu(
     name: &[u8],
     pid: u32,
 ) -> Option<&'static mut TaskStruct> {
+    let p = kthread_create_on_cpu_unnamed(threadfn, arg, cpu, pid)?;
+    p.set_comm(name);
+    Some(p)
+}
+
+/// `kthread_create_on_cpu` with a `"name/%u"` format: the thread is named `prefix` + `cpu`.
+#[inline(always)]
+pub fn kthread_create_on_cpu_fmt<const P: usize>(
+    threadfn: ThreadFn,
+    arg: u64,
+    cpu: u32,
+    prefix: &[u8; P],
+    pid: u32,
+) -> Option<&'static mut TaskStruct> {
+    let p = kthread_create_on_cpu_unnamed(threadfn, arg, cpu, pid)?;
+    p.set_comm_cpu(prefix, cpu);
+    Some(p)
+}
+
+/// The task of `kthread_create_on_cpu`, its name left to the caller.
+#[inline(always)]
+fn kthread_create_on_cpu_unnamed(
+    threadfn: ThreadFn,
+    arg: u64,
+    cpu: u32,
+    pid: u32,
+) -> Option<&'static mut TaskStruct> {
     let t = alloc_task()?;
     // SAFETY: a freshly allocated pool task, not yet visible to anyone else.
     let p = unsafe { &mut *t };
     p.pid = pid;
-    p.set_comm(name);
     p.cpu = cpu;
     p.cpus_mask = [0; 4];
     p.cpus_mask[cpu as usize / 64] = 1 << (cpu % 64);

@@ -35,7 +35,7 @@ use crate::arch::x86::percpu::smp_processor_id;
 use crate::init::version::linux_version;
 use crate::kernel::kthread::kthread_run;
 use crate::kernel::sched::core::{current, schedule, set_current_state, wake_up_process};
-use crate::kernel::sched::task::{SCHED_FIFO, TASK_INTERRUPTIBLE, TaskStruct, fmt_u32};
+use crate::kernel::sched::task::{SCHED_FIFO, TASK_INTERRUPTIBLE, TaskStruct};
 use crate::kernel::time::hrtimer::{Hrtimer, HrtimerRestart, hrtimer_start};
 use crate::kernel::time::{NSEC_PER_SEC, ktime_get};
 
@@ -334,13 +334,11 @@ pub extern "C" fn lockup_detector_init() {
     }
     let nr = crate::init::main::boot_info().nr_cpus;
     for c in 0..nr {
-        let mut name = *b"watchdog/      ";
-        let n = fmt_u32(c, &mut name[9..]);
-        let Some(t) = crate::kernel::kthread::kthread_create_on_cpu(
+        let Some(t) = crate::kernel::kthread::kthread_create_on_cpu_fmt(
             watchdog,
             u64::from(c),
             c,
-            &name[..9 + n],
+            b"watchdog/",
             12 + c * 6,
         ) else {
             printk!("watchdog: cannot create watchdog/{}", c);

@@ -142,12 +142,26 @@ pub(super) fn join_all(
     m: &Machine,
     threads: Vec<JoinHandle<kvm_ioctls::VcpuFd>>,
 ) -> Vec<Option<kvm_ioctls::VcpuFd>> {
+    // Every parked thread was woken by the stop and leaves by itself. Poll them all at once (a
+    // 2 ms sleep per CPU in turn cost milliseconds at every power-off); a thread still there
+    // after 2 ms may be in `KVM_RUN`: kick it, and again every 2 ms. Kicking at once would
+    // send a signal to every parked thread, which only slows their exit down.
     let deadline = Instant::now() + Duration::from_secs(10);
-    for (cpu, t) in threads.iter().enumerate() {
-        while !m.cpu(cpu).exited.load(Ordering::Acquire) && Instant::now() < deadline {
-            let _ = t.kill(kick_signal());
-            std::thread::sleep(Duration::from_millis(2));
+    let mut kicked = Instant::now();
+    loop {
+        let left: Vec<usize> = (0..threads.len())
+            .filter(|&cpu| !m.cpu(cpu).exited.load(Ordering::Acquire))
+            .collect();
+        if left.is_empty() || Instant::now() >= deadline {
+            break;
         }
+        if kicked.elapsed() >= Duration::from_millis(2) {
+            for &cpu in &left {
+                let _ = threads[cpu].kill(kick_signal());
+            }
+            kicked = Instant::now();
+        }
+        std::thread::sleep(Duration::from_micros(50));
     }
     threads
         .into_iter()

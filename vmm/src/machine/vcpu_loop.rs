@@ -63,6 +63,7 @@ pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) -> VcpuFd {
     let immediate_exit: *mut u8 = &mut vcpu.get_kvm_run().immediate_exit;
     IMMEDIATE_EXIT.with(|p| p.set(immediate_exit));
     run_vcpu(&m, &mut vcpu, cpu);
+    let _ = hypercall::flush_deferred(&mut vcpu);
     IMMEDIATE_EXIT.with(|p| p.set(std::ptr::null_mut()));
     m.cpu(cpu).exited.store(true, Ordering::Release);
     vcpu
@@ -79,6 +80,8 @@ fn run_vcpu(m: &Arc<Machine>, vcpu: &mut VcpuFd, cpu: usize) {
             Grant::Stopped => break,
             Grant::Capture(epoch) => {
                 seen_epoch = epoch;
+                // A wait's answer may still sit in `kvm_run` (see `hypercall::dispatch`).
+                let _ = hypercall::flush_deferred(vcpu);
                 m.deliver_capture(cpu, epoch, capture_or_empty(vcpu, cpu));
                 continue;
             }
@@ -148,6 +151,8 @@ fn run_vcpu(m: &Arc<Machine>, vcpu: &mut VcpuFd, cpu: usize) {
                 Next::Continue => {}
                 Next::Block(wait) => {
                     if let Err(idle) = m.sched.release(cpu, wait) {
+                        // The clock may snapshot this vCPU: its registers must be in KVM.
+                        let _ = hypercall::flush_deferred(vcpu);
                         clock::advance(m, idle, cpu, vcpu);
                     }
                     continue 'token;

@@ -27,9 +27,16 @@ pub fn hypercall(nr: u32, a0: u64, a1: u64, a2: u64, a3: u64) -> u64 {
     ret
 }
 
-/// Tells the host this CPU is online.
-pub fn cpu_online(cpu: u32) {
-    hypercall(Hypercall::CpuOnline as u32, cpu as u64, 0, 0, 0);
+/// Tells the host this CPU is online and wakes whoever waits on `flag` (already set): one
+/// exit for both.
+pub fn cpu_online(cpu: u32, flag: &AtomicU32) {
+    hypercall(
+        Hypercall::CpuOnline as u32,
+        cpu as u64,
+        flag.as_ptr() as u64,
+        0,
+        0,
+    );
 }
 
 /// Sends an IPI (`vector`, or `lockvmm_abi::IPI_NMI`) to `cpu` through the host.
@@ -43,9 +50,16 @@ pub fn hook(id: Hook, arg: u64) {
     hypercall(Hypercall::Hook as u32, id as u64, arg, 0, 0);
 }
 
-/// Asks the host to start `cpu` at `secondary_startup_64`.
-pub fn start_cpu(cpu: u32) -> u64 {
-    hypercall(Hypercall::StartCpu as u32, cpu as u64, 0, 0, 0)
+/// Asks the host to start `cpu` at `secondary_startup_64`, then waits (as `wait_on(online,
+/// 0)`) in the same exit: the new CPU runs at once and sets `online`.
+pub fn start_cpu(cpu: u32, online: &AtomicU32) -> u64 {
+    hypercall(
+        Hypercall::StartCpu as u32,
+        cpu as u64,
+        online.as_ptr() as u64,
+        0,
+        0,
+    )
 }
 
 /// Powers the machine off with `status`.

@@ -97,6 +97,40 @@ impl TaskStruct {
         self.comm[..n].copy_from_slice(&name[..n]);
     }
 
+    /// Names a per-CPU thread `prefix` + `cpu` in decimal (`swapper/3`, `watchdog/12`, what
+    /// Linux's `kthread_create_on_cpu` makes of `"watchdog/%u"`). Built as whole words with
+    /// the prefix known at compile time: `set_comm` of a formatted name costs a `memset`, a
+    /// `memcpy` and a digit loop, about 70 instructions per CPU at boot.
+    #[inline(always)]
+    pub fn set_comm_cpu<const P: usize>(&mut self, prefix: &[u8; P], cpu: u32) {
+        const { assert!(P + 3 < TASK_COMM_LEN) };
+        if cpu >= 1000 {
+            let mut name = [0u8; TASK_COMM_LEN];
+            name[..P].copy_from_slice(prefix);
+            let n = fmt_u32(cpu, &mut name[P..TASK_COMM_LEN - 1]);
+            self.set_comm(&name[..P + n]);
+            return;
+        }
+        let mut c = [0u8; TASK_COMM_LEN];
+        let mut i = 0;
+        while i < P {
+            c[i] = prefix[i];
+            i += 1;
+        }
+        let (hundreds, tens, ones) = ((cpu / 100) as u8, (cpu / 10 % 10) as u8, (cpu % 10) as u8);
+        let mut at = P;
+        if cpu >= 100 {
+            c[at] = b'0' + hundreds;
+            at += 1;
+        }
+        if cpu >= 10 {
+            c[at] = b'0' + tens;
+            at += 1;
+        }
+        c[at] = b'0' + ones;
+        self.comm = c;
+    }
+
     pub fn is_idle(&self) -> bool {
         self.flags & PF_IDLE != 0
     }
@@ -140,9 +174,7 @@ pub fn init_idle(cpu: u32) -> *mut TaskStruct {
         let idle = &mut *t;
         idle.state.store(TASK_RUNNING, Ordering::Relaxed);
         idle.pid = 0;
-        let mut name = *b"swapper/       ";
-        let digits = fmt_u32(cpu, &mut name[8..]);
-        idle.set_comm(&name[..8 + digits]);
+        idle.set_comm_cpu(b"swapper/", cpu);
         idle.cpu = cpu;
         idle.flags = PF_IDLE | PF_KTHREAD;
         idle.stack = core::ptr::addr_of!(init_stacks[cpu as usize]) as u64;

@@ -140,6 +140,12 @@ pub extern "C" fn hrtimer_start(timer: &mut Hrtimer, expires: u64) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn hrtimer_cancel(timer: &mut Hrtimer) {
+    // Linux's `hrtimer_try_to_cancel` checks lockless first: a timer that is not enqueued
+    // (and, here, no callback runs while the caller runs) needs no base lock. The idle
+    // entry's cancel of a stopped tick is this case.
+    if !timer.enqueued {
+        return;
+    }
     let base = this_base();
     let flags = base.lock.lock_irqsave();
     if timer.enqueued {

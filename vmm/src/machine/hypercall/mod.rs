@@ -117,9 +117,11 @@ pub fn dispatch(m: &Machine, vcpu: &mut VcpuFd, cpu: usize, nr: u32, synced: boo
     let Some(regs) = call.deferred.and_then(Cell::into_inner) else {
         return next;
     };
-    // Straight back into the guest: KVM takes the registers from `kvm_run` on entry. Anything
-    // else (a wait, a stop) may capture the vCPU first, which must see them: write them now.
-    if matches!(next, Next::Continue) && !m.is_stopped() {
+    // Back into the guest, now or after a wait: KVM takes the registers from `kvm_run` on
+    // entry. A waiting vCPU writes them (`flush_deferred`) before anything reads its state
+    // (a capture, the clock's idle path, the end of its thread). A stop may capture the vCPU
+    // at once, which must see them: write them now.
+    if matches!(next, Next::Continue | Next::Block(_)) && !m.is_stopped() {
         vcpu.sync_regs_mut().regs = regs;
         vcpu.set_sync_dirty_reg(SyncReg::Register);
         return next;
@@ -156,7 +158,8 @@ fn handle(call: &Call<'_>, nr: u32) -> Next {
 }
 
 /// Writes registers a deferred `ret` left in `kvm_run` for the next `KVM_RUN` (when the vCPU
-/// will not enter again soon, so that a capture reads them).
+/// will not enter again soon, so that a capture reads them, and before its thread hands the
+/// vCPU back: a restore's `KVM_SET_REGS` must not be overwritten by stale ones).
 pub fn flush_deferred(vcpu: &mut VcpuFd) -> Result<(), kvm_ioctls::Error> {
     if vcpu.get_kvm_run().kvm_dirty_regs & u64::from(kvm_bindings::KVM_SYNC_X86_REGS) != 0 {
         let regs = vcpu.sync_regs().regs;

@@ -9,6 +9,12 @@ use crate::machine::vcpu_loop::Next;
 /// `a0 = address of a u32, a1 = expected value, a2 = deadline`.
 pub fn wait(c: &Call<'_>) -> Next {
     let [addr, expected, until, _] = c.args;
+    block(c, addr, expected, until)
+}
+
+/// Gives the token back until `*addr != expected` (or a kick on it), an event, or `until`;
+/// answers `HC_OK`. Also the waiting half of `StartCpu`.
+pub fn block(c: &Call<'_>, addr: u64, expected: u64, until: u64) -> Next {
     if until != 0 && until <= c.m.now_ns() {
         return c.ok();
     }

@@ -17,14 +17,15 @@ pub extern "C" fn smp_init() {
     printk!("smp: Brought up 1 node, {} CPUs", nr);
 }
 
-/// Asks the host to start `cpu` and waits until it reports itself online.
+/// Asks the host to start `cpu` and waits until it reports itself online (the start's
+/// hypercall is also the first wait).
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn native_cpu_up(cpu: u32) {
-    if lockvmm::start_cpu(cpu) != lockvmm_abi::HC_OK {
+    let online = &per_cpu(cpu).online;
+    if lockvmm::start_cpu(cpu, online) != lockvmm_abi::HC_OK {
         panic!("smpboot: the host refused to start CPU {}", cpu);
     }
-    let online = &per_cpu(cpu).online;
     while online.load(Ordering::Acquire) == 0 {
         lockvmm::wait_on(online, 0);
     }
@@ -33,10 +34,10 @@ pub extern "C" fn native_cpu_up(cpu: u32) {
 /// Marks this CPU online: console line, host notification, and the flag its starter waits on.
 pub fn set_cpu_online(cpu: u32) {
     printk!("smpboot: CPU {} online", cpu);
-    lockvmm::cpu_online(cpu);
     let online = &per_cpu(cpu).online;
     online.store(1, Ordering::Release);
-    lockvmm::kick(online);
+    // The host learns it and wakes the starter waiting on `online` in one exit.
+    lockvmm::cpu_online(cpu, online);
 }
 
 /// Entry of a secondary CPU (from `secondary_startup_64`).

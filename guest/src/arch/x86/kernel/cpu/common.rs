@@ -80,9 +80,25 @@ pub fn load_sp0(cpu: u32, sp0: u64) {
 #[repr(C, align(16))]
 pub struct ExceptionStacks(pub [[u8; EXCEPTION_STKSZ]; N_IST]);
 
+/// A CPU's GDT before `cpu_init` adds its TSS: the flat segments, initialised statically as
+/// Linux's `gdt_page` (`arch/x86/kernel/cpu/common.c`, `GDT_ENTRY_INIT`), so bring-up does not
+/// store them again on every CPU.
+const GDT_INIT: [u64; GDT_ENTRIES] = [
+    0,
+    0x00cf_9b00_0000_ffff, // __KERNEL32_CS
+    0x00af_9b00_0000_ffff, // __KERNEL_CS
+    0x00cf_9300_0000_ffff, // __KERNEL_DS
+    0x00cf_fb00_0000_ffff, // __USER32_CS
+    0x00cf_f300_0000_ffff, // __USER_DS
+    0x00af_fb00_0000_ffff, // __USER_CS
+    0,
+    0, // the TSS (two entries), set by `cpu_init`
+    0,
+];
+
 /// Per-CPU descriptor tables; `static mut` because `lgdt`/`ltr` need them at fixed addresses.
 #[unsafe(no_mangle)]
-pub static mut gdt_page: [[u64; GDT_ENTRIES]; NR_CPUS] = [[0; GDT_ENTRIES]; NR_CPUS];
+pub static mut gdt_page: [[u64; GDT_ENTRIES]; NR_CPUS] = [GDT_INIT; NR_CPUS];
 #[unsafe(no_mangle)]
 pub static mut cpu_tss_rw: [TssStruct; NR_CPUS] = [TSS_INIT; NR_CPUS];
 #[unsafe(no_mangle)]
@@ -109,12 +125,6 @@ pub extern "C" fn cpu_init(cpu: u32) {
             tss.ist[i] = stack.as_ptr() as u64 + EXCEPTION_STKSZ as u64;
         }
         let gdt = &mut (*core::ptr::addr_of_mut!(gdt_page))[c];
-        gdt[1] = 0x00cf_9b00_0000_ffff; // __KERNEL32_CS
-        gdt[2] = 0x00af_9b00_0000_ffff; // __KERNEL_CS
-        gdt[3] = 0x00cf_9300_0000_ffff; // __KERNEL_DS
-        gdt[4] = 0x00cf_fb00_0000_ffff; // __USER32_CS
-        gdt[5] = 0x00cf_f300_0000_ffff; // __USER_DS
-        gdt[6] = 0x00af_fb00_0000_ffff; // __USER_CS
         let base = tss as *mut TssStruct as u64;
         let limit = (size_of::<TssStruct>() - 1) as u64;
         gdt[GDT_ENTRY_TSS] =
