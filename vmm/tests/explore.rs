@@ -41,14 +41,6 @@ fn explore(name: &str, scenario: &str, args: &[&str]) -> (i32, ExploreResult, Pa
     )
 }
 
-/// One `explore examples/abba_race.toml --depth 2`, shared by the test of what it finds and
-/// the determinism test (as one of its two full searches; the other is its own): in the debug
-/// build one such search boots dozens of machines.
-fn abba_depth2() -> &'static (i32, ExploreResult, PathBuf) {
-    static RUN: std::sync::OnceLock<(i32, ExploreResult, PathBuf)> = std::sync::OnceLock::new();
-    RUN.get_or_init(|| explore("abba", "examples/abba_race.toml", &["--depth", "2"]))
-}
-
 /// The (id, forced events, class, signature) of every schedule: what two searches must share.
 fn tree(r: &ExploreResult) -> Vec<String> {
     r.schedules
@@ -161,8 +153,8 @@ fn the_lbr_gfp_fixes_survive_the_same_space() {
 
 #[test]
 fn abba_race_finds_the_deadlocking_order_and_consistent_order_has_none() {
-    let (code, r, out) = abba_depth2();
-    assert_eq!(*code, 1);
+    let (code, r, out) = explore("abba", "examples/abba_race.toml", &["--depth", "2"]);
+    assert_eq!(code, 1);
     assert_eq!(r.failures.len(), 1);
     // The deadlocking order, and its extension (worker_b held after it took lock_b too).
     assert_eq!(r.failed(), 2);
@@ -215,9 +207,9 @@ fn abba_race_finds_the_deadlocking_order_and_consistent_order_has_none() {
 
 #[test]
 fn explore_is_deterministic_and_shards_add_up_to_the_whole() {
-    let (_, a, _) = abba_depth2();
+    let (_, a, _) = explore("det-a", "examples/abba_race.toml", &["--depth", "2"]);
     let (_, b, _) = explore("det-b", "examples/abba_race.toml", &["--depth", "2"]);
-    assert_eq!(tree(a), tree(&b));
+    assert_eq!(tree(&a), tree(&b));
     let (_, s0, d0) = explore(
         "shard0",
         "examples/abba_race.toml",
@@ -246,7 +238,7 @@ fn explore_is_deterministic_and_shards_add_up_to_the_whole() {
     let m: ExploreResult =
         serde_json::from_str(&std::fs::read_to_string(merged.join("explore.json")).unwrap())
             .unwrap();
-    assert_eq!(tree(&m), tree(a));
+    assert_eq!(tree(&m), tree(&a));
     assert_eq!(m.classes, a.classes);
     assert!(merged.join("found-1.toml").is_file());
 }
