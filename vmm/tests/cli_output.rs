@@ -131,15 +131,29 @@ fn a_long_run_shows_progress_on_a_terminal_only() {
     assert!(line.contains(&of) && line.contains("virtual s/s"), "{line}");
     // The guest console still reaches the terminal whole.
     assert!(tty.contains("Watchdog detected hard LOCKUP"), "{tty}");
-    // Not in a pipe, not with --quiet or --json.
-    let o = lockvmm(&["run", "scenarios/lbr_gfp.toml", "--out", s(&out)]);
-    assert!(!text(&o.stderr).contains("ticking"));
+    // Not in a pipe, not with --quiet or --json. These runs show the line from their start
+    // (LOCKVMM_PROGRESS_AFTER_MS=0, as on_a_terminal sets), so hog_hard (2 CPUs ticking) does
+    // as a control what three more 64-CPU lbr_gfp runs did: on a terminal without a flag it
+    // draws `booting ·` and then `… CPUs ticking …` lines (a dozen or more in the debug build).
+    let o = common::lockvmm()
+        .args(["run", "scenarios/hog_hard.toml", "--out", s(&out)])
+        .env("LOCKVMM_PROGRESS_AFTER_MS", "0")
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert!(
+        !err.contains("ticking") && !err.contains("booting ·"),
+        "{err}"
+    );
     for flag in ["-q", "--json"] {
         let tty = on_a_terminal(&format!(
-            "run scenarios/lbr_gfp.toml {flag} --out {}",
+            "run scenarios/hog_hard.toml {flag} --out {}",
             s(&out)
         ));
-        assert!(!tty.contains("ticking"), "{flag}: {tty}");
+        assert!(
+            !tty.contains("ticking") && !tty.contains("booting ·"),
+            "{flag}: {tty}"
+        );
     }
 }
 

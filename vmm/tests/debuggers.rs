@@ -11,6 +11,22 @@ use std::process::Command;
 use lockvmm::memory::FrozenMemory;
 use lockvmm::state::Regs;
 
+/// One lbr_gfp run shared by the gdb and the drgn test (each only reads its vmcore; the drgn
+/// test adds its own script file): a debug-build run with its vmcore costs seconds.
+fn lbr() -> &'static (
+    lockvmm::RunResult,
+    lockvmm::lab::Completed,
+    std::path::PathBuf,
+) {
+    type Run = (
+        lockvmm::RunResult,
+        lockvmm::lab::Completed,
+        std::path::PathBuf,
+    );
+    static RUN: std::sync::OnceLock<Run> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| common::run_complete("scenarios/lbr_gfp.toml"))
+}
+
 /// Runs gdb on a run directory with its vmlinux-gdb.py auto-loaded; each command's output is
 /// preceded by a `=== N` line.
 fn gdb(dir: &Path, commands: &[&str]) -> Vec<String> {
@@ -74,19 +90,19 @@ fn assert_in_order(frames: &[String], names: &[&str], text: &str) {
 
 #[test]
 fn gdb_unwinds_cpu56_through_the_timer_interrupt_and_the_script_answers_like_linux() {
-    let (r, done, dir) = common::run_complete("scenarios/lbr_gfp.toml");
+    let (r, done, dir) = lbr();
     assert!(dir.join("vmlinux-gdb.py").is_file() && dir.join("lockvmm_drgn.py").is_file());
-    let a = common::analysis(&r);
+    let a = common::analysis(r);
     let snap = r.snapshot.as_ref().unwrap();
     let mem = FrozenMemory {
         phys: &snap.memory,
         cr3: snap.cpus[0].sregs.cr3,
     };
     let report = done.report.as_ref().unwrap();
-    let lock = common::elem_addr(&r, "runqueues", 56) + common::member(&r, "rq", "__lock");
+    let lock = common::elem_addr(r, "runqueues", 56) + common::member(r, "rq", "__lock");
     let word = mem.u32(lock).unwrap();
     let out = gdb(
-        &dir,
+        dir,
         &[
             "thread 57",
             "bt",
@@ -263,7 +279,7 @@ fn thread_regs(r: &lockvmm::RunResult, cpu: usize) -> Regs {
 
 #[test]
 fn drgn_opens_the_vmcore_with_its_vmcoreinfo_and_the_helpers_give_cpu_registers() {
-    let (r, _, dir) = common::run_complete("scenarios/lbr_gfp.toml");
+    let (r, _, dir) = lbr();
     let script = dir.join("drgn-test.py");
     std::fs::write(
         &script,
@@ -300,7 +316,7 @@ print("JSON" + json.dumps(out))
         .arg("-s")
         .arg(dir.join("vmlinux"))
         .arg(&script)
-        .arg(&dir)
+        .arg(dir)
         .output()
         .expect("drgn is required (python3-drgn; .ci/run installs it)");
     let text =
@@ -324,15 +340,15 @@ print("JSON" + json.dumps(out))
         phys: &snap.memory,
         cr3: snap.cpus[0].sregs.cr3,
     };
-    let rq56 = common::elem_addr(&r, "runqueues", 56);
+    let rq56 = common::elem_addr(r, "runqueues", 56);
     assert_eq!(v["rq_addr"], r.kernel.symbols.addr_of("runqueues").unwrap());
     assert_eq!(v["lock_word"], mem.u32(rq56).unwrap());
     assert_eq!(v["read_u32"], mem.u32(rq56).unwrap());
-    let curr = common::analysis(&r).task_on(56).unwrap().addr;
+    let curr = common::analysis(r).task_on(56).unwrap().addr;
     assert_eq!(v["curr"], curr);
     // Per-CPU registers: what the vmcore's NT_PRSTATUS holds for gdb too.
     for (cpu, key) in [(56, "regs56"), (51, "regs51")] {
-        let want = thread_regs(&r, cpu);
+        let want = thread_regs(r, cpu);
         let got = &v[key];
         assert_eq!(got["ip"], want.rip, "CPU {cpu}");
         assert_eq!(got["sp"], want.rsp, "CPU {cpu}");
@@ -341,7 +357,7 @@ print("JSON" + json.dumps(out))
         assert_eq!(got["flags"], want.rflags, "CPU {cpu}");
     }
     // CPU 51 is the NMI's: its registers are the spinning context the NMI interrupted.
-    assert_ne!(thread_regs(&r, 51).rip, snap.cpus[51].regs.rip);
+    assert_ne!(thread_regs(r, 51).rip, snap.cpus[51].regs.rip);
     // drgn's unwinder crosses the IRQ frame too.
     let trace: Vec<String> = v["trace56"]
         .as_array()

@@ -108,7 +108,10 @@ fn a_run_that_goes_on_past_lockups_reports_the_first_and_lists_every_detection()
 
 #[test]
 fn a_stall_leaves_a_report_and_a_vmcore() {
-    let (r, done, dir) = common::run_complete("vmm/tests/scenarios/stall.toml");
+    // A 1 s stall timeout, as faults.rs's stall test: the default 30 s is only wall time waited.
+    let (r, done, dir) = common::run_complete_with("vmm/tests/scenarios/stall.toml", |o| {
+        o.stall_timeout = std::time::Duration::from_secs(1)
+    });
     let Outcome::Fault(f) = &r.outcome else {
         panic!("{:?}", r.outcome)
     };

@@ -7,6 +7,22 @@ use lockvmm::output::summary::RunSummary;
 use lockvmm::state::BtItem;
 use lockvmm_abi::eflags::X86_EFLAGS_IF;
 
+/// One hog_hard run shared by the four tests of this file that read it (none writes to it): a
+/// debug-build run with its vmcore costs seconds, and the tests only look.
+fn hog_hard() -> &'static (
+    lockvmm::RunResult,
+    lockvmm::lab::Completed,
+    std::path::PathBuf,
+) {
+    type Run = (
+        lockvmm::RunResult,
+        lockvmm::lab::Completed,
+        std::path::PathBuf,
+    );
+    static RUN: std::sync::OnceLock<Run> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| common::run_complete("scenarios/hog_hard.toml"))
+}
+
 /// `source` (`src/…/file.rs:LINE`) is a line of the guest file that defines `function`, at or
 /// after its definition.
 fn assert_source_is_in(function: &str, source: &str) {
@@ -27,7 +43,7 @@ fn assert_source_is_in(function: &str, source: &str) {
 
 #[test]
 fn hard_lockup_snapshot_report_and_gdb_agree() {
-    let (r, done, dir) = common::run_complete("scenarios/hog_hard.toml");
+    let (r, done, dir) = hog_hard();
     let snap = r.snapshot.as_ref().expect("a snapshot at the watchdog");
     assert!(
         snap.cpus.iter().all(|c| c.captured),
@@ -41,7 +57,7 @@ fn hard_lockup_snapshot_report_and_gdb_agree() {
     // The NMI interrupted the hog: its saved RIP lies in hog_thread, with interrupts off.
     let (entry, regs) = *bt.exceptions().last().expect("an NMI frame");
     assert_eq!(entry, "end_repeat_nmi");
-    assert!(common::range_of(&r, "hog_thread").contains(&regs.rip));
+    assert!(common::range_of(r, "hog_thread").contains(&regs.rip));
     assert_eq!(regs.rflags & X86_EFLAGS_IF, 0);
     // The report's chain below the NMI stack.
     let after_nmi: Vec<&str> = bt
@@ -183,7 +199,7 @@ fn all_64_vcpus_are_frozen_with_the_lock_word_and_registers_consistent() {
 
 #[test]
 fn inspect_answers_like_crash() {
-    let (r, _, dir) = common::run_complete("scenarios/hog_hard.toml");
+    let (r, _, dir) = hog_hard();
     let insp = Inspector::open(&dir.join("vmcore"), None).expect("the vmcore reads back");
     let rq = insp.exec("struct rq -o").unwrap();
     assert!(
@@ -196,7 +212,7 @@ fn inspect_answers_like_crash() {
     assert!(rq.contains("[4] unsigned int nr_running;"), "{rq}");
 
     let sym = insp
-        .exec(&format!("sym {:x}", common::elem_addr(&r, "runqueues", 1)))
+        .exec(&format!("sym {:x}", common::elem_addr(r, "runqueues", 1)))
         .unwrap();
     assert!(sym.contains("&runqueues[1].__lock"), "{sym}");
 
@@ -242,7 +258,7 @@ fn inspect_answers_like_crash() {
 
 #[test]
 fn result_json_round_trips_through_its_schema() {
-    let (_, _, dir) = common::run_complete("scenarios/hog_hard.toml");
+    let (_, _, dir) = hog_hard();
     let text = std::fs::read_to_string(dir.join("result.json")).unwrap();
     let parsed: RunSummary = serde_json::from_str(&text).expect("result.json matches the schema");
     assert_eq!(
@@ -256,7 +272,7 @@ fn result_json_round_trips_through_its_schema() {
 
 #[test]
 fn result_json_profiles_the_run() {
-    let (r, done, dir) = common::run_complete("scenarios/hog_hard.toml");
+    let (r, done, dir) = hog_hard();
     let text = std::fs::read_to_string(dir.join("result.json")).unwrap();
     let p = serde_json::from_str::<RunSummary>(&text).unwrap().profile;
     assert_eq!(p.exits, done.summary.profile.exits);

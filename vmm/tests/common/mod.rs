@@ -54,6 +54,15 @@ pub fn lockvmm() -> std::process::Command {
 /// Runs a scenario end to end as `lockvmm run` does (vmcore, report, result.json) into a fresh
 /// directory; returns the run, what it wrote, and the directory.
 pub fn run_complete(rel: &str) -> (lockvmm::RunResult, lockvmm::lab::Completed, PathBuf) {
+    run_complete_with(rel, |_| {})
+}
+
+/// As [`run_complete`], with `tune` adjusting the run's options first (a test of a stall sets a
+/// short stall timeout rather than wait the default 30 wall seconds).
+pub fn run_complete_with(
+    rel: &str,
+    tune: impl FnOnce(&mut RunOptions),
+) -> (lockvmm::RunResult, lockvmm::lab::Completed, PathBuf) {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "lockvmm-test-{}-{}-{}",
@@ -62,7 +71,9 @@ pub fn run_complete(rel: &str) -> (lockvmm::RunResult, lockvmm::lab::Completed, 
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let (scenario, result) = run(rel, None);
+    let mut opts = RunOptions::new(root(rel));
+    tune(&mut opts);
+    let (scenario, result) = lockvmm::run_scenario(&opts).unwrap_or_else(|e| panic!("{rel}: {e}"));
     let vcpus = scenario.vcpus();
     let done = lockvmm::lab::complete(
         &scenario,
