@@ -287,7 +287,7 @@ fn result_json_profiles_the_run() {
     // prints an unfinished line in its pieces as they come (`console_cont_flush`): the boot
     // CPU's announce_cpu line (the `.... node` text, its padding, one `#N` per other CPU), then
     // its end once it is a record (`LOG_NOCONS`, the only such record here).
-    let nocons = common::log_records(&r)
+    let nocons = common::log_records(r)
         .iter()
         .filter(|l| l.flags & 1 != 0)
         .count();
