@@ -13,17 +13,8 @@ use lockvmm::state::Regs;
 
 /// One lbr_gfp run shared by the gdb and the drgn test (each only reads its vmcore; the drgn
 /// test adds its own script file): a debug-build run with its vmcore costs seconds.
-fn lbr() -> &'static (
-    lockvmm::RunResult,
-    lockvmm::lab::Completed,
-    std::path::PathBuf,
-) {
-    type Run = (
-        lockvmm::RunResult,
-        lockvmm::lab::Completed,
-        std::path::PathBuf,
-    );
-    static RUN: std::sync::OnceLock<Run> = std::sync::OnceLock::new();
+fn lbr() -> &'static common::Complete {
+    static RUN: std::sync::OnceLock<common::Complete> = std::sync::OnceLock::new();
     RUN.get_or_init(|| common::run_complete("scenarios/lbr_gfp.toml"))
 }
 

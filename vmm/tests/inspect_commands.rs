@@ -2,18 +2,16 @@
 //! the captured state: the snapshot's memory and registers, the DWARF, and the analysis.
 mod common;
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use lockvmm::inspect::Inspector;
-use lockvmm::lab::Completed;
 use lockvmm::memory::FrozenMemory;
 use lockvmm::state::BtItem;
 
 /// One lbr_gfp run shared by the tests of this file (64 CPUs: a spinning NMI context on CPU 51,
 /// a hardirq one on CPU 56, idle CPUs).
-fn lbr() -> &'static (lockvmm::RunResult, Completed, PathBuf) {
-    static RUN: OnceLock<(lockvmm::RunResult, Completed, PathBuf)> = OnceLock::new();
+fn lbr() -> &'static common::Complete {
+    static RUN: OnceLock<common::Complete> = OnceLock::new();
     RUN.get_or_init(|| common::run_complete("scenarios/lbr_gfp.toml"))
 }
 

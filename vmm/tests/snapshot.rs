@@ -9,17 +9,8 @@ use lockvmm_abi::eflags::X86_EFLAGS_IF;
 
 /// One hog_hard run shared by the four tests of this file that read it (none writes to it): a
 /// debug-build run with its vmcore costs seconds, and the tests only look.
-fn hog_hard() -> &'static (
-    lockvmm::RunResult,
-    lockvmm::lab::Completed,
-    std::path::PathBuf,
-) {
-    type Run = (
-        lockvmm::RunResult,
-        lockvmm::lab::Completed,
-        std::path::PathBuf,
-    );
-    static RUN: std::sync::OnceLock<Run> = std::sync::OnceLock::new();
+fn hog_hard() -> &'static common::Complete {
+    static RUN: std::sync::OnceLock<common::Complete> = std::sync::OnceLock::new();
     RUN.get_or_init(|| common::run_complete("scenarios/hog_hard.toml"))
 }
 

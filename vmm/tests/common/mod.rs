@@ -51,18 +51,18 @@ pub fn lockvmm() -> std::process::Command {
     cmd
 }
 
+/// A run end to end: the run, what it wrote, and its directory.
+pub type Complete = (lockvmm::RunResult, lockvmm::lab::Completed, PathBuf);
+
 /// Runs a scenario end to end as `lockvmm run` does (vmcore, report, result.json) into a fresh
 /// directory; returns the run, what it wrote, and the directory.
-pub fn run_complete(rel: &str) -> (lockvmm::RunResult, lockvmm::lab::Completed, PathBuf) {
+pub fn run_complete(rel: &str) -> Complete {
     run_complete_with(rel, |_| {})
 }
 
 /// As [`run_complete`], with `tune` adjusting the run's options first (a test of a stall sets a
 /// short stall timeout rather than wait the default 30 wall seconds).
-pub fn run_complete_with(
-    rel: &str,
-    tune: impl FnOnce(&mut RunOptions),
-) -> (lockvmm::RunResult, lockvmm::lab::Completed, PathBuf) {
+pub fn run_complete_with(rel: &str, tune: impl FnOnce(&mut RunOptions)) -> Complete {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "lockvmm-test-{}-{}-{}",
