@@ -18,27 +18,8 @@ fn out_dir(name: &str) -> PathBuf {
 /// Runs `lockvmm explore` with `args`; returns its exit status, explore.json and the directory.
 fn explore(name: &str, scenario: &str, args: &[&str]) -> (i32, ExploreResult, PathBuf) {
     let out = out_dir(name);
-    let o = common::lockvmm()
-        .args(["explore", scenario, "--out"])
-        .arg(&out)
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    // The last line says how many schedules and what space.
-    let last = stdout.lines().last().unwrap_or_default();
-    assert!(
-        last.contains("schedules") && last.contains("depth"),
-        "{stdout}"
-    );
-    let json = std::fs::read_to_string(out.join("explore.json")).unwrap();
-    (
-        o.status.code().unwrap(),
-        serde_json::from_str(&json).unwrap(),
-        out,
-    )
+    let (status, result) = common::explore(scenario, &out, args);
+    (status, result, out)
 }
 
 /// The (id, forced events, class, signature) of every schedule: what two searches must share.

@@ -85,25 +85,10 @@ fn a_restored_schedule_runs_exactly_as_the_same_schedule_booted() {
 
 fn explore(name: &str, args: &[&str]) -> ExploreResult {
     let out = std::env::temp_dir().join(format!("lockvmm-restore-{}-{name}", std::process::id()));
-    let o = common::lockvmm()
-        .args([
-            "explore",
-            "examples/abba_race.toml",
-            "--depth",
-            "2",
-            "--out",
-        ])
-        .arg(&out)
-        .args(args)
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_str(&std::fs::read_to_string(out.join("explore.json")).unwrap()).unwrap()
+    let args = [&["--depth", "2"], args].concat();
+    let (status, result) = common::explore("examples/abba_race.toml", &out, &args);
+    assert_eq!(status, 1, "the search finds abba_race's deadlock");
+    result
 }
 
 #[test]

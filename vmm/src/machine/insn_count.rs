@@ -27,7 +27,7 @@ const TRACEPOINT_IDS: [&str; 2] = [
 pub struct InsnCounter {
     counter: Counter,
     /// What it counts, for the profile (`instructions:G` or `kvm:kvm_emulate_insn`).
-    pub source: &'static str,
+    source: &'static str,
 }
 
 /// The count a run ended with.
@@ -109,13 +109,13 @@ pub fn counted<T>(wanted: bool, f: impl FnOnce() -> T) -> (T, Option<GuestInstru
     if !wanted {
         return (f(), None);
     }
-    let mut counter = InsnCounter::open();
+    let counter = InsnCounter::open();
     let out = f();
-    let count = match &mut counter {
-        Ok(c) => c.read(),
+    let count = match counter {
+        Ok(mut c) => c.read(),
         Err(why) => GuestInstructions {
             count: None,
-            counted_by: std::mem::take(why),
+            counted_by: why,
         },
     };
     (out, Some(count))

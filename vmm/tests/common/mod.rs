@@ -222,3 +222,31 @@ pub fn log_records(r: &RunResult) -> Vec<LogRecord> {
         })
         .collect()
 }
+
+/// Runs `lockvmm explore SCENARIO --out OUT ARGS`: no panic, the closing line that counts the
+/// schedules and names the space; returns its exit status and explore.json.
+pub fn explore(
+    scenario: &str,
+    out: &std::path::Path,
+    args: &[&str],
+) -> (i32, lockvmm::explore::results::ExploreResult) {
+    let o = lockvmm()
+        .args(["explore", scenario, "--out"])
+        .arg(out)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("schedules") && last.contains("depth"),
+        "{stdout}{stderr}"
+    );
+    let json = std::fs::read_to_string(out.join("explore.json")).unwrap();
+    (
+        o.status.code().unwrap(),
+        serde_json::from_str(&json).unwrap(),
+    )
+}
