@@ -10,6 +10,7 @@ mod boot;
 mod capture;
 pub mod clock;
 pub mod config;
+mod creation;
 mod fault;
 pub mod hypercall;
 pub mod insn_count;
