@@ -57,11 +57,24 @@ impl Machine {
         let (driven, insns) = counted(cfg.count_instructions, || {
             drive(&machine, b.vcpus, Some(b.creation), cfg.stall_timeout)
         });
-        driven?;
+        let vcpus = driven?;
         let mut result = collect(&machine, &console, &cfg, b.t0, b.ready);
         result.profile.set_guest_instructions(insns);
+        release(machine, vcpus);
         Ok(result)
     }
+}
+
+/// Closes a stopped machine's vCPUs and VM on a thread of its own. KVM tears a VM down when
+/// its last file closes, and that waits for SRCU grace periods (`mmu_notifier_unregister`:
+/// about 4 ms here, asleep), which the caller would otherwise wait through before writing the
+/// run's files. Guest memory is not the VM's (the result keeps it); a process that exits
+/// meanwhile finishes the teardown in its exit, as it would have anyway.
+fn release(machine: Arc<Machine>, vcpus: Vec<Option<VcpuFd>>) {
+    // Without a thread, the closure is dropped with the error: they close here.
+    let _ = std::thread::Builder::new()
+        .name("vm-release".into())
+        .spawn(move || drop((machine, vcpus)));
 }
 
 /// Builds the machine: checks the size, fills RAM, creates the VM (with KVM's dirty log for a
