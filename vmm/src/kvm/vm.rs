@@ -156,16 +156,22 @@ pub fn map_memory(vm: &VmFd, memory: &GuestMemory, dirty_log: bool) -> Result<()
     Ok(())
 }
 
-/// Makes the guest's accesses to `msrs` exit to the VMM (the emulated PMU): KVM's MSR filter
-/// denies them in the kernel and `KVM_CAP_X86_USER_SPACE_MSR` turns the denial into an exit.
-pub fn trap_msrs(kvm: &Kvm, vm: &VmFd, msrs: &[u32]) -> Result<(), VmError> {
-    use kvm_bindings::{KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_FILTER, kvm_enable_cap};
-    use kvm_ioctls::{MsrFilterDefaultAction, MsrFilterRange, MsrFilterRangeFlags};
+/// Whether KVM can trap MSR accesses to the VMM (`trap_msrs`).
+pub fn check_msr_traps(kvm: &Kvm) -> Result<(), VmError> {
     if !kvm.check_extension(Cap::X86UserSpaceMsr) || !kvm.check_extension(Cap::X86MsrFilter) {
         return Err(VmError::MissingCap(
             "KVM_CAP_X86_USER_SPACE_MSR and KVM_CAP_X86_MSR_FILTER (the emulated PMU)",
         ));
     }
+    Ok(())
+}
+
+/// Makes the guest's accesses to `msrs` exit to the VMM (the emulated PMU): KVM's MSR filter
+/// denies them in the kernel and `KVM_CAP_X86_USER_SPACE_MSR` turns the denial into an exit
+/// (`check_msr_traps` first).
+pub fn trap_msrs(vm: &VmFd, msrs: &[u32]) -> Result<(), VmError> {
+    use kvm_bindings::{KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_FILTER, kvm_enable_cap};
+    use kvm_ioctls::{MsrFilterDefaultAction, MsrFilterRange, MsrFilterRangeFlags};
     let cap = kvm_enable_cap {
         cap: KVM_CAP_X86_USER_SPACE_MSR,
         args: [u64::from(KVM_MSR_EXIT_REASON_FILTER), 0, 0, 0],

@@ -39,8 +39,6 @@ pub(super) struct Built {
     pub vcpus: Vec<Incoming>,
     pub creation: Creation,
     pub t0: Instant,
-    /// When the machine could start: the VM and its memory, the vCPUs on their way.
-    pub ready: Duration,
 }
 
 /// What a machine's run leaves for its result besides the machine itself.
@@ -54,11 +52,13 @@ impl Machine {
             Ok(assembled) => assembled,
             Err(e) => return Err(b.creation.error_or(e)),
         };
+        let ready = b.creation.ready();
         let (driven, insns) = counted(cfg.count_instructions, || {
             drive(&machine, b.vcpus, Some(b.creation), cfg.stall_timeout)
         });
         let vcpus = driven?;
-        let mut result = collect(&machine, &console, &cfg, b.t0, b.ready);
+        let ready = ready.get().map_or(Duration::ZERO, |at| *at - b.t0);
+        let mut result = collect(&machine, &console, &cfg, b.t0, ready);
         result.profile.set_guest_instructions(insns);
         release(machine, vcpus);
         Ok(result)
@@ -77,8 +77,8 @@ fn release(machine: Arc<Machine>, vcpus: Vec<Option<VcpuFd>>) {
         .spawn(move || drop((machine, vcpus)));
 }
 
-/// Builds the machine: checks the size, fills RAM, creates the VM (with KVM's dirty log for a
-/// machine that will be restored) and starts creating the vCPUs.
+/// Builds the machine: checks the size, fills RAM, creates the VM and starts mapping its memory
+/// (with KVM's dirty log for a machine that will be restored) and creating the vCPUs.
 pub(super) fn build(cfg: &MachineConfig, dirty_log: bool) -> Result<Built, MachineError> {
     let t0 = Instant::now();
     let _ = START.set(t0);
@@ -134,28 +134,30 @@ pub(super) fn build(cfg: &MachineConfig, dirty_log: bool) -> Result<Built, Machi
     memory.write_phys(CLOCKEVENT_PADDR, &NO_EVENT.to_le_bytes().repeat(NR_CPUS))?;
 
     let vm = Arc::new(vm::create_vm(&kvm)?);
+    vm::check_msr_traps(&kvm)?;
     let cpuid = vcpu::supported_cpuid(&kvm)?;
     // KVM_CAP_SYNC_REGS answers with the register sets it can sync.
     let wanted = kvm_bindings::KVM_SYNC_X86_REGS as i32;
     let sync_regs = kvm.check_extension_int(kvm_ioctls::Cap::SyncRegs) & wanted == wanted;
-    // The vCPUs are created on other threads from here on, the boot CPU's first, while this
-    // thread maps guest memory and installs the MSR filter; the boot CPU runs once these are
-    // done (`drive`), the others are handed to their threads as they come (`creation`). The
-    // first of those two calls waits for an SRCU grace period of the new VM (`synchronize_srcu`
-    // in KVM: 6–13 ms here, asleep) and the second then takes well under a millisecond; the
-    // memory's is expedited, so it goes first.
+    // From here on other threads create the vCPUs and map guest memory, while this one goes on
+    // to start the vCPU threads (`creation`). Mapping the memory, then the MSR filter, before
+    // the boot CPU runs: the first of those calls waits for an SRCU grace period of the new VM
+    // (`synchronize_srcu` in KVM: 6–13 ms here, asleep) and the second then takes well under a
+    // millisecond; the memory's is expedited, so it goes first.
     let plan = Plan {
         n: cfg.vcpus,
         entry_bsp: cfg.kernel.entry_bsp,
         entry_ap: cfg.kernel.entry_ap,
         sync_regs,
     };
-    let (vcpus, creation) = creation::start(&vm, cpuid, &plan)?;
-    let mapped =
-        vm::map_memory(&vm, &memory, dirty_log).and_then(|()| vm::trap_msrs(&kvm, &vm, &Pmu::MSRS));
-    if let Err(e) = mapped {
-        return Err(creation.error_or(e.into()));
-    }
+    let setup = {
+        let (vm, memory) = (vm.clone(), memory.clone());
+        move || -> Result<(), MachineError> {
+            vm::map_memory(&vm, &memory, dirty_log)?;
+            Ok(vm::trap_msrs(&vm, &Pmu::MSRS)?)
+        }
+    };
+    let (vcpus, creation) = creation::start(&vm, cpuid, &plan, setup)?;
     Ok(Built {
         kvm,
         vm,
@@ -163,7 +165,6 @@ pub(super) fn build(cfg: &MachineConfig, dirty_log: bool) -> Result<Built, Machi
         vcpus,
         creation,
         t0,
-        ready: t0.elapsed(),
     })
 }
 
