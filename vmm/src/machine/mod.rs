@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 mod creation;
 mod fault;
+mod handover;
 pub mod hypercall;
 pub mod insn_count;
 pub mod profile;

@@ -70,6 +70,7 @@ pub fn vcpu_thread(m: Arc<Machine>, incoming: Incoming, cpu: usize) -> Option<Vc
         m.cpu(cpu).exited.store(true, Ordering::Release);
         return None;
     };
+    m.sched.handover.register(cpu);
     let immediate_exit: *mut u8 = &mut vcpu.get_kvm_run().immediate_exit;
     IMMEDIATE_EXIT.with(|p| p.set(immediate_exit));
     run_vcpu(&m, &mut vcpu, cpu);
@@ -86,7 +87,7 @@ fn run_vcpu(m: &Arc<Machine>, vcpu: &mut VcpuFd, cpu: usize) {
     let mut seen_epoch = 0;
     'token: loop {
         match m.sched.acquire(cpu, seen_epoch) {
-            Grant::Token => {}
+            Grant::Token => m.sched.handover.took_token(cpu),
             Grant::Stopped => break,
             Grant::Capture(epoch) => {
                 seen_epoch = epoch;
