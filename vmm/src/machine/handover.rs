@@ -32,10 +32,12 @@ impl Handover {
         }
     }
 
-    /// The calling thread runs vCPU `cpu` from now on.
+    /// The calling thread runs vCPU `cpu` from now on. A thread that could not read its own
+    /// CPUs (and so could not restore them) is never bound.
     pub fn register(&self, cpu: usize) {
-        ALLOWED.with(|_| {});
-        self.tids[cpu].store(gettid().as_raw(), Ordering::Release);
+        if ALLOWED.with(Option::is_some) {
+            self.tids[cpu].store(gettid().as_raw(), Ordering::Release);
+        }
     }
 
     /// About to wake `cpu`'s thread: bind it to the calling thread's CPU.
