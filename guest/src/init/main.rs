@@ -56,6 +56,7 @@ pub extern "C" fn start_kernel() -> ! {
     crate::kernel::sysctl::sysctl_init(info);
     crate::kernel::utsname::uts_init(crate::init::version::linux_version());
     crate::kernel::locking::ticket_spinlock::spinlock_init(crate::init::version::linux_version());
+    crate::kernel::locking::spinlock::spin_hooks_init();
     cpu_bringup(0);
     crate::init::version::print_linux_banner();
     crate::mm::page_alloc::mem_init(info.mem_bytes);

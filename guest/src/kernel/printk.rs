@@ -318,6 +318,13 @@ pub(crate) fn last_record() -> &'static mut PrintkLog {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub fn console_unlock() {
+    // Nothing final to print and (6.6) no open fragment to show: most `pr_cont`s of the boot.
+    if console_seq.load(Ordering::Relaxed) >= log_final_seq.load(Ordering::Acquire)
+        && crate::init::version::linux_version() == lockvmm_abi::knob::KernelVersion::V6_6
+    {
+        console_sem.raw_lock.unlock();
+        return;
+    }
     loop {
         let seq = console_seq.load(Ordering::Relaxed);
         if seq >= log_final_seq.load(Ordering::Acquire) {

@@ -18,7 +18,7 @@ use core::sync::atomic::Ordering;
 use lockvmm_abi::knob::KernelVersion;
 
 use crate::arch::x86::percpu::{smp_processor_id, this_cpu};
-use crate::arch::x86::preempt::{in_irq, in_nmi, in_serving_softirq};
+use crate::arch::x86::preempt::in_task;
 use crate::kernel::printk::{
     CONSOLE_LINE_MAX, LOG_CONT, LOG_LINE_MAX, LOG_NEWLINE, LOG_NOCONS, LOG_PREFIX, LineBuf,
     last_record, log_final_seq, log_next_seq, log_store, print_time,
@@ -69,12 +69,12 @@ fn current_owner() -> u64 {
 }
 
 /// 6.6's `printk_caller_id()`: the task (its pid in Linux; its address here, as unique), or
-/// `0x80000000 + cpu` outside task context.
+/// `0x80000000 + cpu` outside task context (`in_task()`: no NMI, hardirq or serving softirq).
 fn caller_id() -> u64 {
-    if in_nmi() || in_irq() || in_serving_softirq() {
-        0x8000_0000 + u64::from(smp_processor_id())
-    } else {
+    if in_task() {
         current_owner()
+    } else {
+        0x8000_0000 + u64::from(smp_processor_id())
     }
 }
 
@@ -89,32 +89,49 @@ pub fn store(m: &Msg) -> [Option<u64>; 2] {
 /// 6.6's `vprintk_store`.
 fn prb_store(m: &Msg) -> [Option<u64>; 2] {
     let c = cont();
-    let caller = caller_id();
     // `prb_reserve_in_last`: the caller's open record takes the text if it fits
-    // (`PRINTKRB_RECORD_MAX`); if not, the text starts a record of its own.
-    if !m.prefix
-        && c.open
-        && c.owner == caller
-        && last_record().len as usize + m.text.len() <= LOG_LINE_MAX
-    {
+    // (`PRINTKRB_RECORD_MAX`); if not, the text starts a record of its own. The cheap checks
+    // come first: this runs once per CPU in the boot's `announce_cpu` line.
+    if !m.prefix && c.open && c.owner == caller_id() {
         let rec = last_record();
         let at = rec.len as usize;
-        let n = m.text.len();
-        rec.text[at..at + n].copy_from_slice(m.text);
-        rec.len += n as u16;
-        if m.newline {
-            rec.flags |= LOG_NEWLINE;
-            finalize_all(c);
+        if let Some(room) = rec.text.get_mut(at..at + m.text.len()) {
+            copy_short(room, m.text);
+            rec.len = (at + m.text.len()) as u16;
+            if m.newline {
+                rec.flags |= LOG_NEWLINE;
+                finalize_all(c);
+            }
+            return [None, None];
         }
-        return [None, None];
     }
     let flags = if m.newline { LOG_NEWLINE } else { 0 } | if m.prefix { 0 } else { LOG_CONT };
     let seq = log_store(m.level, flags, 0, 0, m.text);
     // Reserving a record finalizes the one before (`desc_make_final`).
     c.open = !m.newline;
-    c.owner = caller;
+    c.owner = caller_id();
     log_final_seq.store(if c.open { seq } else { seq + 1 }, Ordering::Release);
     [Some(seq), None]
+}
+
+/// `dst.copy_from_slice(src)` for the few bytes of a continuation: `memcpy` costs ~14
+/// emulated instructions before it copies anything, and a `rep movsb` step per byte. Up to 8
+/// bytes are two fixed-size moves that may overlap (as `memcpy`s do for short sizes).
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    match n {
+        0 => {}
+        1 => dst[0] = src[0],
+        2..=3 => {
+            dst[..2].copy_from_slice(&src[..2]);
+            dst[n - 2..n].copy_from_slice(&src[n - 2..]);
+        }
+        4..=8 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..n].copy_from_slice(&src[n - 4..]);
+        }
+        _ => dst.copy_from_slice(src),
+    }
 }
 
 fn finalize_all(c: &mut Cont) {

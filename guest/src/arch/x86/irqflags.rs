@@ -4,11 +4,24 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use lockvmm_abi::eflags::X86_EFLAGS_IF;
 
+/// `raw_local_irq_disable`: `cli` without the tracing hook (`native_irq_disable`).
+#[inline(always)]
+pub fn raw_local_irq_disable() {
+    // SAFETY: masking interrupts is always sound; it only delays their delivery.
+    unsafe { asm!("cli", options(nomem, nostack)) };
+}
+
+/// `raw_local_irq_enable`: `sti` without the tracing hook (`native_irq_enable`).
+#[inline(always)]
+pub fn raw_local_irq_enable() {
+    // SAFETY: the kernel's interrupt handlers are installed before anything enables interrupts.
+    unsafe { asm!("sti", options(nomem, nostack)) };
+}
+
 /// `local_irq_disable`: `cli`, then `trace_hardirqs_off()` (Linux's `include/linux/irqflags.h`).
 #[inline(always)]
 pub fn local_irq_disable() {
-    // SAFETY: masking interrupts is always sound; it only delays their delivery.
-    unsafe { asm!("cli", options(nomem, nostack)) };
+    raw_local_irq_disable();
     crate::kernel::trace::trace_preemptirq::trace_hardirqs_off();
 }
 
@@ -20,8 +33,7 @@ pub static IRQ_ENABLE_HOOK: AtomicBool = AtomicBool::new(false);
 #[inline(always)]
 pub fn local_irq_enable() {
     crate::kernel::trace::trace_preemptirq::trace_hardirqs_on();
-    // SAFETY: the kernel's interrupt handlers are installed before anything enables interrupts.
-    unsafe { asm!("sti", options(nomem, nostack)) };
+    raw_local_irq_enable();
 }
 
 /// Reports an interrupt enable while this CPU holds spinlocks (out of line: rare and cold).
@@ -51,6 +63,14 @@ pub fn local_irq_save() -> u64 {
     let flags = native_save_fl();
     local_irq_disable();
     flags
+}
+
+/// `raw_local_irq_restore`: `local_irq_restore` without the tracing hook.
+#[inline(always)]
+pub fn raw_local_irq_restore(flags: u64) {
+    if flags & X86_EFLAGS_IF != 0 {
+        raw_local_irq_enable();
+    }
 }
 
 /// `local_irq_restore`: re-enables interrupts if `flags` had them enabled.

@@ -70,8 +70,14 @@ pub fn preempt_count_sub(val: u32) {
 
 #[inline(always)]
 pub fn preempt_disable() {
-    preempt_count_add(PREEMPT_OFFSET);
+    preempt_disable_notrace();
     crate::kernel::trace::trace_preemptirq::trace_preempt_off();
+}
+
+/// `preempt_disable_notrace`: the count only, no tracing hook.
+#[inline(always)]
+pub fn preempt_disable_notrace() {
+    preempt_count_add(PREEMPT_OFFSET);
 }
 
 /// Re-enables preemption without rescheduling (the caller reschedules when it may).
@@ -87,6 +93,12 @@ pub fn preempt_enable_no_resched() {
 #[inline(always)]
 pub fn preempt_enable() {
     crate::kernel::trace::trace_preemptirq::trace_preempt_on();
+    preempt_enable_notrace();
+}
+
+/// `preempt_enable_notrace`: `preempt_enable` without the tracing hook.
+#[inline(always)]
+pub fn preempt_enable_notrace() {
     // SAFETY: GS points at this CPU's `PerCpu`; decrements its `preempt_count` and jumps to the
     // reschedule check when it reaches 0.
     unsafe {
@@ -116,6 +128,11 @@ pub fn in_softirq() -> bool {
 /// `in_serving_softirq()`: running a softirq, not just with bottom halves disabled.
 pub fn in_serving_softirq() -> bool {
     preempt_count() & SOFTIRQ_OFFSET != 0
+}
+
+/// `in_task()`: neither NMI nor hardirq nor serving a softirq (one read of the count).
+pub fn in_task() -> bool {
+    preempt_count() & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_OFFSET) == 0
 }
 
 /// `in_interrupt()`: hardirq, softirq or NMI context.

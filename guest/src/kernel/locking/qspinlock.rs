@@ -117,10 +117,7 @@ impl QSpinlock {
         if TICKET_SPINLOCKS.unlikely() {
             return ticket::ticket_spin_lock(&self.val);
         }
-        if let Err(val) =
-            self.val
-                .compare_exchange(0, locked_val(), Ordering::Acquire, Ordering::Relaxed)
-        {
+        if let Err(val) = self.fast_lock() {
             crate::kernel::locking::lockdep::lock_contended(
                 self as *const Self as u64,
                 crate::kernel::locking::lockdep::LockClassKind::Spin,
@@ -129,12 +126,32 @@ impl QSpinlock {
         }
     }
 
+    /// `queued_spin_lock` when no hook is on (`SPIN_HOOKS` off: queued locks, no lockdep).
+    #[inline(always)]
+    pub fn lock_nohooks(&self) {
+        if let Err(val) = self.fast_lock() {
+            native_queued_spin_lock_slowpath(self, val);
+        }
+    }
+
+    #[inline(always)]
+    fn fast_lock(&self) -> Result<u32, u32> {
+        self.val
+            .compare_exchange(0, locked_val(), Ordering::Acquire, Ordering::Relaxed)
+    }
+
     /// `queued_spin_unlock`: clears the locked byte, then wakes whoever waits on the word.
     #[inline(always)]
     pub fn unlock(&self) {
         if TICKET_SPINLOCKS.unlikely() {
             return ticket::ticket_spin_unlock(&self.val);
         }
+        self.unlock_nohooks();
+    }
+
+    /// `queued_spin_unlock` of a queued lock (`SPIN_HOOKS` off, or past the ticket check).
+    #[inline(always)]
+    pub fn unlock_nohooks(&self) {
         // As Linux's `smp_store_release(&lock->locked, 0)`: a plain byte store (x86 stores
         // are releases), not a locked read-modify-write loop, then a look at the rest of the
         // word for waiters. The run token lets one vCPU run at a time, so the word cannot

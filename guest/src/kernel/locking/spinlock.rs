@@ -1,13 +1,41 @@
 //! `raw_spinlock_t` and its API (Linux's `kernel/locking/spinlock.c`): the `_raw_spin_*`
 //! functions with their irq and preempt semantics.
+//!
+//! Each function has two paths. With a hook on the lock path (lock events for lockdep and the
+//! lab's held-lock count, preempt or irq-flag tracing, 3.10's ticket locks) it runs them all,
+//! as a debug kernel's `_raw_spin_lock` does. With none on (`SPIN_HOOKS` off: most scenarios,
+//! and every timer tick of a busy CPU takes three of these locks) it is the bare queued lock
+//! and the preempt count, as a production kernel compiles it: one key test instead of four.
 use crate::arch::x86::irqflags::{
-    local_irq_disable, local_irq_enable, local_irq_restore, local_irq_save,
+    local_irq_disable, local_irq_enable, local_irq_restore, local_irq_save, native_save_fl,
+    raw_local_irq_disable, raw_local_irq_enable, raw_local_irq_restore,
 };
-use crate::arch::x86::preempt::{preempt_disable, preempt_enable};
+use crate::arch::x86::preempt::{
+    preempt_disable, preempt_disable_notrace, preempt_enable, preempt_enable_notrace,
+};
+use crate::kernel::jump_label::StaticKey;
 use crate::kernel::locking::lockdep::{
-    LockClassKind::Spin, lock_acquire, lock_acquired, lock_release,
+    LOCK_EVENTS, LockClassKind::Spin, lock_acquire, lock_acquired, lock_release,
 };
 use crate::kernel::locking::qspinlock::QSpinlock;
+use crate::kernel::locking::ticket_spinlock::TICKET_SPINLOCKS;
+use crate::kernel::trace::trace_preemptirq::{IRQFLAG_EVENTS, PREEMPT_EVENTS};
+
+/// On when any of the keys the lock path tests is: the functions below then take their full
+/// path. Set once, by `spin_hooks_init`, after every one of those keys is.
+pub static SPIN_HOOKS: StaticKey = StaticKey::new();
+
+/// Sets `SPIN_HOOKS` from the keys it stands for (`start_kernel`, after `instrument_init` and
+/// `spinlock_init`, before any other CPU runs and with no lock held).
+pub fn spin_hooks_init() {
+    if LOCK_EVENTS.unlikely()
+        || PREEMPT_EVENTS.unlikely()
+        || IRQFLAG_EVENTS.unlikely()
+        || TICKET_SPINLOCKS.unlikely()
+    {
+        SPIN_HOOKS.enable();
+    }
+}
 
 /// `raw_spinlock_t`: 4 bytes, the queued spinlock word.
 #[repr(C)]
@@ -89,6 +117,11 @@ pub extern "C" fn _raw_spin_trylock(lock: &RawSpinlock) -> bool {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn _raw_spin_lock(lock: &RawSpinlock) {
+    if !SPIN_HOOKS.unlikely() {
+        preempt_disable_notrace();
+        keep_frame!(lock.raw_lock.lock_nohooks());
+        return;
+    }
     preempt_disable();
     lock_acquire(lock.addr(), Spin, false);
     keep_frame!(lock.raw_lock.lock());
@@ -98,6 +131,12 @@ pub extern "C" fn _raw_spin_lock(lock: &RawSpinlock) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn _raw_spin_lock_irq(lock: &RawSpinlock) {
+    if !SPIN_HOOKS.unlikely() {
+        raw_local_irq_disable();
+        preempt_disable_notrace();
+        keep_frame!(lock.raw_lock.lock_nohooks());
+        return;
+    }
     local_irq_disable();
     preempt_disable();
     lock_acquire(lock.addr(), Spin, false);
@@ -108,6 +147,13 @@ pub extern "C" fn _raw_spin_lock_irq(lock: &RawSpinlock) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn _raw_spin_lock_irqsave(lock: &RawSpinlock) -> u64 {
+    if !SPIN_HOOKS.unlikely() {
+        let flags = native_save_fl();
+        raw_local_irq_disable();
+        preempt_disable_notrace();
+        keep_frame!(lock.raw_lock.lock_nohooks());
+        return flags;
+    }
     let flags = local_irq_save();
     preempt_disable();
     lock_acquire(lock.addr(), Spin, false);
@@ -119,6 +165,11 @@ pub extern "C" fn _raw_spin_lock_irqsave(lock: &RawSpinlock) -> u64 {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn _raw_spin_unlock(lock: &RawSpinlock) {
+    if !SPIN_HOOKS.unlikely() {
+        lock.raw_lock.unlock_nohooks();
+        preempt_enable_notrace();
+        return;
+    }
     lock_release(lock.addr(), Spin);
     lock.raw_lock.unlock();
     preempt_enable();
@@ -127,6 +178,12 @@ pub extern "C" fn _raw_spin_unlock(lock: &RawSpinlock) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn _raw_spin_unlock_irq(lock: &RawSpinlock) {
+    if !SPIN_HOOKS.unlikely() {
+        lock.raw_lock.unlock_nohooks();
+        raw_local_irq_enable();
+        preempt_enable_notrace();
+        return;
+    }
     lock_release(lock.addr(), Spin);
     lock.raw_lock.unlock();
     local_irq_enable();
@@ -136,6 +193,12 @@ pub extern "C" fn _raw_spin_unlock_irq(lock: &RawSpinlock) {
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub extern "C" fn _raw_spin_unlock_irqrestore(lock: &RawSpinlock, flags: u64) {
+    if !SPIN_HOOKS.unlikely() {
+        lock.raw_lock.unlock_nohooks();
+        raw_local_irq_restore(flags);
+        preempt_enable_notrace();
+        return;
+    }
     lock_release(lock.addr(), Spin);
     lock.raw_lock.unlock();
     local_irq_restore(flags);

@@ -90,12 +90,31 @@ pub extern "C" fn idt_setup_traps() {
     for (vector, handler, ist) in traps {
         set_gate(vector, handler, ist);
     }
-    let base = e::irq_entries_start as *const () as u64;
-    for v in 32..256 {
-        set_gate_addr(v, base + (v as u64 - 32) * e::IRQ_STUB_SIZE, 0);
-    }
+    set_irq_gates(e::irq_entries_start as *const () as u64);
     set_gate(usize::from(LOCAL_TIMER_VECTOR), e::apic_timer_interrupt, 0);
     set_gate(usize::from(RESCHEDULE_VECTOR), e::reschedule_interrupt, 0);
+}
+
+/// Vectors 32–255 to their `irq_entries_start` stubs (Linux's `idt_setup_apic_and_irq_gates`).
+/// The stubs are `IRQ_STUB_SIZE` apart, so while they stay in one 64 KiB page only the
+/// gate's low offset changes: one add and two stores a vector instead of splitting each
+/// address anew (224 vectors, every instruction emulated here).
+fn set_irq_gates(base: u64) {
+    let span = 224 * e::IRQ_STUB_SIZE;
+    if (base & 0xffff) + span > 0x1_0000 {
+        for v in 32..256 {
+            set_gate_addr(v, base + (v as u64 - 32) * e::IRQ_STUB_SIZE, 0);
+        }
+        return;
+    }
+    set_gate_addr(32, base, 0);
+    // SAFETY: as `set_gate_addr`: only the boot CPU writes the table, before any CPU loads it.
+    let table = unsafe { &mut *core::ptr::addr_of_mut!(idt_table) };
+    let mut gate = table[32];
+    for slot in &mut table[33..] {
+        gate.offset_low += e::IRQ_STUB_SIZE as u16;
+        *slot = gate;
+    }
 }
 
 /// Loads the shared IDT on this CPU.

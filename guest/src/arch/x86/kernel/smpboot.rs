@@ -37,30 +37,37 @@ unsafe extern "C" {
     fn secondary_startup_64();
 }
 
-/// `pr_cont("%*s#%d%s", spaces, " ", cpu, tail)`, formatted by hand (see `pr_cont_text`).
+/// `pr_cont("%*s#%d%s", spaces, " ", cpu, tail)`, formatted by hand (see `pr_cont_text`):
+/// the boot CPU runs it once per CPU, so it avoids what costs emulated instructions here (a
+/// buffer filled with spaces, a `memcpy` per part, a digit loop).
 fn cont_cpu(spaces: usize, cpu: u32, tail: &[u8]) {
-    let mut buf = [b' '; 32];
-    let digits = num_digits(cpu);
-    let at = spaces.min(buf.len() - 16);
+    // At most 4 spaces (a width of 5 digits), `#`, 3 digits (`NR_CPUS` is 255), " OK\n".
+    const MAX: usize = 4 + 1 + 3 + 4;
+    let mut buf = [b' '; MAX];
+    let mut at = spaces.min(4);
     buf[at] = b'#';
+    let digits = num_digits(cpu).min(3);
+    at += 1 + digits;
     let mut n = cpu;
-    for i in (0..digits).rev() {
-        buf[at + 1 + i] = b'0' + (n % 10) as u8;
+    for b in buf[at - digits..at].iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
         n /= 10;
     }
-    let end = at + 1 + digits;
-    let tail = &tail[..tail.len().min(buf.len() - end)];
-    buf[end..end + tail.len()].copy_from_slice(tail);
-    crate::kernel::printk::pr_cont_text(&buf[..end + tail.len()]);
+    for &t in tail.iter().take(MAX - at) {
+        buf[at] = t;
+        at += 1;
+    }
+    crate::kernel::printk::pr_cont_text(&buf[..at]);
 }
 
-fn num_digits(mut n: u32) -> usize {
-    let mut d = 1;
-    while n >= 10 {
-        n /= 10;
-        d += 1;
+/// Decimal digits of `n` (a CPU number: compares, not a division loop, for the usual sizes).
+fn num_digits(n: u32) -> usize {
+    match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        _ => 3 + num_digits(n / 1000),
     }
-    d
 }
 
 /// `announce_cpu` (`arch/x86/kernel/smpboot.c`), printed by the boot CPU before it starts
