@@ -178,3 +178,51 @@ fn the_profile_counts_the_guests_instructions_exactly() {
     assert_eq!(again, Some(two), "two boots of 2 vCPUs");
     assert!(four.unwrap() > two, "4 vCPUs: {four:?}, 2 vCPUs: {two}");
 }
+
+/// A vCPU that cannot be created fails the run with KVM's error and the environment's exit
+/// status, within seconds. Here the process runs out of file descriptors (a vCPU is one): with
+/// 40, early in the creation; with 100 and 128 vCPUs, around vCPU 85, when the boot CPU
+/// normally already runs (the vCPUs are created behind it), so the machine has to be stopped
+/// and its threads joined. The control: the same 128-vCPU boot with enough descriptors powers
+/// off cleanly.
+#[test]
+fn a_vcpu_that_cannot_be_created_fails_the_run_cleanly() {
+    for (limit, vcpus, created) in [(40, 64, false), (100, 128, false), (4096, 128, true)] {
+        let dir = common::scratch("boot", &format!("nofile-{limit}"));
+        let mut child = std::process::Command::new("sh")
+            .current_dir(common::root(""))
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_lockvmm"))
+            .args(["run", "--quiet", "scenarios/boot.toml", "--vcpus"])
+            .arg(vcpus.to_string())
+            .arg("--out")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("limit {limit}: the run did not end within 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        if created {
+            assert_eq!(status.code(), Some(0), "limit {limit}: {stderr}");
+        } else {
+            assert_eq!(status.code(), Some(3), "limit {limit}: {stderr}");
+            assert!(
+                stderr.contains("KVM refused to create a vCPU: Too many open files"),
+                "limit {limit}: {stderr}"
+            );
+        }
+    }
+}

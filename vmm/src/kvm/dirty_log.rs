@@ -1,5 +1,5 @@
 //! The pages the guest wrote since the last look: `KVM_GET_DIRTY_LOG` on every memory slot of
-//! a VM created with dirty logging (`vm::create_vm(.., true)`). Reading the log clears it.
+//! a VM whose memory was mapped with dirty logging (`vm::map_memory(.., true)`). Reading the log clears it.
 use kvm_ioctls::VmFd;
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 

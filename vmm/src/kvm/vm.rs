@@ -108,10 +108,9 @@ pub fn max_vcpus(kvm: &Kvm) -> usize {
     kvm.get_max_vcpus()
 }
 
-/// Creates the VM: in-kernel irqchip (IOAPIC, PIC, a local APIC per vCPU) and guest memory.
-/// With `dirty_log`, KVM logs the pages the guest writes (`KVM_MEM_LOG_DIRTY_PAGES`), for a
-/// machine that will be restored to a snapshot (`super::dirty_log`).
-pub fn create_vm(kvm: &Kvm, memory: &GuestMemory, dirty_log: bool) -> Result<VmFd, VmError> {
+/// Creates the VM with its in-kernel irqchip (IOAPIC, PIC, a local APIC per vCPU), without
+/// memory yet (`map_memory`): vCPUs can be created while the memory is mapped.
+pub fn create_vm(kvm: &Kvm) -> Result<VmFd, VmError> {
     for (cap, name) in [
         (Cap::Irqchip, "KVM_CAP_IRQCHIP"),
         (Cap::UserMemory, "KVM_CAP_USER_MEMORY"),
@@ -128,6 +127,13 @@ pub fn create_vm(kvm: &Kvm, memory: &GuestMemory, dirty_log: bool) -> Result<VmF
         .map_err(VmError::kvm("set the identity-map address"))?;
     vm.create_irq_chip()
         .map_err(VmError::kvm("create the in-kernel irqchip"))?;
+    Ok(vm)
+}
+
+/// Maps guest memory into the VM (about 6 ms for 256 MiB on this project's machines). With
+/// `dirty_log`, KVM logs the pages the guest writes (`KVM_MEM_LOG_DIRTY_PAGES`), for a machine
+/// that will be restored to a snapshot (`super::dirty_log`).
+pub fn map_memory(vm: &VmFd, memory: &GuestMemory, dirty_log: bool) -> Result<(), VmError> {
     for (slot, region) in memory.mem().iter().enumerate() {
         let host = region
             .get_host_address(vm_memory::MemoryRegionAddress(0))
@@ -147,19 +153,25 @@ pub fn create_vm(kvm: &Kvm, memory: &GuestMemory, dirty_log: bool) -> Result<VmF
         // VM (both are dropped together at the end of a run), and slots do not overlap.
         unsafe { vm.set_user_memory_region(desc) }.map_err(VmError::kvm("map guest memory"))?;
     }
-    Ok(vm)
+    Ok(())
 }
 
-/// Makes the guest's accesses to `msrs` exit to the VMM (the emulated PMU): KVM's MSR filter
-/// denies them in the kernel and `KVM_CAP_X86_USER_SPACE_MSR` turns the denial into an exit.
-pub fn trap_msrs(kvm: &Kvm, vm: &VmFd, msrs: &[u32]) -> Result<(), VmError> {
-    use kvm_bindings::{KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_FILTER, kvm_enable_cap};
-    use kvm_ioctls::{MsrFilterDefaultAction, MsrFilterRange, MsrFilterRangeFlags};
+/// Whether KVM can trap MSR accesses to the VMM (`trap_msrs`).
+pub fn check_msr_traps(kvm: &Kvm) -> Result<(), VmError> {
     if !kvm.check_extension(Cap::X86UserSpaceMsr) || !kvm.check_extension(Cap::X86MsrFilter) {
         return Err(VmError::MissingCap(
             "KVM_CAP_X86_USER_SPACE_MSR and KVM_CAP_X86_MSR_FILTER (the emulated PMU)",
         ));
     }
+    Ok(())
+}
+
+/// Makes the guest's accesses to `msrs` exit to the VMM (the emulated PMU): KVM's MSR filter
+/// denies them in the kernel and `KVM_CAP_X86_USER_SPACE_MSR` turns the denial into an exit
+/// (`check_msr_traps` first).
+pub fn trap_msrs(vm: &VmFd, msrs: &[u32]) -> Result<(), VmError> {
+    use kvm_bindings::{KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_FILTER, kvm_enable_cap};
+    use kvm_ioctls::{MsrFilterDefaultAction, MsrFilterRange, MsrFilterRangeFlags};
     let cap = kvm_enable_cap {
         cap: KVM_CAP_X86_USER_SPACE_MSR,
         args: [u64::from(KVM_MSR_EXIT_REASON_FILTER), 0, 0, 0],

@@ -14,6 +14,7 @@ use lockvmm_abi::{
 use vm_superio::serial::NoEvents;
 use vmm_sys_util::eventfd::EventFd;
 
+use super::creation::{self, Creation, Incoming, Plan};
 use super::insn_count::counted;
 use super::restore::HostState;
 use super::run_token::Scheduler;
@@ -34,9 +35,10 @@ pub(super) struct Built {
     pub kvm: Kvm,
     pub vm: Arc<VmFd>,
     pub memory: GuestMemory,
-    pub vcpus: Vec<VcpuFd>,
+    /// The vCPUs, in order, as the creating threads hand them over.
+    pub vcpus: Vec<Incoming>,
+    pub creation: Creation,
     pub t0: Instant,
-    pub vcpus_created: Duration,
 }
 
 /// What a machine's run leaves for its result besides the machine itself.
@@ -46,19 +48,37 @@ impl Machine {
     /// Builds and runs a machine until it stops.
     pub fn run(cfg: MachineConfig) -> Result<RunResult, MachineError> {
         let b = build(&cfg, false)?;
-        let (machine, console) = assemble(&cfg, b.vm, b.memory.clone(), None, 0)?;
+        let (machine, console) = match assemble(&cfg, b.vm, b.memory.clone(), None, 0) {
+            Ok(assembled) => assembled,
+            Err(e) => return Err(b.creation.error_or(e)),
+        };
+        let ready = b.creation.ready();
         let (driven, insns) = counted(cfg.count_instructions, || {
-            drive(&machine, b.vcpus, cfg.stall_timeout)
+            drive(&machine, b.vcpus, Some(b.creation), cfg.stall_timeout)
         });
-        driven?;
-        let mut result = collect(&machine, &console, &cfg, b.t0, b.vcpus_created);
+        let vcpus = driven?;
+        let ready = ready.get().map_or(Duration::ZERO, |at| *at - b.t0);
+        let mut result = collect(&machine, &console, &cfg, b.t0, ready);
         result.profile.set_guest_instructions(insns);
+        release(machine, vcpus);
         Ok(result)
     }
 }
 
-/// Builds the machine: checks the size, fills RAM, creates the VM (with KVM's dirty log for a
-/// machine that will be restored) and the vCPUs.
+/// Closes a stopped machine's vCPUs and VM on a thread of its own. KVM tears a VM down when
+/// its last file closes, and that waits for SRCU grace periods (`mmu_notifier_unregister`:
+/// about 4 ms here, asleep), which the caller would otherwise wait through before writing the
+/// run's files. Guest memory is not the VM's (the result keeps it); a process that exits
+/// meanwhile finishes the teardown in its exit, as it would have anyway.
+fn release(machine: Arc<Machine>, vcpus: Vec<Option<VcpuFd>>) {
+    // Without a thread, the closure is dropped with the error: they close here.
+    let _ = std::thread::Builder::new()
+        .name("vm-release".into())
+        .spawn(move || drop((machine, vcpus)));
+}
+
+/// Builds the machine: checks the size, fills RAM, creates the VM and starts mapping its memory
+/// (with KVM's dirty log for a machine that will be restored) and creating the vCPUs.
 pub(super) fn build(cfg: &MachineConfig, dirty_log: bool) -> Result<Built, MachineError> {
     let t0 = Instant::now();
     let _ = START.set(t0);
@@ -113,32 +133,38 @@ pub(super) fn build(cfg: &MachineConfig, dirty_log: bool) -> Result<Built, Machi
     // No CPU has a timer armed until it programs one.
     memory.write_phys(CLOCKEVENT_PADDR, &NO_EVENT.to_le_bytes().repeat(NR_CPUS))?;
 
-    let vm = vm::create_vm(&kvm, &memory, dirty_log)?;
-    vm::trap_msrs(&kvm, &vm, &Pmu::MSRS)?;
+    let vm = Arc::new(vm::create_vm(&kvm)?);
+    vm::check_msr_traps(&kvm)?;
     let cpuid = vcpu::supported_cpuid(&kvm)?;
     // KVM_CAP_SYNC_REGS answers with the register sets it can sync.
     let wanted = kvm_bindings::KVM_SYNC_X86_REGS as i32;
     let sync_regs = kvm.check_extension_int(kvm_ioctls::Cap::SyncRegs) & wanted == wanted;
-    let mut vcpus = vcpu::create_vcpus(
-        &vm,
-        &cpuid,
-        cfg.vcpus,
-        cfg.kernel.entry_bsp,
-        cfg.kernel.entry_ap,
-    )?;
-    if sync_regs {
-        for fd in &mut vcpus {
-            // Registers in `kvm_run` at every exit: a hypercall reads its arguments there.
-            fd.set_sync_valid_reg(kvm_ioctls::SyncReg::Register);
+    // From here on other threads create the vCPUs and map guest memory, while this one goes on
+    // to start the vCPU threads (`creation`). Mapping the memory, then the MSR filter, before
+    // the boot CPU runs: the first of those calls waits for an SRCU grace period of the new VM
+    // (`synchronize_srcu` in KVM: 6–13 ms here, asleep) and the second then takes well under a
+    // millisecond; the memory's is expedited, so it goes first.
+    let plan = Plan {
+        n: cfg.vcpus,
+        entry_bsp: cfg.kernel.entry_bsp,
+        entry_ap: cfg.kernel.entry_ap,
+        sync_regs,
+    };
+    let setup = {
+        let (vm, memory) = (vm.clone(), memory.clone());
+        move || -> Result<(), MachineError> {
+            vm::map_memory(&vm, &memory, dirty_log)?;
+            Ok(vm::trap_msrs(&vm, &Pmu::MSRS)?)
         }
-    }
+    };
+    let (vcpus, creation) = creation::start(&vm, cpuid, &plan, setup)?;
     Ok(Built {
         kvm,
-        vm: Arc::new(vm),
+        vm,
         memory,
         vcpus,
+        creation,
         t0,
-        vcpus_created: t0.elapsed(),
     })
 }
 
@@ -236,33 +262,51 @@ pub(super) fn assemble(
 }
 
 /// Runs the vCPU threads until the machine stops; hands back the vCPUs whose threads ended
-/// (`None` for one stuck in `KVM_RUN`, detached).
+/// (`None` for one stuck in `KVM_RUN`, detached, or never created). With `creation` (the
+/// vCPUs still being created), a vCPU that could not be created is the run's error.
 pub(super) fn drive(
     machine: &Arc<Machine>,
-    vcpus: Vec<VcpuFd>,
+    vcpus: Vec<Incoming>,
+    creation: Option<Creation>,
     stall_timeout: Duration,
 ) -> Result<Vec<Option<VcpuFd>>, MachineError> {
-    install_kick_handler()?;
     let mut threads = Vec::with_capacity(vcpus.len());
-    for (cpu, fd) in vcpus.into_iter().enumerate() {
-        let m = machine.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("vcpu{cpu}"))
-            .spawn(move || vcpu_thread(m, fd, cpu))
-            .map_err(host_err)?;
-        threads.push(handle);
+    let run = install_kick_handler()
+        .and_then(|()| {
+            for (cpu, incoming) in vcpus.into_iter().enumerate() {
+                let m = machine.clone();
+                let handle = std::thread::Builder::new()
+                    .name(format!("vcpu{cpu}"))
+                    .spawn(move || vcpu_thread(m, incoming, cpu))
+                    .map_err(host_err)?;
+                threads.push(handle);
+            }
+            Ok(())
+        })
+        .and_then(|()| supervise(machine, &threads, stall_timeout));
+    if let Err(e) = &run {
+        // Stop the threads that started: they are parked, or about to enter the guest.
+        machine.finish(Outcome::HostError {
+            message: e.to_string(),
+        });
     }
-    supervise(machine, &threads, stall_timeout)?;
-    Ok(join_all(machine, threads))
+    let vcpus = join_all(machine, threads);
+    // A vCPU that could not be created is the run's error, before a host error that may well
+    // be its consequence (the file descriptors it ran out of, say).
+    if let Some(c) = creation {
+        c.finish()?;
+    }
+    run?;
+    Ok(vcpus)
 }
 
-/// The result of a run that has stopped.
+/// The result of a run that has stopped; `ready`: when the machine could start.
 pub(super) fn collect(
     machine: &Machine,
     console: &Console,
     cfg: &MachineConfig,
     t0: Instant,
-    vcpus_created: Duration,
+    ready: Duration,
 ) -> RunResult {
     let (console_dropped, console_log_error) = {
         let mut serial = lock(&machine.serial);
@@ -288,7 +332,7 @@ pub(super) fn collect(
         kernel: cfg.kernel.clone(),
         timings: Timings {
             t0,
-            vcpus_created_ms: vcpus_created.as_secs_f64() * 1e3,
+            vcpus_created_ms: ready.as_secs_f64() * 1e3,
             all_online_ms,
             finished_ms: t0.elapsed().as_secs_f64() * 1e3,
         },

@@ -242,6 +242,8 @@ pub struct Timings {
     /// When `Machine::run` started (the origin of the other fields).
     #[serde(skip)]
     pub t0: Instant,
+    /// When the machine could start: the VM and its memory ready, the boot CPU's vCPU created
+    /// or about to be, the others being created behind it (`machine::creation`).
     pub vcpus_created_ms: f64,
     pub all_online_ms: Option<f64>,
     pub finished_ms: f64,

@@ -21,6 +21,7 @@ use kvm_ioctls::{VcpuFd, VmFd};
 use vm_superio::serial::SerialState;
 
 use super::boot::{assemble, build, collect, drive};
+use super::creation::ready;
 use super::insn_count::counted;
 use super::run_token::SchedState;
 use super::{HookAction, Machine, MachineConfig, MachineError, RunRecord, RunResult, lock};
@@ -82,8 +83,11 @@ impl Machine {
     pub fn snapshot_at_grant(cfg: MachineConfig, grant: u64) -> Result<Snapshotted, MachineError> {
         let t0 = Instant::now();
         let b = build(&cfg, true)?;
-        let (m, console) = assemble(&cfg, b.vm.clone(), b.memory.clone(), None, grant)?;
-        let fds = drive(&m, b.vcpus, cfg.stall_timeout)?;
+        let (m, console) = match assemble(&cfg, b.vm.clone(), b.memory.clone(), None, grant) {
+            Ok(assembled) => assembled,
+            Err(e) => return Err(b.creation.error_or(e)),
+        };
+        let fds = drive(&m, b.vcpus, Some(b.creation), cfg.stall_timeout)?;
         if !m.paused.load(Ordering::Acquire) {
             let why = lock(&m.record).outcome.as_ref().map(|o| o.render());
             return Err(MachineError::Host(format!(
@@ -203,9 +207,12 @@ impl Snapshotted {
             Some((&self.host, self.base_actions)),
             0,
         )?;
-        let vcpus = std::mem::take(&mut self.vcpus);
+        let vcpus = std::mem::take(&mut self.vcpus)
+            .into_iter()
+            .map(ready)
+            .collect();
         let (fds, insns) = counted(self.cfg.count_instructions, || {
-            drive(&m, vcpus, self.cfg.stall_timeout)
+            drive(&m, vcpus, None, self.cfg.stall_timeout)
         });
         let fds = fds?;
         let mut result = collect(&m, &console, &self.cfg, t0, Duration::ZERO);

@@ -8,6 +8,8 @@
 //! back instead of spinning, so 64 vCPUs on 2 host cores cost only the work they really do.
 use std::sync::{Condvar, Mutex, MutexGuard};
 
+use super::handover::Handover;
+
 /// What a waiting vCPU waits for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Wait {
@@ -65,6 +67,8 @@ pub enum Grant {
 pub struct Scheduler {
     inner: Mutex<Inner>,
     wakeups: Vec<Condvar>,
+    /// Which host CPU a handover wakes the next holder on.
+    pub handover: Handover,
 }
 
 /// The run token's state at a snapshot (`machine::restore`).
@@ -85,6 +89,7 @@ impl Scheduler {
                 paused: vec![false; n],
             }),
             wakeups: (0..n).map(|_| Condvar::new()).collect(),
+            handover: Handover::new(n),
         }
     }
 
@@ -102,6 +107,7 @@ impl Scheduler {
         };
         Scheduler {
             wakeups: (0..inner.cpus.len()).map(|_| Condvar::new()).collect(),
+            handover: Handover::new(inner.cpus.len()),
             inner: Mutex::new(inner),
         }
     }
@@ -278,6 +284,7 @@ impl Scheduler {
         {
             inner.cpus[next] = CpuState::Running;
             inner.token = Some(next);
+            self.handover.bind_to_this_cpu(next);
             self.wakeups[next].notify_one();
             return Ok(());
         }

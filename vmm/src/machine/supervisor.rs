@@ -40,7 +40,7 @@ pub(super) fn install_kick_handler() -> Result<(), MachineError> {
 /// holding the run token keeps yielding.
 pub(super) fn supervise(
     m: &Arc<Machine>,
-    threads: &[JoinHandle<kvm_ioctls::VcpuFd>],
+    threads: &[JoinHandle<Option<kvm_ioctls::VcpuFd>>],
     stall_timeout: Duration,
 ) -> Result<(), MachineError> {
     fn host_err(e: impl std::fmt::Display) -> MachineError {
@@ -137,10 +137,11 @@ fn kick_thread(thread: libc::pthread_t) {
 }
 
 /// Joins every vCPU thread; one still in `KVM_RUN` is kicked until it leaves. Returns the
-/// vCPUs the threads handed back (`None` for a thread that never left, or panicked).
+/// vCPUs the threads handed back (`None` for a thread that never left, or panicked, or whose
+/// vCPU was never created).
 pub(super) fn join_all(
     m: &Machine,
-    threads: Vec<JoinHandle<kvm_ioctls::VcpuFd>>,
+    threads: Vec<JoinHandle<Option<kvm_ioctls::VcpuFd>>>,
 ) -> Vec<Option<kvm_ioctls::VcpuFd>> {
     // Every parked thread was woken by the stop and leaves by itself. Poll them all at once (a
     // 2 ms sleep per CPU in turn cost milliseconds at every power-off); a thread still there
@@ -171,7 +172,7 @@ pub(super) fn join_all(
             m.cpu(cpu)
                 .exited
                 .load(Ordering::Acquire)
-                .then(|| t.join().ok())
+                .then(|| t.join().ok().flatten())
                 .flatten()
         })
         .collect()

@@ -21,7 +21,7 @@ pub fn record_hook(m: &Machine, c: &Call<'_>, id: u64, arg: u64, acted: u64) {
     let syms = &m.kernel.symbols;
     let on = syms
         .addr_of(TRACE_CLASSES_SYMBOL)
-        .and_then(|at| m.memory.read_virt_u32(c.cr3, at).ok())
+        .and_then(|at| m.memory.read_virt_u32(c.cr3(), at).ok())
         .is_some_and(|classes| classes & class::HOOK != 0);
     if !on {
         return;
@@ -46,7 +46,7 @@ fn record(
     arg: u64,
     irqs_off: u8,
 ) -> Option<()> {
-    let (cr3, cpu) = (c.cr3, c.cpu);
+    let (cr3, cpu) = (c.cr3(), c.cpu);
     let syms = &m.kernel.symbols;
     let (base, seq_at) = (
         syms.addr_of(TRACE_BUFFERS_SYMBOL)?,

@@ -10,6 +10,7 @@ use lockvmm_abi::eflags::X86_EFLAGS_IF;
 use lockvmm_abi::{HYPERCALL_PORT, SERIAL_PORT};
 
 use super::capture::capture_or_empty;
+use super::creation::Incoming;
 use super::fault::{capture_exit_fault, capture_fault};
 use super::hypercall;
 use super::profile::ExitReason;
@@ -57,16 +58,26 @@ pub fn request_immediate_exit() {
     });
 }
 
-/// Runs vCPU `cpu` until the machine stops. Only the holder of the run token is in `KVM_RUN`.
-/// The vCPU is handed back: a machine restored to a snapshot runs it again.
-pub fn vcpu_thread(m: Arc<Machine>, mut vcpu: VcpuFd, cpu: usize) -> VcpuFd {
+/// Runs vCPU `cpu`, once it is created, until the machine stops. Only the holder of the run
+/// token is in `KVM_RUN`. The vCPU is handed back: a machine restored to a snapshot runs it
+/// again. `None`: it could not be created, and the machine is stopped (the run fails with the
+/// creation's error, `creation::Creation::finish`).
+pub fn vcpu_thread(m: Arc<Machine>, incoming: Incoming, cpu: usize) -> Option<VcpuFd> {
+    let Ok(mut vcpu) = incoming.recv() else {
+        m.finish(Outcome::HostError {
+            message: format!("CPU {cpu}: its vCPU could not be created"),
+        });
+        m.cpu(cpu).exited.store(true, Ordering::Release);
+        return None;
+    };
+    m.sched.handover.register(cpu);
     let immediate_exit: *mut u8 = &mut vcpu.get_kvm_run().immediate_exit;
     IMMEDIATE_EXIT.with(|p| p.set(immediate_exit));
     run_vcpu(&m, &mut vcpu, cpu);
     let _ = hypercall::flush_deferred(&mut vcpu);
     IMMEDIATE_EXIT.with(|p| p.set(std::ptr::null_mut()));
     m.cpu(cpu).exited.store(true, Ordering::Release);
-    vcpu
+    Some(vcpu)
 }
 
 fn run_vcpu(m: &Arc<Machine>, vcpu: &mut VcpuFd, cpu: usize) {
@@ -76,7 +87,7 @@ fn run_vcpu(m: &Arc<Machine>, vcpu: &mut VcpuFd, cpu: usize) {
     let mut seen_epoch = 0;
     'token: loop {
         match m.sched.acquire(cpu, seen_epoch) {
-            Grant::Token => {}
+            Grant::Token => m.sched.handover.took_token(cpu),
             Grant::Stopped => break,
             Grant::Capture(epoch) => {
                 seen_epoch = epoch;

@@ -14,7 +14,7 @@ pub fn console_write(c: &Call<'_>) -> Next {
             "ConsoleWrite of {len} bytes (at most {MAX_CONSOLE_WRITE})"
         ));
     }
-    match c.m.memory.read_virt(c.cr3, addr, len as usize) {
+    match c.m.memory.read_virt(c.cr3(), addr, len as usize) {
         Ok(bytes) => {
             c.m.serial_write_all(&bytes);
             c.ok()

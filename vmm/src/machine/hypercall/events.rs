@@ -74,7 +74,7 @@ pub fn hook(c: &Call<'_>) -> Next {
 fn record_splat(c: &Call<'_>, at: u64) {
     use lockvmm_abi::lockdep::SplatRecord;
     let m = c.m;
-    match m.memory.read_virt_obj::<SplatRecord>(c.cr3, at) {
+    match m.memory.read_virt_obj::<SplatRecord>(c.cr3(), at) {
         Ok(rec) => {
             // A return address: name the call (`lab_lock+0xbc`), as the console does.
             let sym = m.kernel.symbols.lookup(rec.ip.wrapping_sub(1)).map_or_else(

@@ -24,7 +24,7 @@ pub fn cpu_online(c: &Call<'_>) -> Next {
 pub fn start_cpu(c: &Call<'_>) -> Next {
     let [target, online, _, _] = c.args;
     if online != 0
-        && let Err(e) = c.m.memory.read_virt_u32(c.cr3, online)
+        && let Err(e) = c.m.memory.read_virt_u32(c.cr3(), online)
     {
         return c.reject(format!("StartCpu({target}) waiting on {online:#x}: {e}"));
     }

@@ -30,7 +30,8 @@ pub struct Call<'a> {
     pub vcpu: &'a VcpuFd,
     pub cpu: usize,
     pub regs: kvm_regs,
-    pub cr3: u64,
+    /// CR3, read the first time the call needs it (`cr3()`).
+    cr3: Cell<Option<u64>>,
     /// `RDI, RSI, RCX, R8`.
     pub args: [u64; 4],
     /// With `KVM_CAP_SYNC_REGS`: the registers `ret` wrote, which `dispatch` hands to KVM
@@ -51,6 +52,30 @@ impl Call<'_> {
             Ok(()) => Next::Continue,
             Err(e) => self.host_error(format!("cannot write a vCPU's registers: {e}")),
         }
+    }
+
+    /// The calling vCPU's CR3, for reading guest memory at the call's virtual addresses. Read
+    /// with `KVM_GET_SREGS` the first time a call needs it: most calls read no guest memory
+    /// (`Kick`, `CpuOnline`, `SendIpi`, a `Wait` on no address) and the ioctl costs about
+    /// 10 µs. (Keeping the special registers in `kvm_run` too, `KVM_SYNC_X86_SREGS`, would
+    /// copy them out at every exit: that cost more than it saved, see the README.) If KVM
+    /// cannot read them, the run ends with a host error and the call reads through CR3 0,
+    /// which finds nothing.
+    pub fn cr3(&self) -> u64 {
+        if let Some(cr3) = self.cr3.get() {
+            return cr3;
+        }
+        let cr3 = match self.vcpu.get_sregs() {
+            Ok(s) => s.cr3,
+            Err(e) => {
+                self.m.finish(Outcome::HostError {
+                    message: format!("CPU {}: cannot read registers: {e}", self.cpu),
+                });
+                0
+            }
+        };
+        self.cr3.set(Some(cr3));
+        cr3
     }
 
     /// Success.
@@ -76,7 +101,7 @@ impl Call<'_> {
         match self
             .m
             .memory
-            .read_virt(self.cr3, addr, len.min(MAX_MESSAGE) as usize)
+            .read_virt(self.cr3(), addr, len.min(MAX_MESSAGE) as usize)
         {
             Ok(bytes) => escape_bytes_line(&bytes),
             Err(e) => format!("(message unreadable: {e})"),
@@ -88,14 +113,11 @@ impl Call<'_> {
 /// exit (`KVM_CAP_SYNC_REGS`), so they are read there instead of by two ioctls.
 pub fn dispatch(m: &Machine, vcpu: &mut VcpuFd, cpu: usize, nr: u32, synced: bool) -> Next {
     let read = if synced {
-        vcpu.get_sregs().map(|s| (vcpu.sync_regs().regs, s.cr3))
+        Ok(vcpu.sync_regs().regs)
     } else {
-        match (vcpu.get_regs(), vcpu.get_sregs()) {
-            (Ok(r), Ok(s)) => Ok((r, s.cr3)),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        }
+        vcpu.get_regs()
     };
-    let (regs, cr3) = match read {
+    let regs = match read {
         Ok(r) => r,
         Err(e) => {
             m.finish(Outcome::HostError {
@@ -109,7 +131,7 @@ pub fn dispatch(m: &Machine, vcpu: &mut VcpuFd, cpu: usize, nr: u32, synced: boo
         vcpu: &*vcpu,
         cpu,
         regs,
-        cr3,
+        cr3: Cell::new(None),
         args: [regs.rdi, regs.rsi, regs.rcx, regs.r8],
         deferred: synced.then(|| Cell::new(None)),
     };

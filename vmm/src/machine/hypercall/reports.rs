@@ -17,10 +17,10 @@ pub fn panic(c: &Call<'_>) -> Next {
     // With the interrupted context (`nmi_panic(regs, …)`) the report shows that; otherwise the
     // CPU as it is now, inside panic().
     let saved = (regs_at != 0)
-        .then(|| c.m.memory.read_virt_obj::<PtRegs>(c.cr3, regs_at).ok())
+        .then(|| c.m.memory.read_virt_obj::<PtRegs>(c.cr3(), regs_at).ok())
         .flatten();
     let report = match saved {
-        Some(r) => fault_report(c.m, c.cpu, fault, Regs::from_pt_regs(&r), 0, c.cr3),
+        Some(r) => fault_report(c.m, c.cpu, fault, Regs::from_pt_regs(&r), 0, c.cr3()),
         None => match capture_fault(c.m, c.vcpu, c.cpu, fault) {
             Outcome::Fault(r) => r,
             other => {
@@ -51,14 +51,14 @@ pub fn exception(c: &Call<'_>) -> Next {
     };
     // The faulting context is the pt_regs the entry stub saved; if the guest passed a pointer
     // we cannot read, report the live registers instead.
-    let outcome = match c.m.memory.read_virt_obj::<PtRegs>(c.cr3, regs_at) {
+    let outcome = match c.m.memory.read_virt_obj::<PtRegs>(c.cr3(), regs_at) {
         Ok(saved) => Outcome::Fault(fault_report(
             c.m,
             c.cpu,
             fault,
             Regs::from_pt_regs(&saved),
             cr2,
-            c.cr3,
+            c.cr3(),
         )),
         Err(_) => {
             c.m.count_bad_hypercall(
@@ -96,11 +96,11 @@ pub fn watchdog(c: &Call<'_>) -> Next {
             }
         }
     } else {
-        let Ok(saved) = c.m.memory.read_virt_obj::<PtRegs>(c.cr3, regs_at) else {
+        let Ok(saved) = c.m.memory.read_virt_obj::<PtRegs>(c.cr3(), regs_at) else {
             return c.reject(format!("Watchdog: unreadable pt_regs at {regs_at:#x}"));
         };
         (
-            fault_report(c.m, c.cpu, fault, Regs::from_pt_regs(&saved), 0, c.cr3),
+            fault_report(c.m, c.cpu, fault, Regs::from_pt_regs(&saved), 0, c.cr3()),
             None,
         )
     };

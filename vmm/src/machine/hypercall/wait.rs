@@ -25,7 +25,7 @@ pub fn block(c: &Call<'_>, addr: u64, expected: u64, until: u64) -> Next {
         until: (until != 0).then_some(until),
     };
     if addr != 0 {
-        match c.m.memory.read_virt_u32(c.cr3, addr) {
+        match c.m.memory.read_virt_u32(c.cr3(), addr) {
             Err(e) => return c.reject(format!("Wait on {addr:#x}: {e}")),
             // Already changed: the wake-up came before the wait; no need to block.
             Ok(v) if u64::from(v) != expected & 0xffff_ffff => return c.ok(),
