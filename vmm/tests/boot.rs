@@ -179,6 +179,25 @@ fn the_profile_counts_the_guests_instructions_exactly() {
     assert!(four.unwrap() > two, "4 vCPUs: {four:?}, 2 vCPUs: {two}");
 }
 
+/// The profile counts the timer interrupts the clock delivered, which is what `bench tick`
+/// divides by: a busy CPU takes one a jiffy (HZ of them a virtual second, from the ABI), an
+/// idle one none (NOHZ). Two CPUs hogging for the whole run: exactly CPUs × HZ × its virtual
+/// seconds. The negative control: a boot, whose CPUs are idle until the power-off, takes none.
+#[test]
+fn the_profile_counts_the_ticks_delivered() {
+    let (_, busy) = common::run("vmm/tests/scenarios/tick_all_busy.toml", None);
+    let (cpus, secs) = (busy.online.len() as u64, busy.vtime_ns / 1_000_000_000);
+    assert!(secs >= 1, "the run lasted {} ns", busy.vtime_ns);
+    assert_eq!(
+        busy.profile.timer_interrupts,
+        cpus * lockvmm_abi::HZ * secs,
+        "{cpus} busy CPUs for {secs} virtual seconds"
+    );
+    let (_, idle) = common::run("scenarios/boot.toml", Some(4));
+    common::assert_clean_shutdown(&idle.outcome);
+    assert_eq!(idle.profile.timer_interrupts, 0, "{:?}", idle.profile);
+}
+
 /// A vCPU that cannot be created fails the run with KVM's error and the environment's exit
 /// status, within seconds. Here the process runs out of file descriptors (a vCPU is one): with
 /// 40, early in the creation; with 100 and 128 vCPUs, around vCPU 85, when the boot CPU

@@ -95,7 +95,7 @@ pub fn advance(m: &Machine, mut idle: Idle, cpu: usize, vcpu: &kvm_ioctls::VcpuF
                 m.deliver_nmi(cpu);
             } else if deadlines[cpu] <= at {
                 clear_deadline(m, cpu);
-                m.deliver_interrupt(cpu, LOCAL_TIMER_VECTOR);
+                deliver_tick(m, cpu);
             }
         }
         match m.sched.dispatch() {
@@ -125,9 +125,15 @@ pub fn fire_next_timer(m: &Machine, cpu: usize) {
             m.deliver_nmi(c);
         } else if c == cpu || deadlines[c] <= now {
             clear_deadline(m, c);
-            m.deliver_interrupt(c, LOCAL_TIMER_VECTOR);
+            deliver_tick(m, c);
         }
     }
+}
+
+/// A timer interrupt to `cpu`, counted for the run's profile.
+fn deliver_tick(m: &Machine, cpu: usize) {
+    m.profile.timer_interrupt();
+    m.deliver_interrupt(cpu, LOCAL_TIMER_VECTOR);
 }
 
 fn read_deadlines(m: &Machine) -> Vec<u64> {

@@ -61,9 +61,16 @@ pub struct ExitCounters {
     exits: [AtomicU64; ExitReason::ALL.len()],
     /// By hypercall number; the last slot counts unknown numbers.
     hypercalls: [AtomicU64; Hypercall::ALL.len() + 1],
+    /// Timer interrupts the clock delivered.
+    timer_interrupts: AtomicU64,
 }
 
 impl ExitCounters {
+    /// The clock delivered a timer interrupt (`LOCAL_TIMER_VECTOR`) to a CPU.
+    pub fn timer_interrupt(&self) {
+        self.timer_interrupts.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn exit(&self, reason: ExitReason) {
         self.exits[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
@@ -104,6 +111,7 @@ impl ExitCounters {
             vm_exits: exits.values().sum(),
             exits,
             hypercalls,
+            timer_interrupts: self.timer_interrupts.load(Ordering::Relaxed),
             guest_instructions: None,
             guest_instructions_counted_by: None,
             host_ms: BTreeMap::new(),
@@ -120,6 +128,11 @@ pub struct RunProfile {
     pub exits: BTreeMap<String, u64>,
     /// Hypercalls by kind (`Wait`, `Hook`, `ConsoleWrite`, …).
     pub hypercalls: BTreeMap<String, u64>,
+    /// Timer interrupts the virtual clock delivered, all CPUs: the ticks the guest handled
+    /// (a CPU that already had one pending takes the two as one). What a tick costs is the
+    /// run's time over these, not over CPUs × HZ × virtual seconds: an idle CPU does not tick.
+    #[serde(default)]
+    pub timer_interrupts: u64,
     /// The guest's instructions, counted by the host's perf with `--count-instructions`
     /// (`null` otherwise, or when no counter could be opened).
     pub guest_instructions: Option<u64>,
