@@ -196,6 +196,26 @@ fn the_profile_counts_the_ticks_delivered() {
     let (_, idle) = common::run("scenarios/boot.toml", Some(4));
     common::assert_clean_shutdown(&idle.outcome);
     assert_eq!(idle.profile.timer_interrupts, 0, "{:?}", idle.profile);
+
+    // So `bench tick` refuses a scenario in which nothing ticks, rather than dividing by zero
+    // or by ticks that never happened.
+    let out = common::lockvmm()
+        .args([
+            "bench",
+            "tick",
+            "--runs",
+            "1",
+            "--scenario",
+            "scenarios/boot.toml",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(
+        stderr.contains("scenarios/boot.toml") && stderr.contains("no CPU ticked"),
+        "{stderr}"
+    );
 }
 
 /// A vCPU that cannot be created fails the run with KVM's error and the environment's exit

@@ -42,10 +42,9 @@ pub fn tick(args: &TickBenchArgs) -> anyhow::Result<()> {
         let v: serde_json::Value =
             serde_json::from_slice(&child.stdout).context("child printed no JSON")?;
         let num = |p: &str| v.pointer(p).and_then(serde_json::Value::as_f64);
-        let (Some(run_ms), Some(vtime), Some(cpus), Some(exits)) = (
+        let (Some(run_ms), Some(delivered), Some(exits)) = (
             num("/profile/host_ms/run"),
-            num("/vtime_ns"),
-            num("/vcpus"),
+            num("/profile/timer_interrupts"),
             num("/profile/vm_exits"),
         ) else {
             bail!(
@@ -53,14 +52,13 @@ pub fn tick(args: &TickBenchArgs) -> anyhow::Result<()> {
                 args.scenario.display()
             );
         };
-        ticks = match num("/profile/timer_interrupts") {
-            Some(delivered) if delivered > 0.0 => delivered,
-            // A result without the count (an older lockvmm): every CPU ticking all the time.
-            _ => cpus * lockvmm_abi::HZ as f64 * vtime / 1e9,
-        };
-        if ticks < 1.0 {
-            bail!("{}: no virtual time passed", args.scenario.display());
+        if delivered < 1.0 {
+            bail!(
+                "{}: no CPU ticked (no busy CPU, or no virtual time passed)",
+                args.scenario.display()
+            );
         }
+        ticks = delivered;
         per_tick.push(run_ms * 1e3 / ticks);
         exits_per_tick = exits / ticks;
     }
