@@ -22,7 +22,9 @@ use crate::kernel::locking::ticket_spinlock::TICKET_SPINLOCKS;
 use crate::kernel::trace::trace_preemptirq::{IRQFLAG_EVENTS, PREEMPT_EVENTS};
 
 /// On when any of the keys the lock path tests is: the functions below then take their full
-/// path. Set once, by `spin_hooks_init`, after every one of those keys is.
+/// path. Set once, by `spin_hooks_init`, after every one of those keys is; code that enabled
+/// one of them later (none does) would have to enable this one too, before any lock it tracks
+/// is taken.
 pub static SPIN_HOOKS: StaticKey = StaticKey::new();
 
 /// Sets `SPIN_HOOKS` from the keys it stands for (`start_kernel`, after `instrument_init` and
